@@ -1,0 +1,49 @@
+//! routes.yaml: parse (raw serde types), validate (typed values), with every
+//! problem reported as `file:line:col`.
+
+pub mod grammar;
+pub mod model;
+mod problem;
+pub mod raw;
+pub mod spans;
+mod validate;
+
+use std::path::Path;
+
+pub use model::*;
+pub use problem::{ConfigError, Problem};
+use spans::{Pos, Spans};
+
+/// Read and validate a routes file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    parse(&src, &path.display().to_string())
+}
+
+/// Validate routes.yaml text; `file` names it in error messages.
+pub fn parse(src: &str, file: &str) -> Result<Config, ConfigError> {
+    let invalid = |problems| ConfigError::Invalid { file: file.to_string(), problems };
+    let raw: raw::RawFile = if src.trim().is_empty() {
+        raw::RawFile::default()
+    } else {
+        serde_yaml::from_str(src).map_err(|e| invalid(vec![yaml_problem(&e)]))?
+    };
+    let spans = Spans::index(src);
+    validate::validate(raw, &spans).map_err(invalid)
+}
+
+fn yaml_problem(e: &serde_yaml::Error) -> Problem {
+    let pos = e.location().map(|l| Pos { line: l.line(), col: l.column() });
+    // serde_yaml prefixes its message with the field path ("routes[0].mode: ..."); keep it.
+    let mut message = e.to_string();
+    if let Some(cut) = message.rfind(" at line ") {
+        message.truncate(cut);
+    }
+    Problem { pos, subject: String::new(), field: String::new(), message }
+}
+
+/// The JSON Schema of routes.yaml version 1, for editors.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(raw::RawFile);
+    serde_json::to_string_pretty(&schema).expect("schema serialises") + "\n"
+}

@@ -1,0 +1,130 @@
+//! Phase one: routes.yaml as written, before any value is trusted.
+//!
+//! Every leaf is kept as the user wrote it (strings, lists of strings); the
+//! grammar checks live in `validate`. Unknown keys are captured rather than
+//! rejected by serde, so that `validate` can report all of them at once, each
+//! with its line and column.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// Keys nobody declared, kept for the error report.
+pub type Unknown = BTreeMap<String, serde_yaml::Value>;
+
+/// routes.yaml, version 1.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields, title = "pullgate routes.yaml (version 1)")]
+pub struct RawFile {
+    /// Format version; must be 1.
+    pub version: Option<u32>,
+    /// Settings that apply to the whole gateway.
+    #[serde(default)]
+    pub gateway: RawGateway,
+    /// What the gateway serves; anything not listed here is answered 404.
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub unknown: Unknown,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawGateway {
+    /// Plain-HTTP listen addresses: `PORT`, `IPV4:PORT` or `[IPV6]:PORT`. Default `8080`.
+    pub listen: Option<Vec<String>>,
+    /// TLS listen addresses, used by hosts that have `tls`. Default `443`.
+    pub tls_listen: Option<Vec<String>>,
+    /// DNS servers nginx uses to resolve upstream host names when it proxies.
+    pub resolver: Option<Vec<String>>,
+    /// Access log path (schema v1 JSON lines); relative paths are under the nginx prefix.
+    pub access_log: Option<String>,
+    /// CA bundle used to verify upstream TLS certificates when proxying.
+    pub trusted_ca: Option<String>,
+    /// Default user-agent patterns (case-insensitive regular expressions) that `auto` redirects.
+    pub redirect_user_agents: Option<Vec<String>>,
+    /// Host names the gateway answers for, with their public URL and TLS files.
+    pub hosts: Option<Vec<RawHost>>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub unknown: Unknown,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawHost {
+    /// DNS name (RFC 1123, lower case).
+    pub name: Option<String>,
+    /// Absolute URL clients use to reach this host, e.g. `https://get.acme.dev`; used for the token realm.
+    pub public_url: Option<String>,
+    /// Certificate and key for TLS on this host.
+    pub tls: Option<RawTls>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub unknown: Unknown,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM certificate chain file (absolute path).
+    pub cert: Option<String>,
+    /// PEM private key file (absolute path).
+    pub key: Option<String>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub unknown: Unknown,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawRoute {
+    /// Unique route name; appears in the access log and in analytics.
+    pub name: Option<String>,
+    /// `oci` (container images, the default) or `file` (release files and other artifacts).
+    pub kind: Option<String>,
+    /// Host this route belongs to; without it the route applies to every host.
+    pub host: Option<String>,
+    /// (oci) Repository name clients ask for, exact (`app`) or a trailing glob (`acme/*`, `*`).
+    pub image: Option<String>,
+    /// (file) Path template, e.g. `/downloads/{version}/{file}`.
+    pub path: Option<String>,
+    /// (oci) `[scheme://]host[:port]/repository`, ending in `/*` when `image` is a glob.
+    /// (file) URL template using the names declared in `path`.
+    pub upstream: Option<String>,
+    /// `auto` (oci default: redirect clients matching `redirect_user_agents`, proxy the rest),
+    /// `redirect` (file default) or `proxy`.
+    pub mode: Option<String>,
+    /// (oci) User-agent patterns that `auto` redirects, replacing the gateway default.
+    pub redirect_user_agents: Option<Vec<String>>,
+    /// (oci) How the gateway obtains an upstream token when it issues its own challenge:
+    /// `none` (anonymous registry) or a map with `realm` and `service`.
+    /// Known registries (Docker Hub, GHCR, Quay, ECR Public) need nothing.
+    pub auth: Option<RawAuth>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub unknown: Unknown,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawAuth {
+    /// `none`: the upstream serves anonymously without tokens.
+    Word(String),
+    /// The upstream's token endpoint.
+    Token(RawTokenAuth),
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawTokenAuth {
+    /// Token endpoint URL (the `realm` of the upstream's Bearer challenge).
+    pub realm: Option<String>,
+    /// The `service` of the upstream's Bearer challenge.
+    pub service: Option<String>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub unknown: Unknown,
+}

@@ -1,0 +1,111 @@
+//! Talking to the nginx binary: check a staged config with `nginx -t`, run it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::render::{MainConf, RenderError, Rendered, INCLUDE_FILE};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NginxError {
+    #[error("cannot run {binary}: {source} (install nginx, or set PULLGATE_NGINX to its path)")]
+    Spawn { binary: String, source: std::io::Error },
+    #[error("nginx rejected the rendered config:\n{message}")]
+    Rejected { message: String },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Render(#[from] RenderError),
+}
+
+/// The nginx binary: `$PULLGATE_NGINX`, else `nginx` on PATH, else Debian's `/usr/sbin/nginx`.
+pub fn binary() -> String {
+    if let Ok(b) = std::env::var("PULLGATE_NGINX") {
+        return b;
+    }
+    let on_path = std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("nginx").is_file()));
+    if on_path { "nginx".into() } else { "/usr/sbin/nginx".into() }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NginxError + '_ {
+    move |source| NginxError::Io { path: path.to_path_buf(), source }
+}
+
+/// Write `contents` to `path` through a temporary file and a rename.
+pub fn write_atomic(path: &Path, contents: &str) -> Result<(), NginxError> {
+    let tmp = path.with_extension("tmp~");
+    std::fs::write(&tmp, contents).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+/// Write the include set into `dir`.
+pub fn write_set(rendered: &Rendered, dir: &Path) -> Result<(), NginxError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    for (name, contents) in &rendered.files {
+        write_atomic(&dir.join(name), contents)?;
+    }
+    Ok(())
+}
+
+/// An nginx prefix laid out for pullgate: `conf/`, `logs/`, `tmp/`.
+pub struct Prefix {
+    pub root: PathBuf,
+}
+
+impl Prefix {
+    pub fn create(root: PathBuf) -> Result<Prefix, NginxError> {
+        for sub in ["conf", "logs", "tmp"] {
+            let d = root.join(sub);
+            std::fs::create_dir_all(&d).map_err(io(&d))?;
+        }
+        let root = root.canonicalize().map_err(io(&root))?;
+        Ok(Prefix { root })
+    }
+
+    pub fn main_conf(&self) -> PathBuf {
+        self.root.join("conf/nginx.conf")
+    }
+
+    /// Write the include set and a main nginx.conf around it.
+    pub fn install(&self, rendered: &Rendered, foreground: bool, error_log: &str) -> Result<(), NginxError> {
+        let conf = self.root.join("conf");
+        write_set(rendered, &conf)?;
+        let root = self.root.display().to_string();
+        let include = conf.join(INCLUDE_FILE).display().to_string();
+        let main = MainConf { prefix: &root, include: &include, error_log, workers: "auto", foreground }.to_string()?;
+        write_atomic(&self.main_conf(), &main)
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(binary());
+        cmd.arg("-p").arg(&self.root).arg("-c").arg(self.main_conf()).args(args);
+        cmd
+    }
+
+    /// `nginx -t` on this prefix; nginx's own message on failure.
+    pub fn test(&self) -> Result<(), NginxError> {
+        let out = self.command(&["-t", "-q"]).output().map_err(|source| NginxError::Spawn { binary: binary(), source })?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            let message = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            Err(NginxError::Rejected { message })
+        }
+    }
+}
+
+/// Check a rendered set with `nginx -t` in a scratch prefix under `scratch_parent`.
+/// Paths in nginx's message are shown as `<rendered>/FILE`.
+pub fn check(rendered: &Rendered, scratch_parent: &Path) -> Result<(), NginxError> {
+    std::fs::create_dir_all(scratch_parent).map_err(io(scratch_parent))?;
+    let scratch = scratch_parent.join(format!("check-{}", std::process::id()));
+    let prefix = Prefix::create(scratch.clone())?;
+    let result = prefix.install(rendered, false, "stderr").and_then(|_| prefix.test());
+    let _ = std::fs::remove_dir_all(&scratch);
+    result.map_err(|e| match e {
+        NginxError::Rejected { message } => {
+            let staged = format!("{}/conf/", prefix.root.display());
+            NginxError::Rejected { message: message.replace(&staged, "<rendered>/") }
+        }
+        other => other,
+    })
+}

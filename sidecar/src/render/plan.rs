@@ -1,0 +1,241 @@
+//! What the nginx config says, computed from the typed config: map entries,
+//! servers and their auth style, hash sizes. The templates only lay it out.
+
+
+use crate::config::{Config, HostAuth, Mode, Piece, RepoPattern, Route, Target, UpstreamAuth};
+
+/// One `map` entry: an exact key, or a regex whose captures the value may use.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Entry {
+    /// For a regex entry, the literal prefix (already regex-escaped by the template).
+    pub key: String,
+    pub value: String,
+    pub regex: bool,
+}
+
+pub struct Server {
+    /// `server_name`; `_` is the catch-all.
+    pub name: String,
+    pub default: bool,
+    pub listen: Vec<String>,
+    pub tls: Option<(String, String)>,
+    pub tls_listen: Vec<String>,
+    /// How `/v2/` and `/token` behave.
+    pub auth: ServerAuth,
+    /// `scheme://host[:port]` for the token realm, or empty to derive it from the request.
+    pub public_url: String,
+    pub service: String,
+    /// Mode setting for the ping, as `$pg_mode_cfg` values: `redirect`, `proxy` or `auto:N`.
+    pub ping_mode: String,
+    pub files: Vec<FileLocation>,
+    pub has_registry: bool,
+}
+
+pub enum ServerAuth {
+    None,
+    PassThrough { ping_url: String },
+    Gateway,
+}
+
+pub struct FileLocation {
+    pub route: String,
+    /// The location regex, built from escaped literals and fixed capture groups.
+    pub regex: String,
+    /// The upstream URL with `${pg_f_NAME}` for each placeholder.
+    pub target: String,
+    pub proxy: bool,
+}
+
+pub struct Plan {
+    pub access_log: String,
+    pub resolver: Vec<String>,
+    pub trusted_ca: String,
+    /// `"$server_name/$pg_name"` to route name.
+    pub route_by_name: Vec<Entry>,
+    /// `"$server_name/$pg_name"` to upstream repository name.
+    pub repo_by_name: Vec<Entry>,
+    /// Route name to upstream origin.
+    pub origin_by_route: Vec<Entry>,
+    /// Route name to `$pg_mode_cfg`.
+    pub mode_by_route: Vec<Entry>,
+    /// Route name to the upstream token URL up to the scope's repository name.
+    pub token_by_route: Vec<Entry>,
+    /// Distinct user-agent lists; `auto:N` refers to list N.
+    pub ua_lists: Vec<Vec<String>>,
+    pub servers: Vec<Server>,
+    pub map_hash_max_size: usize,
+    pub map_hash_bucket_size: usize,
+    pub server_names_hash_max_size: usize,
+    pub server_names_hash_bucket_size: usize,
+}
+
+/// A location-regex fragment matching one placeholder value: no leading dot, no slash.
+pub const FILE_VALUE_RE: &str = "[A-Za-z0-9_~+-][A-Za-z0-9._~+-]*";
+
+impl Plan {
+    pub fn new(config: &Config) -> Plan {
+        let mut ua_lists: Vec<Vec<String>> = Vec::new();
+        let mut ua_list_of = |list: &Vec<String>| match ua_lists.iter().position(|l| l == list) {
+            Some(i) => i,
+            None => {
+                ua_lists.push(list.clone());
+                ua_lists.len() - 1
+            }
+        };
+        let mut route_by_name = Vec::new();
+        let mut repo_by_name = Vec::new();
+        let mut origin_by_route = Vec::new();
+        let mut mode_by_route = Vec::new();
+        let mut token_by_route = Vec::new();
+        let server_names: Vec<&str> = config.server_names().collect();
+        for route in &config.routes {
+            let Target::Oci(oci) = &route.target else { continue };
+            let hosts: Vec<&str> = match &route.host {
+                Some(h) => vec![h.as_str()],
+                None => server_names.clone(),
+            };
+            for host in hosts {
+                match (&oci.image, &oci.upstream.repo) {
+                    (RepoPattern::Exact(name), RepoPattern::Exact(up)) => {
+                        route_by_name.push(Entry { key: format!("{host}/{name}"), value: route.name.clone(), regex: false });
+                        repo_by_name.push(Entry { key: format!("{host}/{name}"), value: up.clone(), regex: false });
+                    }
+                    (RepoPattern::Prefix(p), RepoPattern::Prefix(up)) => {
+                        let key = if p.is_empty() { format!("{host}/") } else { format!("{host}/{p}/") };
+                        // The template appends the captured rest of the name.
+                        let value = if up.is_empty() { String::new() } else { format!("{up}/") };
+                        route_by_name.push(Entry { key: key.clone(), value: route.name.clone(), regex: true });
+                        repo_by_name.push(Entry { key, value, regex: true });
+                    }
+                    _ => unreachable!("validation pairs globs with globs"),
+                }
+            }
+            let entry = |value: String| Entry { key: route.name.clone(), value, regex: false };
+            origin_by_route.push(entry(oci.upstream.origin.to_string()));
+            mode_by_route.push(entry(match oci.mode {
+                Mode::Auto => format!("auto:{}", ua_list_of(&oci.redirect_user_agents)),
+                m => m.as_str().to_string(),
+            }));
+            if let Some(UpstreamAuth::Token { realm, service }) = &oci.auth {
+                token_by_route.push(entry(format!("{realm}?service={}&scope=repository:", query_escape(service))));
+            }
+        }
+        let default_ua = ua_list_of(&config.gateway.redirect_user_agents);
+        let servers = config.server_names().map(|name| server(config, name, default_ua)).collect::<Vec<_>>();
+
+        let mut maps = [&mut route_by_name, &mut repo_by_name, &mut origin_by_route, &mut mode_by_route, &mut token_by_route];
+        for m in maps.iter_mut() {
+            m.sort();
+        }
+        let longest_key = maps.iter().flat_map(|m| m.iter()).map(|e| e.key.len()).max().unwrap_or(0);
+        let most_entries = maps.iter().map(|m| m.len()).max().unwrap_or(0);
+        let longest_host = servers.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        Plan {
+            access_log: config.gateway.access_log.clone(),
+            resolver: config.gateway.resolver.clone(),
+            trusted_ca: config.gateway.trusted_ca.clone(),
+            route_by_name,
+            repo_by_name,
+            origin_by_route,
+            mode_by_route,
+            token_by_route,
+            ua_lists,
+            map_hash_max_size: hash_max_size(most_entries),
+            map_hash_bucket_size: bucket_size(longest_key),
+            server_names_hash_max_size: hash_max_size(servers.len()),
+            server_names_hash_bucket_size: bucket_size(longest_host),
+            servers,
+        }
+    }
+}
+
+fn server(config: &Config, name: &str, default_ua: usize) -> Server {
+    let host = config.gateway.hosts.iter().find(|h| h.name == name);
+    let routes: Vec<&Route> = config.routes_for(name).collect();
+    let modes: Vec<Mode> = routes
+        .iter()
+        .filter_map(|r| match &r.target {
+            Target::Oci(o) => Some(o.mode),
+            Target::File(_) => None,
+        })
+        .collect();
+    let ping_mode = if !modes.is_empty() && modes.iter().all(|m| *m == modes[0]) && modes[0] != Mode::Auto {
+        modes[0].as_str().to_string()
+    } else {
+        format!("auto:{default_ua}")
+    };
+    let auth = match config.host_auth(name) {
+        HostAuth::NoRegistry => ServerAuth::None,
+        HostAuth::PassThrough(origin) => ServerAuth::PassThrough { ping_url: format!("{origin}/v2/") },
+        HostAuth::Gateway => ServerAuth::Gateway,
+    };
+    let files = routes.iter().filter_map(|r| match &r.target {
+        Target::File(f) => Some(FileLocation {
+            route: r.name.clone(),
+            regex: path_regex(&f.path),
+            target: format!("{}{}", f.upstream_origin, url_target(&f.upstream_path)),
+            proxy: f.mode == Mode::Proxy,
+        }),
+        Target::Oci(_) => None,
+    });
+    let tls = host.and_then(|h| h.tls.as_ref()).map(|t| (t.cert.clone(), t.key.clone()));
+    Server {
+        name: name.to_string(),
+        default: name == Config::DEFAULT_HOST,
+        listen: config.gateway.listen.clone(),
+        tls_listen: if tls.is_some() { config.gateway.tls_listen.clone() } else { Vec::new() },
+        tls,
+        has_registry: !matches!(auth, ServerAuth::None),
+        auth,
+        public_url: host.and_then(|h| h.public_url.as_ref()).map(|u| u.to_string()).unwrap_or_default(),
+        service: if name == Config::DEFAULT_HOST { "pullgate".into() } else { name.to_string() },
+        ping_mode,
+        files: files.collect(),
+    }
+}
+
+/// `^/downloads/(?<pg_f_version>...)/(?<pg_f_file>...)$`, literals escaped.
+fn path_regex(pieces: &[Piece]) -> String {
+    let mut re = String::from("^");
+    for p in pieces {
+        match p {
+            Piece::Literal(l) => re.push_str(&regex::escape(l)),
+            Piece::Var(v) => re.push_str(&format!("(?<pg_f_{v}>{FILE_VALUE_RE})")),
+        }
+    }
+    re.push('$');
+    re
+}
+
+fn url_target(pieces: &[Piece]) -> String {
+    pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Literal(l) => l.clone(),
+            Piece::Var(v) => format!("${{pg_f_{v}}}"),
+        })
+        .collect()
+}
+
+fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+/// nginx sizes a hash to at most this many buckets; enough for one element each.
+fn hash_max_size(entries: usize) -> usize {
+    entries.next_power_of_two().max(1024)
+}
+
+/// A bucket must hold one element (pointer + key + 2, aligned) plus the end marker.
+fn bucket_size(longest_key: usize) -> usize {
+    let elt = 8 + (longest_key + 2).div_ceil(8) * 8;
+    (elt + 8).next_power_of_two().max(64)
+}
+
+/// Group entries by kind for templates that emit exact keys before regexes.
+pub fn exact_then_regex(entries: &[Entry]) -> (Vec<&Entry>, Vec<&Entry>) {
+    entries.iter().partition(|e| !e.regex)
+}
+
