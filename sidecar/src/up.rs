@@ -25,7 +25,16 @@ pub fn run(config_path: &Path, state_dir: &Path) -> Result<(), Failure> {
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| Failure::Other(e.into()))?;
     rt.block_on(async {
-        let mut child = tokio::process::Command::from(prefix.command(&[]))
+        let mut cmd = prefix.command(&[]);
+        // If pullgate dies without stopping nginx (SIGKILL, a crash), nginx stops too.
+        // SAFETY: prctl in the forked child before exec touches no shared state.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let mut child = tokio::process::Command::from(cmd)
             .kill_on_drop(true)
             .spawn()
             .map_err(|source| Failure::Other(nginx::NginxError::Spawn { binary: nginx::binary(), source }.into()))?;
@@ -39,16 +48,9 @@ pub fn run(config_path: &Path, state_dir: &Path) -> Result<(), Failure> {
         tracing::info!(signal = stop, "stopping nginx gracefully");
         // SIGQUIT: nginx finishes in-flight requests, then exits.
         // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-        unsafe { libc_kill(pid, SIGQUIT) };
+        unsafe { libc::kill(pid, libc::SIGQUIT) };
         exited(child.wait().await)
     })
-}
-
-const SIGQUIT: i32 = 3;
-
-extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
 fn exited(status: std::io::Result<std::process::ExitStatus>) -> Result<(), Failure> {

@@ -3,10 +3,12 @@
 
 pub use super::grammar::{Origin, OciUpstream, Piece, RepoPattern, Scheme};
 
-/// The user agents `auto` redirects when nothing else is configured: docker
-/// engines, which keep auth working across a cross-host redirect when the
-/// challenge came from the upstream itself.
-pub const DEFAULT_REDIRECT_USER_AGENTS: &[&str] = &["^docker/"];
+/// The user agents `auto` redirects when nothing else is configured: the
+/// clients that, tested here, keep auth working across a cross-host redirect
+/// when the challenge came from the upstream itself: the docker engine and
+/// containerd (ctr, nerdctl, Kubernetes' CRI). containers/image clients
+/// (podman, skopeo, buildah, CRI-O) drop the token and are proxied.
+pub const DEFAULT_REDIRECT_USER_AGENTS: &[&str] = &["^docker/", "^containerd/"];
 pub const DEFAULT_LISTEN: &str = "8080";
 pub const DEFAULT_TLS_LISTEN: &str = "443";
 pub const DEFAULT_ACCESS_LOG: &str = "logs/pullgate.access.log";
@@ -142,6 +144,20 @@ impl Config {
     /// Routes that serve requests for `server` (a host name or the catch-all).
     pub fn routes_for<'a>(&'a self, server: &'a str) -> impl Iterator<Item = &'a Route> + 'a {
         self.routes.iter().filter(move |r| r.host.as_deref().is_none_or(|h| h == server))
+    }
+
+    /// Whether a redirect would strand the client without its token: the
+    /// upstream needs one, and on some host of this route the challenge came
+    /// from the gateway. Clients attach tokens per host, and docker drops
+    /// `Authorization` on a redirect to another host, so such a route must be
+    /// proxied.
+    pub fn redirect_loses_auth(&self, route: &Route) -> bool {
+        let Target::Oci(oci) = &route.target else { return false };
+        if !matches!(oci.auth, Some(UpstreamAuth::Token { .. })) {
+            return false;
+        }
+        let mut servers = self.server_names().filter(|s| route.host.as_deref().is_none_or(|h| h == *s));
+        servers.any(|s| self.host_auth(s) == HostAuth::Gateway)
     }
 
     pub fn host_auth(&self, server: &str) -> HostAuth {

@@ -379,6 +379,13 @@ impl Cx<'_> {
                 }
             }
         }
+        for (idx, r) in config.routes.iter().enumerate() {
+            if matches!(&r.target, Target::Oci(o) if o.mode == Mode::Redirect) && config.redirect_loses_auth(r) {
+                self.at_route(indices[idx], r, "mode", "`redirect` cannot work here: the upstream needs a token and this host \
+                    issues its own challenge (it renames images or fronts several upstreams), so clients would reach \
+                    the upstream without their token; use `auto` or `proxy`, or give the route a host of its own without renaming".into());
+            }
+        }
         // nginx resolves proxy targets at request time and needs a resolver for names.
         if config.gateway.resolver.is_empty() {
             if let Some((r, host)) = config.routes.iter().find_map(|r| proxied_dns_host(config, r).map(|h| (r, h))) {

@@ -112,7 +112,8 @@ impl Plan {
             }
             let entry = |value: String| Entry { key: route.name.clone(), value, regex: false };
             origin_by_route.push(entry(oci.upstream.origin.to_string()));
-            mode_by_route.push(entry(match oci.mode {
+            let mode = if oci.mode == Mode::Auto && config.redirect_loses_auth(route) { Mode::Proxy } else { oci.mode };
+            mode_by_route.push(entry(match mode {
                 Mode::Auto => format!("auto:{}", ua_list_of(&oci.redirect_user_agents)),
                 m => m.as_str().to_string(),
             }));

@@ -1,0 +1,27 @@
+//! Test cases, a module per area.
+
+mod cli;
+mod protocol;
+mod pulls;
+mod render;
+
+use crate::world::World;
+
+pub type Standalone = fn() -> Result<(), String>;
+pub type WithWorld = Box<dyn Fn(&World) -> Result<(), String> + Send + Sync>;
+
+/// Tests that need no upstream registry.
+pub fn standalone() -> Vec<(String, Standalone)> {
+    let mut v = Vec::new();
+    v.extend(cli::tests());
+    v.extend(render::tests());
+    v
+}
+
+/// Tests that use the shared upstreams.
+pub fn with_world() -> Vec<(String, WithWorld)> {
+    let mut v = Vec::new();
+    v.extend(protocol::tests());
+    v.extend(pulls::tests());
+    v
+}

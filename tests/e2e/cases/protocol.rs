@@ -1,0 +1,214 @@
+//! The registry protocol at the HTTP level, with curl.
+
+use serde_json::Value;
+
+use super::WithWorld;
+use crate::ensure;
+use crate::support::clients::sha256_hex;
+use crate::support::gateway::{curl, Gateway};
+use crate::world::{World, BIG_LAYER};
+
+const DOCKER_UA: &str = "User-Agent: docker/20.10.24 go/go1.19.8 git-commit/5d6db84 kernel/6.1 os/linux arch/amd64 UpstreamClient(Docker-Client/28.2.2 \\(linux\\))";
+const OCI_ACCEPT: &str = "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
+
+pub fn tests() -> Vec<(String, WithWorld)> {
+    let cases: Vec<(&str, fn(&World) -> Result<(), String>)> = vec![
+        ("protocol::ping_passes_upstream_challenge_through", ping_pass_through),
+        ("protocol::manifest_redirect_keeps_path_for_tag_and_digest", manifest_redirect),
+        ("protocol::head_only_version_check_through_proxy", head_check_proxy),
+        ("protocol::tags_list_query_preserved", tags_list_query),
+        ("protocol::unknown_image_is_name_unknown", unknown_image),
+        ("protocol::path_tricks_never_redirect_or_proxy", path_tricks),
+        ("protocol::proxy_resumes_range_download_of_100mb_layer", range_resume),
+        ("protocol::renamed_image_uses_gateway_token_flow", token_flow),
+        ("protocol::push_and_bodies_are_refused", push_refused),
+    ];
+    cases.into_iter().map(|(n, f)| (n.to_string(), Box::new(f) as WithWorld)).collect()
+}
+
+fn url(gw: &Gateway, path: &str) -> String {
+    format!("http://{}{path}", gw.host())
+}
+
+/// The single log line for `uri` (exact match).
+fn line(gw: &Gateway, uri: &str) -> Result<Value, String> {
+    let lines: Vec<Value> = gw.log()?.into_iter().filter(|l| l["uri"] == uri).collect();
+    ensure!(lines.len() == 1, "expected one log line for {uri}, found {lines:?}");
+    Ok(lines.into_iter().next().unwrap())
+}
+
+fn expect_line(gw: &Gateway, uri: &str, route: &str, mode: &str, status: u64) -> Result<Value, String> {
+    let l = line(gw, uri)?;
+    ensure!(l["route"] == route && l["mode"] == mode && l["status"] == status, "log for {uri}: want route={route} mode={mode} status={status}, got {l}");
+    Ok(l)
+}
+
+fn ping_pass_through(w: &World) -> Result<(), String> {
+    let gw = w.gateway("ping-pass-through", &w.routes_authed())?;
+    // A proxied client sees the upstream's own challenge, realm and all.
+    let r = curl("GET", &url(&gw, "/v2/"), &[])?;
+    ensure!(r.status == 401, "proxied ping: {} {}", r.status, r.text());
+    let challenge = r.header("www-authenticate").unwrap_or("");
+    ensure!(challenge.contains(&w.token.realm()), "challenge {challenge:?} does not name the upstream realm");
+    // docker is redirected to the upstream's ping, where it learns the challenge.
+    let r = curl("GET", &url(&gw, "/v2/"), &[DOCKER_UA])?;
+    ensure!(r.status == 307, "docker ping: {}", r.status);
+    ensure!(r.header("location") == Some(&format!("http://{}/v2/", w.authed.addr)), "location {:?}", r.header("location"));
+    let lines = gw.log_for("/v2/")?;
+    ensure!(lines.len() == 2 && lines[0]["mode"] == "proxy" && lines[1]["mode"] == "redirect", "ping log lines: {lines:?}");
+    Ok(())
+}
+
+fn manifest_redirect(w: &World) -> Result<(), String> {
+    let gw = w.gateway("manifest-redirect", &w.routes_anon("auto"))?;
+    let digest = &w.image("anon/acme/app:1.0").digest;
+    for (method, path) in [
+        ("HEAD", "/v2/acme/app/manifests/1.0".to_string()),
+        ("GET", "/v2/acme/app/manifests/1.0".to_string()),
+        ("GET", format!("/v2/acme/app/manifests/{digest}")),
+        ("GET", format!("/v2/acme/app/blobs/{}", w.image("anon/acme/app:1.0").layers()[0])),
+    ] {
+        let r = curl(method, &url(&gw, &path), &[DOCKER_UA])?;
+        ensure!(r.status == 307, "{method} {path}: {}", r.status);
+        let want = format!("http://{}{path}", w.anon.addr);
+        ensure!(r.header("location") == Some(want.as_str()), "{method} {path}: location {:?}, want {want}", r.header("location"));
+    }
+    let l = expect_line(&gw, &format!("/v2/acme/app/manifests/{digest}"), "acme", "redirect", 307)?;
+    ensure!(l["upstream"] == format!("http://{}/v2/acme/app/manifests/{digest}", w.anon.addr), "upstream field: {l}");
+    Ok(())
+}
+
+fn head_check_proxy(w: &World) -> Result<(), String> {
+    let gw = w.gateway("head-check", &w.routes_anon("auto"))?;
+    let r = curl("HEAD", &url(&gw, "/v2/acme/app/manifests/2.0"), &[OCI_ACCEPT])?;
+    ensure!(r.status == 200, "HEAD through proxy: {}", r.status);
+    let digest = &w.image("anon/acme/app:2.0").digest;
+    ensure!(r.header("docker-content-digest") == Some(digest.as_str()), "digest header {:?}", r.header("docker-content-digest"));
+    let l = expect_line(&gw, "/v2/acme/app/manifests/2.0", "acme", "proxy", 200)?;
+    ensure!(l["method"] == "HEAD" && l["accept"].as_str().is_some_and(|a| a.contains("oci.image.manifest")), "{l}");
+    Ok(())
+}
+
+fn tags_list_query(w: &World) -> Result<(), String> {
+    let gw = w.gateway("tags-list", &w.routes_anon("auto"))?;
+    let path = "/v2/acme/app/tags/list?n=1&last=1.0";
+    let r = curl("GET", &url(&gw, path), &[DOCKER_UA])?;
+    let want = format!("http://{}{path}", w.anon.addr);
+    ensure!(r.status == 307 && r.header("location") == Some(want.as_str()), "redirect: {} {:?}", r.status, r.header("location"));
+    let r = curl("GET", &url(&gw, path), &[])?;
+    let body: Value = serde_json::from_slice(&r.body).map_err(|e| format!("{e}: {}", r.text()))?;
+    ensure!(r.status == 200 && body["name"] == "acme/app", "proxied page: {} {body}", r.status);
+    // docker-registry 2.8 ignores n/last, so check what it received rather than what it paged.
+    let seen = format!("http.request.uri=\"{path}\"");
+    ensure!(w.anon.server.log_text().contains(&seen), "the upstream never received {path}");
+    let lines = gw.log_for("tags/list")?;
+    ensure!(lines.iter().all(|l| l["uri"] == path && l["route"] == "acme"), "{lines:?}");
+    Ok(())
+}
+
+fn unknown_image(w: &World) -> Result<(), String> {
+    for (name, routes) in [("unknown-pass", w.routes_anon("auto")), ("unknown-renamed", w.routes_renamed())] {
+        let gw = w.gateway(name, &routes)?;
+        for path in ["/v2/nope/app/manifests/1.0", "/v2/acmex/app/manifests/1.0", "/v2/app2/blobs/sha256:0123abcd"] {
+            let r = curl("GET", &url(&gw, path), &[DOCKER_UA, "Authorization: Bearer x"])?;
+            ensure!(r.status == 404 && r.text().contains("NAME_UNKNOWN"), "{name} {path}: {} {}", r.status, r.text());
+            ensure!(r.header("location").is_none(), "{path} redirected");
+            let l = expect_line(&gw, path, "", "local", 404)?;
+            ensure!(l["upstream"] == "", "{l}");
+        }
+    }
+    Ok(())
+}
+
+fn path_tricks(w: &World) -> Result<(), String> {
+    let gw = w.gateway("path-tricks", &w.routes_anon("redirect"))?;
+    let tricks = [
+        "/v2/acme/../evil/manifests/1.0",
+        "/v2/acme/app/../../evil/manifests/1.0",
+        "/v2/acme/./app/manifests/1.0",
+        "/v2//acme/app/manifests/1.0",
+        "/v2/acme//app/manifests/1.0",
+        "//127.0.0.9/v2/acme/app/manifests/1.0",
+        "/v2/acme%2Fapp/manifests/1.0",
+        "/v2/acme/app%2Fmanifests/1.0",
+        "/v2/acme/%2e%2e/evil/manifests/1.0",
+        "/v2/acme/app/manifests/1.0%0d%0aLocation:%20http://evil.example/",
+        "/v2/acme/app/manifests/..%2f..%2fevil",
+        "/v2/acme/app/manifests/%2F%2Fevil.example",
+        "/v2/acme/app/blobs/uploads/",
+        "/v2/acme/APP/manifests/1.0",
+        "/v2/acme/app/manifests/1.0/../../../evil/manifests/1.0",
+        "/downloads/../v2/acme/app/manifests/1.0",
+    ];
+    for t in tricks {
+        let r = curl("GET", &url(&gw, t), &[DOCKER_UA])?;
+        ensure!(matches!(r.status, 400 | 404 | 405), "{t}: status {}", r.status);
+        ensure!(r.header("location").is_none(), "{t}: redirected to {:?}", r.header("location"));
+    }
+    for l in gw.log()? {
+        ensure!(l["upstream"] == "" && l["mode"] == "local", "a path trick reached an upstream: {l}");
+    }
+    Ok(())
+}
+
+fn range_resume(w: &World) -> Result<(), String> {
+    let gw = w.gateway("range", &w.routes_anon("proxy"))?;
+    let layer = &w.image("anon/acme/big:1.0").layers()[0];
+    let path = format!("/v2/acme/big/blobs/{layer}");
+    let half = BIG_LAYER / 2;
+    let first = curl("GET", &url(&gw, &path), &[&format!("Range: bytes=0-{}", half - 1)])?;
+    ensure!(first.status == 206 && first.body.len() == half, "first half: {} {} bytes", first.status, first.body.len());
+    // Resume from where the first transfer stopped, as a client does after a dropped connection.
+    let rest = curl("GET", &url(&gw, &path), &[&format!("Range: bytes={half}-")])?;
+    ensure!(rest.status == 206, "resume: {}", rest.status);
+    let range = rest.header("content-range").unwrap_or("");
+    ensure!(range.starts_with(&format!("bytes {half}-")), "content-range {range:?}");
+    let mut all = first.body;
+    all.extend_from_slice(&rest.body);
+    let got = format!("sha256:{}", sha256_hex(&all));
+    ensure!(&got == layer, "reassembled layer hashes to {got}, want {layer}");
+    let lines = gw.log_for(&path)?;
+    ensure!(lines.len() == 2 && lines.iter().all(|l| l["mode"] == "proxy" && l["status"] == 206 && l["range"].as_str().is_some_and(|r| r.starts_with("bytes="))), "{lines:?}");
+    Ok(())
+}
+
+fn token_flow(w: &World) -> Result<(), String> {
+    let gw = w.gateway("token-flow", &w.routes_renamed())?;
+    let r = curl("GET", &url(&gw, "/v2/"), &[])?;
+    let challenge = r.header("www-authenticate").unwrap_or("").to_string();
+    let realm = format!("realm=\"http://{}/token\"", gw.host());
+    ensure!(r.status == 401 && challenge.starts_with("Bearer ") && challenge.contains(&realm), "ping: {} {challenge:?}", r.status);
+    // Without a token, a manifest request gets a challenge with the scope to ask for.
+    let r = curl("GET", &url(&gw, "/v2/apps/skopeo-r/manifests/1.0"), &[])?;
+    let challenge = r.header("www-authenticate").unwrap_or("");
+    ensure!(r.status == 401 && challenge.contains("scope=\"repository:apps/skopeo-r:pull\""), "manifest: {} {challenge:?}", r.status);
+    // The scope is rewritten to the upstream name; docker sends it percent-encoded.
+    let r = curl("GET", &url(&gw, "/token?scope=repository%3Aapps%2Fskopeo-r%3Apull&service=pullgate"), &[])?;
+    let token: Value = serde_json::from_slice(&r.body).map_err(|e| format!("{e}: {}", r.text()))?;
+    ensure!(r.status == 200 && token["token"].is_string(), "token: {} {token}", r.status);
+    ensure!(w.token.scopes_seen().iter().any(|s| s == "repository:acme-org/skopeo-r:pull"), "scope not rewritten: {:?}", w.token.scopes_seen());
+    let auth = format!("Authorization: Bearer {}", token["token"].as_str().unwrap());
+    let r = curl("GET", &url(&gw, "/v2/apps/skopeo-r/manifests/1.0"), &[&auth, OCI_ACCEPT])?;
+    ensure!(r.status == 200, "manifest with token: {} {}", r.status, r.text());
+    let lines = gw.log_for("/v2/apps/skopeo-r/manifests/1.0")?;
+    let statuses: Vec<_> = lines.iter().map(|l| (l["status"].as_u64(), l["mode"].as_str(), l["route"].as_str())).collect();
+    ensure!(statuses == [(Some(401), Some("local"), Some("renamed")), (Some(200), Some("proxy"), Some("renamed"))], "{statuses:?}");
+    // An anonymous upstream behind the same host gets a placeholder token.
+    let r = curl("GET", &url(&gw, "/token?scope=repository:app:pull"), &[])?;
+    ensure!(r.status == 200 && r.text().contains("pullgate-anonymous"), "anonymous token: {}", r.text());
+    let l = line(&gw, "/token?scope=repository%3Aapps%2Fskopeo-r%3Apull&service=pullgate")?;
+    ensure!(l["route"] == "renamed" && l["mode"] == "proxy" && l["upstream"].as_str().is_some_and(|u| u.contains("acme-org/skopeo-r")), "{l}");
+    Ok(())
+}
+
+fn push_refused(w: &World) -> Result<(), String> {
+    let gw = w.gateway("push-refused", &w.routes_anon("proxy"))?;
+    for (method, path) in [("POST", "/v2/acme/app/blobs/uploads/"), ("PUT", "/v2/acme/app/manifests/9.9"), ("DELETE", "/v2/acme/app/manifests/1.0"), ("PATCH", "/v2/acme/app/blobs/uploads/x")] {
+        let r = curl(method, &url(&gw, path), &["Content-Type: application/json"])?;
+        ensure!(r.status == 405, "{method} {path}: {}", r.status);
+    }
+    for l in gw.log()? {
+        ensure!(l["upstream"] == "", "a write reached the upstream: {l}");
+    }
+    Ok(())
+}

@@ -1,1 +1,0 @@
-//! Helpers live in e2e/ for now.
