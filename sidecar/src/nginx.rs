@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::render::{MainConf, RenderError, Rendered, INCLUDE_FILE};
 
@@ -97,7 +98,9 @@ impl Prefix {
 /// Paths in nginx's message are shown as `<rendered>/FILE`.
 pub fn check(rendered: &Rendered, scratch_parent: &Path) -> Result<(), NginxError> {
     std::fs::create_dir_all(scratch_parent).map_err(io(scratch_parent))?;
-    let scratch = scratch_parent.join(format!("check-{}", std::process::id()));
+    static CHECKS: AtomicU64 = AtomicU64::new(0);
+    let n = CHECKS.fetch_add(1, Ordering::Relaxed);
+    let scratch = scratch_parent.join(format!("check-{}-{n}", std::process::id()));
     let prefix = Prefix::create(scratch.clone())?;
     let result = prefix.install(rendered, false, "stderr").and_then(|_| prefix.test());
     let _ = std::fs::remove_dir_all(&scratch);

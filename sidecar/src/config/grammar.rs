@@ -305,7 +305,12 @@ pub fn ua_pattern(s: &str) -> Check<String> {
             bad.escape_default()
         ));
     }
-    Regex::new(s).map(|_| s.to_string()).map_err(|e| format!("not a valid regular expression: {e}"))
+    // nginx compiles these with PCRE2, case-insensitively; so does this check.
+    pcre2::bytes::RegexBuilder::new()
+        .caseless(true)
+        .build(s)
+        .map(|_| s.to_string())
+        .map_err(|e| format!("not a valid regular expression (PCRE2): {e}"))
 }
 
 /// One piece of a path or URL template.
@@ -347,19 +352,27 @@ pub fn template(s: &str) -> Check<Vec<Piece>> {
     Ok(pieces)
 }
 
-/// A file route's path template: absolute, segments of safe literals and placeholders.
-pub fn path_template(s: &str) -> Check<Vec<Piece>> {
-    if !s.starts_with('/') {
-        return Err("expected an absolute path template such as `/downloads/{version}/{file}`".into());
-    }
+/// Split a path template and check its literal parts: letters, digits, `/`
+/// and `._~+-`, without empty, `.` or `..` segments.
+fn checked_path_template(s: &str) -> Check<Vec<Piece>> {
     let pieces = template(s)?;
     for p in &pieces {
         if let Piece::Literal(l) = p {
-            if !l.split('/').all(|seg| TEMPLATE_LITERAL.is_match(seg)) || l.contains("//") || l.split('/').any(|seg| seg == "." || seg == "..") {
+            let bad_segment = l.split('/').any(|seg| !TEMPLATE_LITERAL.is_match(seg) || seg == "." || seg == "..");
+            if bad_segment || l.contains("//") {
                 return Err(format!("`{l}`: literal parts may contain only letters, digits, `/` and `._~+-`, without empty, `.` or `..` segments"));
             }
         }
     }
+    Ok(pieces)
+}
+
+/// A file route's path template: absolute, with at least one placeholder.
+pub fn path_template(s: &str) -> Check<Vec<Piece>> {
+    if !s.starts_with('/') {
+        return Err("expected an absolute path template such as `/downloads/{version}/{file}`".into());
+    }
+    let pieces = checked_path_template(s)?;
     if !pieces.iter().any(|p| matches!(p, Piece::Var(_))) {
         return Err("a file route needs at least one placeholder such as `{file}`".into());
     }
@@ -375,11 +388,7 @@ pub fn url_template(s: &str) -> Check<(Origin, Vec<Piece>)> {
         return Err("placeholders may appear only in the path, not in the host".into());
     }
     let origin = origin(scheme, authority)?;
-    let pieces = path_template(&rest[slash..]).or_else(|e| {
-        // An upstream without placeholders is fine (one fixed file); re-check its literals.
-        template(&rest[slash..]).and_then(|p| if p.iter().all(|x| matches!(x, Piece::Literal(_))) { Ok(p) } else { Err(e) })
-    })?;
-    Ok((origin, pieces))
+    Ok((origin, checked_path_template(&rest[slash..])?))
 }
 
 #[cfg(test)]
@@ -421,5 +430,10 @@ mod tests {
         assert!(path_template("/d/../{f}").is_err());
         assert!(path_template("/d/{V}").is_err());
         assert!(url_template("https://{h}.io/{f}").is_err());
+        assert!(url_template("https://x.io/fixed.tar.gz").is_ok());
+        // Rust's regex accepts stacked repetition; PCRE2 (nginx) does not.
+        assert!(ua_pattern("app~**").is_err());
+        assert!(ua_pattern("^docker/|^containerd/").is_ok());
+        assert!(url_template("http://x.io/app\";return 302 http://evil/;#").is_err());
     }
 }

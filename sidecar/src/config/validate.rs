@@ -17,6 +17,7 @@ pub fn validate(raw: RawFile, spans: &Spans) -> Result<Config, Vec<Problem>> {
         None => cx.report("", "version", "version", "missing; expected `version: 1` at the top of the file"),
     }
     let mut gateway = cx.gateway(raw.gateway);
+    cx.duplicate_names(&raw.routes);
     let mut routes = Vec::new();
     for (i, r) in raw.routes.into_iter().enumerate() {
         if let Some(route) = cx.route(i, r, &gateway) {
@@ -28,7 +29,6 @@ pub fn validate(raw: RawFile, spans: &Spans) -> Result<Config, Vec<Problem>> {
     let implied: BTreeSet<&String> = routes.iter().filter_map(|r: &(usize, Route)| r.1.host.as_ref()).filter(|h| !declared.contains(*h)).collect();
     gateway.hosts.extend(implied.into_iter().map(|name| Host { name: name.clone(), public_url: None, tls: None }));
 
-    cx.duplicate_names(&routes);
     cx.overlaps(&routes);
     let (indices, routes): (Vec<usize>, Vec<Route>) = routes.into_iter().unzip();
     let config = Config { gateway, routes };
@@ -106,7 +106,11 @@ impl Cx<'_> {
         const S: &str = "gateway";
         self.unknown(S, S, &g.unknown, &["listen", "tls_listen", "resolver", "access_log", "trusted_ca", "redirect_user_agents", "hosts"]);
         let list = |v: Option<Vec<String>>, d: &str| v.unwrap_or_else(|| vec![d.to_string()]);
-        let listen = self.check_list(S, "gateway.listen", "listen", list(g.listen, DEFAULT_LISTEN), grammar::listen);
+        let listen = list(g.listen, DEFAULT_LISTEN);
+        if listen.is_empty() {
+            self.report(S, "gateway.listen", "listen", "needs at least one address");
+        }
+        let listen = self.check_list(S, "gateway.listen", "listen", listen, grammar::listen);
         let tls_listen = self.check_list(S, "gateway.tls_listen", "tls_listen", list(g.tls_listen, DEFAULT_TLS_LISTEN), grammar::listen);
         let resolver = self.check_list(S, "gateway.resolver", "resolver", g.resolver.unwrap_or_default(), grammar::resolver);
         let access_log = g.access_log.unwrap_or_else(|| DEFAULT_ACCESS_LOG.into());
@@ -115,9 +119,6 @@ impl Cx<'_> {
         let trusted_ca = self.check(S, "gateway.trusted_ca", "trusted_ca", &trusted_ca, |s| grammar::file_path(s, true)).unwrap_or_default();
         let uas = g.redirect_user_agents.unwrap_or_else(|| DEFAULT_REDIRECT_USER_AGENTS.iter().map(|s| s.to_string()).collect());
         let redirect_user_agents = self.check_list(S, "gateway.redirect_user_agents", "redirect_user_agents", uas, grammar::ua_pattern);
-        if listen.is_empty() {
-            self.report(S, "gateway.listen", "listen", "needs at least one address");
-        }
         let mut hosts: Vec<Host> = Vec::new();
         let mut seen: HashMap<String, usize> = HashMap::new();
         for (i, h) in g.hosts.unwrap_or_default().into_iter().enumerate() {
@@ -289,12 +290,15 @@ impl Cx<'_> {
         self.report(&format!("route \"{}\"", route.name), &path, field, message);
     }
 
-    fn duplicate_names(&mut self, routes: &[(usize, Route)]) {
+    /// Checked on the names as written, so a route with other problems still counts.
+    fn duplicate_names(&mut self, routes: &[RawRoute]) {
         let mut first: HashMap<&str, usize> = HashMap::new();
-        for (idx, r) in routes {
-            if let Some(prev) = first.insert(&r.name, *idx) {
+        for (idx, r) in routes.iter().enumerate() {
+            let Some(name) = r.name.as_deref() else { continue };
+            if let Some(prev) = first.insert(name, idx) {
                 let line = self.spans.value(&format!("routes[{prev}].name")).map(|p| format!(" at line {}", p.line)).unwrap_or_default();
-                self.at_route(*idx, r, "name", format!("duplicate name; first used by route #{}{line}", prev + 1));
+                let subject = route_subject(idx, Some(name));
+                self.report(&subject, &format!("routes[{idx}].name"), "name", format!("duplicate name; first used by route #{}{line}", prev + 1));
             }
         }
     }

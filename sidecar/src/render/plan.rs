@@ -63,6 +63,9 @@ pub struct Plan {
     /// Distinct user-agent lists; `auto:N` refers to list N.
     pub ua_lists: Vec<Vec<String>>,
     pub servers: Vec<Server>,
+    /// Whether any server answers the registry API: the registry maps use
+    /// `$pg_name`, which only the registry location defines.
+    pub has_registry: bool,
     pub map_hash_max_size: usize,
     pub map_hash_bucket_size: usize,
     pub server_names_hash_max_size: usize,
@@ -145,6 +148,7 @@ impl Plan {
             map_hash_bucket_size: bucket_size(longest_key),
             server_names_hash_max_size: hash_max_size(servers.len()),
             server_names_hash_bucket_size: bucket_size(longest_host),
+            has_registry: servers.iter().any(|s| s.has_registry),
             servers,
         }
     }

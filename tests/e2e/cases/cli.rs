@@ -1,7 +1,176 @@
-//! `pullgate validate` and friends, as a user runs them.
+//! `pullgate validate`, `render` and `schema`, run as a user runs them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use super::Standalone;
+use crate::ensure;
+use crate::support::gateway::PULLGATE;
 
 pub fn tests() -> Vec<(String, Standalone)> {
-    Vec::new()
+    let cases: Vec<(&str, Standalone)> = vec![
+        ("cli::validate_reports_every_problem_with_position", validate_broken),
+        ("cli::validate_reports_cross_route_problems", validate_cross_route),
+        ("cli::validate_reports_yaml_syntax_with_position", validate_syntax),
+        ("cli::validate_accepts_the_example", validate_example),
+        ("cli::render_check_reports_nginx_message", render_check_nginx_error),
+        ("cli::schema_file_is_in_sync", schema_in_sync),
+    ];
+    cases.into_iter().map(|(n, f)| (n.to_string(), f)).collect()
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn pullgate(args: &[&str]) -> Output {
+    Command::new(PULLGATE).args(args).output().expect("run pullgate")
+}
+
+fn scratch(name: &str, yaml: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pg-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("routes.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// Run validate, expect exit 2, and find each `LINE:COL: ...fragment` in stderr.
+fn expect_problems(path: &Path, expected: &[(u32, u32, &str)]) -> Result<(), String> {
+    let out = pullgate(&["validate", "-c", path.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.code() == Some(2), "exit {:?}, stderr:\n{err}", out.status.code());
+    let file = path.display().to_string();
+    for (line, col, fragment) in expected {
+        let prefix = format!("{file}:{line}:{col}: ");
+        ensure!(
+            err.lines().any(|l| l.starts_with(&prefix) && l.contains(fragment)),
+            "no problem `{prefix}...{fragment}` in:\n{err}"
+        );
+    }
+    let reported = err.lines().filter(|l| l.starts_with(&file)).count();
+    ensure!(reported == expected.len(), "{reported} problems reported, {} expected:\n{err}", expected.len());
+    Ok(())
+}
+
+fn validate_broken() -> Result<(), String> {
+    let path = repo_root().join("tests/fixtures/broken.yaml");
+    expect_problems(
+        &path,
+        &[
+            (3, 12, "gateway: listen[0]: `99999` is not a port"),
+            (4, 14, "gateway: resolver[0]: expected an IP address"),
+            (6, 13, "gateway: hosts[0].name: host names are matched in lower case: write `get.acme.dev`"),
+            (8, 9, "gateway: hosts[0].tls: missing `key`"),
+            (8, 15, "gateway: hosts[0].tls.cert: expected an absolute path"),
+            (11, 12, "route \"app\": image: expected a repository name"),
+            (13, 11, "route \"app\": mode: `fast` is not a mode; expected `auto`, `redirect` or `proxy`"),
+            (14, 11, "route \"app\": name: duplicate name; first used by route #1 at line 10"),
+            (16, 15, "route \"app\": upstream: only `http://` and `https://` are supported"),
+            (17, 11, "route #3: name: expected 1-63 characters"),
+            (19, 15, "route #3: upstream: `image` is a glob, so the upstream must end in `/*`"),
+            (22, 15, "route \"dup-image\": upstream: expected a repository name"),
+            (23, 5, "route \"dup-image\": upstrem: unknown key; did you mean `upstream`?"),
+            (27, 15, "route \"files\": upstream: `{verison}` is not declared in `path` (declared: {file}, {version})"),
+            (30, 15, "route \"creds\": upstream: credentials in URLs are not allowed"),
+            (31, 28, "route \"creds\": redirect_user_agents[0]: `{` is not allowed"),
+            (33, 11, "route \"nowhere\": kind: `helm` is not a route kind"),
+        ],
+    )
+}
+
+fn validate_cross_route() -> Result<(), String> {
+    let yaml = "\
+version: 1
+gateway:
+  hosts:
+    - name: get.acme.dev
+routes:
+  - name: all-acme
+    host: get.acme.dev
+    image: acme/*
+    upstream: ghcr.io/acme/*
+  - name: one
+    image: acme/app
+    upstream: quay.io/acme/app
+  - name: mirror
+    host: get.acme.dev
+    image: mirror
+    upstream: registry.acme.internal:5000/mirror
+  - name: pinned
+    host: get.acme.dev
+    image: pinned
+    upstream: ghcr.io/acme/pinned
+    mode: redirect
+  - name: files-a
+    kind: file
+    path: /dl/{v}/{f}
+    upstream: https://example.com/{v}/{f}
+  - name: files-b
+    kind: file
+    path: /dl/{version}/{file}
+    upstream: https://example.com/{version}/{file}
+    mode: auto
+bogus: true
+";
+    let path = scratch("cross", yaml);
+    expect_problems(
+        &path,
+        &[
+            (3, 3, "gateway: resolver: required because route \"all-acme\" may proxy to `ghcr.io`"),
+            (11, 12, "route \"one\": image: image `acme/app` overlaps `acme/*` of route \"all-acme\""),
+            (13, 5, "route \"mirror\": auth: the gateway issues its own tokens for this host"),
+            (21, 11, "route \"pinned\": mode: `redirect` cannot work here"),
+            (28, 11, "route \"files-b\": path: path overlaps of route \"files-a\""),
+            (30, 11, "route \"files-b\": mode: file routes take `redirect`"),
+            (31, 1, "bogus: unknown key; expected one of: version, gateway, routes"),
+        ],
+    )
+}
+
+fn validate_syntax() -> Result<(), String> {
+    let path = scratch("syntax", "version: 1\nroutes:\n  - name: app\n    image: [unclosed\n");
+    let out = pullgate(&["validate", "-c", path.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let file = path.display().to_string();
+    ensure!(out.status.code() == Some(2), "exit {:?}: {err}", out.status.code());
+    ensure!(err.starts_with(&format!("{file}:5:1: ")) || err.starts_with(&format!("{file}:4:")), "no position in: {err}");
+    let path = scratch("types", "version: 1\nroutes:\n  - name: app\n    redirect_user_agents: docker\n");
+    let err = String::from_utf8_lossy(&pullgate(&["validate", "-c", path.to_str().unwrap()]).stderr).into_owned();
+    ensure!(err.starts_with(&format!("{}:4:", path.display())) && err.contains("redirect_user_agents"), "type error: {err}");
+    Ok(())
+}
+
+fn validate_example() -> Result<(), String> {
+    let path = repo_root().join("compose/routes.yaml");
+    let out = pullgate(&["validate", "-c", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    ensure!(stdout.lines().count() == 1 && stdout.contains(": ok: "), "summary: {stdout}");
+    Ok(())
+}
+
+fn render_check_nginx_error() -> Result<(), String> {
+    let yaml = "version: 1\ngateway:\n  listen: [\"127.0.0.1:8080\"]\n  hosts:\n    - name: get.acme.dev\n      tls: {cert: /nonexistent/cert.pem, key: /nonexistent/key.pem}\nroutes:\n  - name: app\n    image: app\n    upstream: http://127.0.0.2:5000/app\n";
+    let path = scratch("tls", yaml);
+    let out_dir = path.parent().unwrap().join("out");
+    let state = path.parent().unwrap().join("state");
+    let out = pullgate(&["--state-dir", state.to_str().unwrap(), "render", "-c", path.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--check"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.code() == Some(1), "exit {:?}: {err}", out.status.code());
+    ensure!(err.contains("nginx rejected the rendered config") && err.contains("/nonexistent/cert.pem"), "{err}");
+    ensure!(!out_dir.join("pullgate.conf").exists(), "a rejected config was written");
+    Ok(())
+}
+
+fn schema_in_sync() -> Result<(), String> {
+    let out = pullgate(&["schema"]);
+    let file = repo_root().join("docs/routes.schema.json");
+    let on_disk = std::fs::read_to_string(&file).unwrap_or_default();
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&file, &out.stdout).map_err(|e| e.to_string())?;
+        return Ok(());
+    }
+    ensure!(on_disk.as_bytes() == out.stdout, "docs/routes.schema.json is stale: run `UPDATE_GOLDEN=1 cargo test` (or `pullgate schema > docs/routes.schema.json`)");
+    Ok(())
 }

@@ -6,6 +6,7 @@ use super::WithWorld;
 use crate::ensure;
 use crate::support::clients::sha256_hex;
 use crate::support::gateway::{curl, Gateway};
+use crate::support::plain_nginx::PlainNginx;
 use crate::world::{World, BIG_LAYER};
 
 const DOCKER_UA: &str = "User-Agent: docker/20.10.24 go/go1.19.8 git-commit/5d6db84 kernel/6.1 os/linux arch/amd64 UpstreamClient(Docker-Client/28.2.2 \\(linux\\))";
@@ -22,6 +23,9 @@ pub fn tests() -> Vec<(String, WithWorld)> {
         ("protocol::proxy_resumes_range_download_of_100mb_layer", range_resume),
         ("protocol::renamed_image_uses_gateway_token_flow", token_flow),
         ("protocol::push_and_bodies_are_refused", push_refused),
+        ("protocol::proxy_hands_back_cdn_redirects_and_absolutises_relative_ones", cdn_redirects),
+        ("protocol::file_routes_redirect_and_proxy", file_routes),
+        ("protocol::file_route_path_tricks_go_nowhere", file_path_tricks),
     ];
     cases.into_iter().map(|(n, f)| (n.to_string(), Box::new(f) as WithWorld)).collect()
 }
@@ -209,6 +213,72 @@ fn push_refused(w: &World) -> Result<(), String> {
     }
     for l in gw.log()? {
         ensure!(l["upstream"] == "", "a write reached the upstream: {l}");
+    }
+    Ok(())
+}
+
+fn cdn_redirects(w: &World) -> Result<(), String> {
+    // An upstream that sends blobs to a "CDN" (absolute Location) and manifests
+    // to a path of its own (relative Location), as object-store-backed registries do.
+    let cdn = PlainNginx::start(
+        &w.dir("cdn-upstream"),
+        "127.0.0.5",
+        &format!(
+            "    absolute_redirect off;\n\
+             \x20   location ~ ^/v2/acme/[a-z]+/blobs/ {{ return 307 http://{}$request_uri?signature=abc; }}\n\
+             \x20   location /v2/ {{ return 307 /mirror$request_uri; }}",
+            w.anon.addr
+        ),
+    )?;
+    let routes = format!("  - name: cdn\n    image: acme/*\n    upstream: http://{}/acme/*\n    mode: proxy\n", cdn.addr);
+    let gw = w.gateway("cdn-redirects", &routes)?;
+    let layer = &w.image("anon/acme/app:1.0").layers()[0];
+    let r = curl("GET", &url(&gw, &format!("/v2/acme/app/blobs/{layer}")), &[])?;
+    let want = format!("http://{}/v2/acme/app/blobs/{layer}?signature=abc", w.anon.addr);
+    ensure!(r.status == 307 && r.header("location") == Some(want.as_str()), "CDN redirect: {} {:?}, want {want}", r.status, r.header("location"));
+    let r = curl("GET", &url(&gw, "/v2/acme/app/manifests/1.0"), &[])?;
+    let want = format!("http://{}/mirror/v2/acme/app/manifests/1.0", cdn.addr);
+    ensure!(r.status == 307 && r.header("location") == Some(want.as_str()), "relative redirect: {} {:?}, want {want}", r.status, r.header("location"));
+    Ok(())
+}
+
+fn file_routes(w: &World) -> Result<(), String> {
+    let a = w.anon.addr;
+    let routes = format!(
+        "  - name: releases\n    kind: file\n    path: /downloads/{{version}}/{{file}}\n    upstream: https://github.com/acme-org/app/releases/download/v{{version}}/{{file}}\n\
+         \x20 - name: tags\n    kind: file\n    path: /tags/{{repo}}.json\n    upstream: http://{a}/v2/acme/{{repo}}/tags/list\n    mode: proxy\n"
+    );
+    let gw = w.gateway("file-routes", &routes)?;
+    let r = curl("HEAD", &url(&gw, "/downloads/1.2.0/app-linux-amd64.tar.gz?mirror=1"), &[])?;
+    let want = "https://github.com/acme-org/app/releases/download/v1.2.0/app-linux-amd64.tar.gz?mirror=1";
+    ensure!(r.status == 307 && r.header("location") == Some(want), "redirect: {} {:?}", r.status, r.header("location"));
+    let r = curl("GET", &url(&gw, "/tags/app.json"), &[])?;
+    ensure!(r.status == 200 && r.text().contains("\"1.1\""), "proxied file: {} {}", r.status, r.text());
+    expect_line(&gw, "/downloads/1.2.0/app-linux-amd64.tar.gz?mirror=1", "releases", "redirect", 307)?;
+    let l = expect_line(&gw, "/tags/app.json", "tags", "proxy", 200)?;
+    ensure!(l["upstream"] == format!("http://{a}/v2/acme/app/tags/list"), "{l}");
+    Ok(())
+}
+
+fn file_path_tricks(w: &World) -> Result<(), String> {
+    let routes = "  - name: releases\n    kind: file\n    path: /downloads/{version}/{file}\n    upstream: https://github.com/acme-org/app/releases/download/v{version}/{file}\n";
+    let gw = w.gateway("file-tricks", routes)?;
+    for t in [
+        "/downloads/1.0/../../etc/passwd",
+        "/downloads/../downloads/1.0/x",
+        "/downloads/1.0/.hidden",
+        "/downloads/1.0/%2e%2e",
+        "/downloads/1.0%2Fx/y",
+        "/downloads//1.0/x",
+        "/downloads/1.0/x/y",
+        "/downloads/1.0/x%0d%0aSet-Cookie:%20a=b",
+    ] {
+        let r = curl("GET", &url(&gw, t), &[])?;
+        ensure!(matches!(r.status, 400 | 404), "{t}: {}", r.status);
+        ensure!(r.header("location").is_none(), "{t}: redirected to {:?}", r.header("location"));
+    }
+    for l in gw.log()? {
+        ensure!(l["upstream"] == "" && l["mode"] == "local", "a path trick reached an upstream: {l}");
     }
     Ok(())
 }

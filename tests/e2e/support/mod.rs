@@ -3,6 +3,7 @@
 pub mod clients;
 pub mod gateway;
 pub mod oci;
+pub mod plain_nginx;
 pub mod process;
 pub mod registry;
 pub mod token_server;
