@@ -9,7 +9,7 @@ pub mod plan;
 use askama::Template;
 
 use crate::config::Config;
-use plan::{Plan, Server, ServerAuth};
+use plan::{ModeValue, Plan, Server, ServerAuth};
 
 /// The include file a user's own nginx.conf pulls into its `http {}` block.
 pub const INCLUDE_FILE: &str = "pullgate.conf";
@@ -39,6 +39,19 @@ impl std::ops::Deref for IncludeTemplate<'_> {
 }
 
 impl IncludeTemplate<'_> {
+    fn is_glob(&self, route: &str) -> bool {
+        self.plan.glob_routes.contains(route)
+    }
+
+    /// A mode as an nginx map value: a word, or the variable of a user-agent list.
+    fn mode_value(&self, mode: &ModeValue) -> String {
+        match mode {
+            ModeValue::Redirect => "redirect".into(),
+            ModeValue::Proxy => "proxy".into(),
+            ModeValue::UserAgents(i) => format!("$pg_ua_mode_{i}"),
+        }
+    }
+
     /// `Bearer realm="...",service="..."` for a server that issues its own tokens.
     fn challenge(&self, s: &Server) -> String {
         let origin = if s.public_url.is_empty() { "$scheme://$pg_req_host" } else { s.public_url.as_str() };

@@ -25,10 +25,18 @@ pub struct Server {
     /// `scheme://host[:port]` for the token realm, or empty to derive it from the request.
     pub public_url: String,
     pub service: String,
-    /// Mode setting for the ping, as `$pg_mode_cfg` values: `redirect`, `proxy` or `auto:N`.
-    pub ping_mode: String,
+    /// How the ping of a pass-through host is answered.
+    pub ping_mode: ModeValue,
     pub files: Vec<FileLocation>,
     pub has_registry: bool,
+}
+
+/// The mode of a request: fixed by the route, or decided by user-agent list N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModeValue {
+    Redirect,
+    Proxy,
+    UserAgents(usize),
 }
 
 pub enum ServerAuth {
@@ -52,12 +60,17 @@ pub struct Plan {
     pub trusted_ca: String,
     /// `"$server_name/$pg_name"` to route name.
     pub route_by_name: Vec<Entry>,
-    /// `"$server_name/$pg_name"` to upstream repository name.
-    pub repo_by_name: Vec<Entry>,
+    /// Route name to the upstream repository, or for a glob the part before
+    /// what the glob matched (`acme-org/`, or empty for `*`).
+    pub up_prefix_by_route: Vec<Entry>,
     /// Route name to upstream origin.
     pub origin_by_route: Vec<Entry>,
-    /// Route name to `$pg_mode_cfg`.
-    pub mode_by_route: Vec<Entry>,
+    /// Route name to `ORIGIN/v2/PREFIX`: the hot path needs one lookup.
+    pub up_base_by_route: Vec<Entry>,
+    /// Route name to its mode.
+    pub mode_by_route: Vec<(String, ModeValue)>,
+    /// Names of glob routes, whose targets append the matched rest.
+    pub glob_routes: std::collections::BTreeSet<String>,
     /// Route name to the upstream token URL up to the scope's repository name.
     pub token_by_route: Vec<Entry>,
     /// Distinct user-agent lists; `auto:N` refers to list N.
@@ -86,8 +99,10 @@ impl Plan {
             }
         };
         let mut route_by_name = Vec::new();
-        let mut repo_by_name = Vec::new();
+        let mut up_prefix_by_route = Vec::new();
+        let mut glob_routes = std::collections::BTreeSet::new();
         let mut origin_by_route = Vec::new();
+        let mut up_base_by_route = Vec::new();
         let mut mode_by_route = Vec::new();
         let mut token_by_route = Vec::new();
         let server_names: Vec<&str> = config.server_names().collect();
@@ -99,26 +114,31 @@ impl Plan {
             };
             for host in hosts {
                 match (&oci.image, &oci.upstream.repo) {
-                    (RepoPattern::Exact(name), RepoPattern::Exact(up)) => {
+                    (RepoPattern::Exact(name), RepoPattern::Exact(_)) => {
                         route_by_name.push(Entry { key: format!("{host}/{name}"), value: route.name.clone(), regex: false });
-                        repo_by_name.push(Entry { key: format!("{host}/{name}"), value: up.clone(), regex: false });
                     }
-                    (RepoPattern::Prefix(p), RepoPattern::Prefix(up)) => {
+                    (RepoPattern::Prefix(p), RepoPattern::Prefix(_)) => {
+                        glob_routes.insert(route.name.clone());
                         let key = if p.is_empty() { format!("{host}/") } else { format!("{host}/{p}/") };
-                        // The template appends the captured rest of the name.
-                        let value = if up.is_empty() { String::new() } else { format!("{up}/") };
-                        route_by_name.push(Entry { key: key.clone(), value: route.name.clone(), regex: true });
-                        repo_by_name.push(Entry { key, value, regex: true });
+                        route_by_name.push(Entry { key, value: route.name.clone(), regex: true });
                     }
                     _ => unreachable!("validation pairs globs with globs"),
                 }
             }
             let entry = |value: String| Entry { key: route.name.clone(), value, regex: false };
             origin_by_route.push(entry(oci.upstream.origin.to_string()));
+            let prefix = match &oci.upstream.repo {
+                RepoPattern::Exact(up) => up.clone(),
+                RepoPattern::Prefix(up) if up.is_empty() => String::new(),
+                RepoPattern::Prefix(up) => format!("{up}/"),
+            };
+            up_base_by_route.push(entry(format!("{}/v2/{prefix}", oci.upstream.origin)));
+            up_prefix_by_route.push(entry(prefix));
             let mode = if oci.mode == Mode::Auto && config.redirect_loses_auth(route) { Mode::Proxy } else { oci.mode };
-            mode_by_route.push(entry(match mode {
-                Mode::Auto => format!("auto:{}", ua_list_of(&oci.redirect_user_agents)),
-                m => m.as_str().to_string(),
+            mode_by_route.push((route.name.clone(), match mode {
+                Mode::Auto => ModeValue::UserAgents(ua_list_of(&oci.redirect_user_agents)),
+                Mode::Redirect => ModeValue::Redirect,
+                Mode::Proxy => ModeValue::Proxy,
             }));
             if let Some(UpstreamAuth::Token { realm, service }) = &oci.auth {
                 token_by_route.push(entry(format!("{realm}?service={}&scope=repository:", query_escape(service))));
@@ -127,7 +147,8 @@ impl Plan {
         let default_ua = ua_list_of(&config.gateway.redirect_user_agents);
         let servers = config.server_names().map(|name| server(config, name, default_ua)).collect::<Vec<_>>();
 
-        let mut maps = [&mut route_by_name, &mut repo_by_name, &mut origin_by_route, &mut mode_by_route, &mut token_by_route];
+        mode_by_route.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut maps = [&mut route_by_name, &mut up_prefix_by_route, &mut up_base_by_route, &mut origin_by_route, &mut token_by_route];
         for m in maps.iter_mut() {
             m.sort();
         }
@@ -139,7 +160,9 @@ impl Plan {
             resolver: config.gateway.resolver.clone(),
             trusted_ca: config.gateway.trusted_ca.clone(),
             route_by_name,
-            repo_by_name,
+            up_prefix_by_route,
+            up_base_by_route,
+            glob_routes,
             origin_by_route,
             mode_by_route,
             token_by_route,
@@ -164,10 +187,10 @@ fn server(config: &Config, name: &str, default_ua: usize) -> Server {
             Target::File(_) => None,
         })
         .collect();
-    let ping_mode = if !modes.is_empty() && modes.iter().all(|m| *m == modes[0]) && modes[0] != Mode::Auto {
-        modes[0].as_str().to_string()
-    } else {
-        format!("auto:{default_ua}")
+    let ping_mode = match modes.first() {
+        Some(Mode::Redirect) if modes.iter().all(|m| *m == Mode::Redirect) => ModeValue::Redirect,
+        Some(Mode::Proxy) if modes.iter().all(|m| *m == Mode::Proxy) => ModeValue::Proxy,
+        _ => ModeValue::UserAgents(default_ua),
     };
     let auth = match config.host_auth(name) {
         HostAuth::NoRegistry => ServerAuth::None,
@@ -237,10 +260,5 @@ fn hash_max_size(entries: usize) -> usize {
 fn bucket_size(longest_key: usize) -> usize {
     let elt = 8 + (longest_key + 2).div_ceil(8) * 8;
     (elt + 8).next_power_of_two().max(64)
-}
-
-/// Group entries by kind for templates that emit exact keys before regexes.
-pub fn exact_then_regex(entries: &[Entry]) -> (Vec<&Entry>, Vec<&Entry>) {
-    entries.iter().partition(|e| !e.regex)
 }
 

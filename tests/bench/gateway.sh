@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Gateway throughput against bare nginx, and render / nginx -t time by route count.
+#
+#   tests/bench/gateway.sh [SECONDS] [ROUNDS]   (default 5 s per wrk run, 5 rounds)
+#
+# Same nginx binary, same nginx.conf wrapper (one worker, leaving the other core
+# to wrk), same connections, run back to back:
+#   bare   server { return 307 http://upstream$request_uri; }   access log off
+#   bare+log  the same with a schema-v1-shaped JSON access log
+#   gateway   the rendered pullgate.conf (1,000 routes, default mode auto: docker is
+#             redirected by its user agent), access log on
+# The variants take turns, round after round; each ratio is the median of the
+# per-round ratios, so that a slow moment of the machine hits both sides.
+# Figures are for comparison within one run only: machines here are noisy.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+secs="${1:-5}"
+rounds="${2:-5}"
+conns=50
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+cargo build -q --release -p pullgate
+pg="${CARGO_TARGET_DIR:-target}/release/pullgate"
+work="$(mktemp -d /tmp/pg-bench.XXXXXX)"
+trap 'for p in "$work"/*/nginx.pid; do [ -f "$p" ] && kill -QUIT "$(cat "$p")" 2>/dev/null; done; sleep 0.5; rm -rf "$work"' EXIT
+port=18080
+
+routes() { # N: N exact routes, every 100th a glob
+  local n=$1
+  echo "version: 1"
+  echo "gateway: {listen: [\"127.0.0.1:$port\"]}"
+  echo "routes:"
+  for ((i = 0; i < n; i++)); do
+    if ((i % 100 == 99)); then
+      echo "  - {name: r$i, image: \"org$i/*\", upstream: \"http://127.0.0.2:5000/org$i/*\"}"
+    else
+      echo "  - {name: r$i, image: \"acme/app$i\", upstream: \"http://127.0.0.2:5000/acme/app$i\"}"
+    fi
+  done
+}
+
+wrapper() { # DIR INCLUDE
+  mkdir -p "$1/logs" "$1/tmp"
+  cat > "$1/nginx.conf" <<CONF
+worker_processes 1;
+pcre_jit on;
+pid $1/nginx.pid;
+error_log $1/logs/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $1/tmp; proxy_temp_path $1/tmp; fastcgi_temp_path $1/tmp; uwsgi_temp_path $1/tmp; scgi_temp_path $1/tmp;
+    include $2;
+}
+CONF
+}
+
+start() { nginx -p "$1" -c "$1/nginx.conf"; sleep 0.3; }
+stop() { kill -QUIT "$(cat "$1/nginx.pid")"; while [ -f "$1/nginx.pid" ]; do sleep 0.05; done; }
+
+run_wrk() { # URL -> "rps p99"
+  wrk -t1 -c$conns -d"${secs}s" --latency -H 'User-Agent: docker/20.10.24 go/go1.19.8' "$1" > "$work/wrk.out"
+  local rps p99
+  rps=$(awk '/^Requests\/sec/ {print $2}' "$work/wrk.out")
+  p99=$(awk '$1 == "99%" {print $2}' "$work/wrk.out")
+  grep -q "Non-2xx or 3xx" "$work/wrk.out" && { echo "unexpected status codes:" >&2; cat "$work/wrk.out" >&2; exit 1; }
+  echo "$rps $p99"
+}
+
+# --- throughput -------------------------------------------------------------
+mkdir -p "$work/bare" "$work/barelog" "$work/gw"
+cat > "$work/bare/bare.conf" <<CONF
+server { listen 127.0.0.1:$port; return 307 http://127.0.0.2:5000\$request_uri; }
+CONF
+cat > "$work/barelog/bare.conf" <<CONF
+log_format v1like escape=json '{"ts":"\$msec","id":"\$request_id","ip":"\$remote_addr","host":"\$host","method":"\$request_method","uri":"\$request_uri","status":\$status,"bytes":\$body_bytes_sent,"rt":\$request_time,"ua":"\$http_user_agent","accept":"\$http_accept","auth":"none","range":"\$http_range","dnt":"\$http_dnt","route":"bare","upstream":"http://127.0.0.2:5000\$request_uri","mode":"redirect"}';
+server { listen 127.0.0.1:$port; access_log $work/barelog/logs/access.log v1like; return 307 http://127.0.0.2:5000\$request_uri; }
+CONF
+wrapper "$work/bare" "$work/bare/bare.conf"
+wrapper "$work/barelog" "$work/barelog/bare.conf"
+routes 1000 > "$work/gw/routes.yaml"
+sed -i "s|^gateway: {|gateway: {access_log: $work/gw/logs/access.log, |" "$work/gw/routes.yaml"
+"$pg" --state-dir "$work/state" render -c "$work/gw/routes.yaml" --out "$work/gw/conf" > /dev/null
+wrapper "$work/gw" "$work/gw/conf/pullgate.conf"
+
+path=/v2/acme/app500/manifests/1.0
+variants=(bare barelog gw)
+declare -A rps p99
+for v in "${variants[@]}"; do
+  start "$work/$v"
+  curl -sf -o /dev/null -w '%{http_code}' -A docker/20 "http://127.0.0.1:$port$path" | grep -q 307 || { echo "$v does not answer 307" >&2; exit 1; }
+  wrk -t1 -c$conns -d1s "http://127.0.0.1:$port$path" > /dev/null # warm up
+  stop "$work/$v"
+done
+for ((round = 1; round <= rounds; round++)); do
+  for v in "${variants[@]}"; do
+    start "$work/$v"
+    read -r r p < <(run_wrk "http://127.0.0.1:$port$path")
+    rps[$v]+="$r "; p99[$v]+="$p "
+    stop "$work/$v"
+  done
+done
+med() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+ratios() { # A B: median of per-round A/B
+  paste -d' ' <(tr ' ' '\n' <<< "${rps[$1]}" | grep .) <(tr ' ' '\n' <<< "${rps[$2]}" | grep .) | awk '{printf "%.3f ", $1 / $2}' | med
+}
+printf '\nthroughput: wrk -t1 -c%d, %d rounds of %ss, one nginx worker, GET %s as docker\n' "$conns" "$rounds" "$secs" "$path"
+printf '  %-34s %12s %10s   %s\n' "variant" "median rps" "median p99" "per round (rps)"
+for v in "${variants[@]}"; do
+  case $v in bare) label="bare nginx return 307, no log" ;; barelog) label="bare nginx return 307, JSON log" ;; gw) label="pullgate, 1,000 routes, log on" ;; esac
+  printf '  %-34s %12s %10s   %s\n' "$label" "$(med <<< "${rps[$v]}")" "$(tr ' ' '\n' <<< "${p99[$v]}" | grep . | sed 's/us$//;s/ms$/000/' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)] "us"}')" "${rps[$v]}"
+done
+# Cost per request, from the worker's own counters: steadier than throughput.
+if perf stat -e instructions true >/dev/null 2>&1; then
+  printf '\ncost per request (perf stat on the nginx worker, %ss of wrk)\n' "$secs"
+  printf '  %-34s %14s %14s\n' variant instructions cycles
+  declare -A ins
+  for v in "${variants[@]}"; do
+    start "$work/$v"
+    worker=$(pgrep -P "$(cat "$work/$v/nginx.pid")" | head -1)
+    perf stat -x, -e instructions,cycles -p "$worker" -o "$work/perf.out" -- sleep "$((secs + 1))" &
+    perfpid=$!
+    sleep 0.5
+    n=$(wrk -t1 -c$conns -d"${secs}s" -H 'User-Agent: docker/20.10.24 go/go1.19.8' "http://127.0.0.1:$port$path" | awk '/requests in/ {print $1}')
+    wait $perfpid
+    stop "$work/$v"
+    i=$(awk -F, '$3 ~ /^instructions/ {print $1}' "$work/perf.out"); c=$(awk -F, '$3 ~ /^cycles/ {print $1}' "$work/perf.out")
+    ins[$v]=$((i / n))
+    printf '  %-34s %14s %14s\n' "$v" "$((i / n))" "$((c / n))"
+  done
+  awk -v g="${ins[gw]}" -v l="${ins[barelog]}" -v b="${ins[bare]}" 'BEGIN {
+    printf "  instructions gateway / bare+log: %.3f (gateway adds %d per request)\n", g / l, g - l }'
+fi
+printf '  ratio gateway / bare (no log):   %s\n' "$(ratios gw bare)"
+printf '  ratio gateway / bare (JSON log): %s   (target >= 0.90)\n' "$(ratios gw barelog)"
+
+# --- render and nginx -t by size --------------------------------------------
+ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
+printf '\nrender and check time (median of 3)\n'
+printf '  %8s %12s %12s %14s\n' routes "render ms" "nginx -t ms" "conf bytes"
+for n in 10 1000 10000; do
+  d="$work/size$n"; mkdir -p "$d"
+  routes "$n" > "$d/routes.yaml"
+  r=(); t=()
+  for _ in 1 2 3; do
+    s=$(date +%s%N); "$pg" --state-dir "$work/state" render -c "$d/routes.yaml" --out "$d/conf" > /dev/null; r+=("$(ms "$s")")
+    wrapper "$d" "$d/conf/pullgate.conf"
+    s=$(date +%s%N); nginx -t -q -p "$d" -c "$d/nginx.conf"; t+=("$(ms "$s")")
+  done
+  printf '  %8d %12s %12s %14s\n' "$n" "$(median "${r[@]}")" "$(median "${t[@]}")" "$(stat -c %s "$d/conf/pullgate.conf")"
+done
