@@ -26,6 +26,8 @@ pub fn run(config_path: &Path, state_dir: &Path) -> Result<(), Failure> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| Failure::Other(e.into()))?;
     rt.block_on(async {
         let mut cmd = prefix.command(&[]);
+        // Its own process group: Ctrl-C reaches pullgate only, which stops nginx gracefully.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         // If pullgate dies without stopping nginx (SIGKILL, a crash), nginx stops too.
         // SAFETY: prctl in the forked child before exec touches no shared state.
         unsafe {
