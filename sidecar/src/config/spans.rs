@@ -57,7 +57,8 @@ fn parent(path: &str) -> Option<&str> {
     Some(&path[..cut])
 }
 
-fn join_key(base: &str, key: &str) -> String {
+/// `base.key`, or `key` at the top.
+pub fn join_key(base: &str, key: &str) -> String {
     if base.is_empty() {
         key.to_string()
     } else {

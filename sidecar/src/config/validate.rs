@@ -6,7 +6,7 @@ use super::grammar::{self, Piece, RepoPattern};
 use super::model::*;
 use super::problem::Problem;
 use super::raw::*;
-use super::spans::Spans;
+use super::spans::{join_key as join, Spans};
 
 pub fn validate(raw: RawFile, spans: &Spans) -> Result<Config, Vec<Problem>> {
     let mut cx = Cx { spans, problems: Vec::new() };
@@ -50,14 +50,6 @@ fn route_subject(i: usize, name: Option<&str>) -> String {
     match name {
         Some(n) if grammar::route_name(n).is_ok() => format!("route \"{n}\""),
         _ => format!("route #{}", i + 1),
-    }
-}
-
-fn join(base: &str, key: &str) -> String {
-    if base.is_empty() {
-        key.into()
-    } else {
-        format!("{base}.{key}")
     }
 }
 

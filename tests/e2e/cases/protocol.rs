@@ -144,9 +144,14 @@ fn path_tricks(w: &World) -> Result<(), String> {
         "/v2/acme/app/manifests/1.0/../../../evil/manifests/1.0",
         "/downloads/../v2/acme/app/manifests/1.0",
     ];
-    for t in tricks {
-        let r = curl("GET", &url(&gw, t), &[DOCKER_UA])?;
-        ensure!(matches!(r.status, 400 | 404 | 405), "{t}: status {}", r.status);
+    go_nowhere(&gw, &tricks, DOCKER_UA, &[400, 404, 405])
+}
+
+/// Each path gets one of `statuses`, no `Location`, and no log line names an upstream.
+fn go_nowhere(gw: &Gateway, paths: &[&str], user_agent: &str, statuses: &[u16]) -> Result<(), String> {
+    for t in paths {
+        let r = curl("GET", &url(gw, t), &[user_agent])?;
+        ensure!(statuses.contains(&r.status), "{t}: status {}", r.status);
         ensure!(r.header("location").is_none(), "{t}: redirected to {:?}", r.header("location"));
     }
     for l in gw.log()? {
@@ -263,7 +268,7 @@ fn file_routes(w: &World) -> Result<(), String> {
 fn file_path_tricks(w: &World) -> Result<(), String> {
     let routes = "  - name: releases\n    kind: file\n    path: /downloads/{version}/{file}\n    upstream: https://github.com/acme-org/app/releases/download/v{version}/{file}\n";
     let gw = w.gateway("file-tricks", routes)?;
-    for t in [
+    let tricks = [
         "/downloads/1.0/../../etc/passwd",
         "/downloads/../downloads/1.0/x",
         "/downloads/1.0/.hidden",
@@ -272,13 +277,6 @@ fn file_path_tricks(w: &World) -> Result<(), String> {
         "/downloads//1.0/x",
         "/downloads/1.0/x/y",
         "/downloads/1.0/x%0d%0aSet-Cookie:%20a=b",
-    ] {
-        let r = curl("GET", &url(&gw, t), &[])?;
-        ensure!(matches!(r.status, 400 | 404), "{t}: {}", r.status);
-        ensure!(r.header("location").is_none(), "{t}: redirected to {:?}", r.header("location"));
-    }
-    for l in gw.log()? {
-        ensure!(l["upstream"] == "" && l["mode"] == "local", "a path trick reached an upstream: {l}");
-    }
-    Ok(())
+    ];
+    go_nowhere(&gw, &tricks, "User-Agent: curl/8", &[400, 404])
 }

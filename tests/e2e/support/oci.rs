@@ -181,8 +181,18 @@ pub fn push(layout: &Path, tag: &str, registry: &str, repo: &str) -> Result<(), 
 
 /// Build and push a small single-platform image; `seed` makes its layer unique.
 pub fn push_simple(work: &Path, registry: &str, repo: &str, tag: &str, seed: u64) -> Result<Pushed, String> {
+    push_single(work, registry, repo, tag, ("hello", seed, 4096))
+}
+
+/// An image whose only layer is `size` bytes of noise.
+pub fn push_big(work: &Path, registry: &str, repo: &str, tag: &str, size: usize) -> Result<Pushed, String> {
+    push_single(work, registry, repo, tag, ("big.bin", 42, size))
+}
+
+/// A linux/amd64 image with one layer holding one file: (name, seed, size).
+fn push_single(work: &Path, registry: &str, repo: &str, tag: &str, file: (&str, u64, usize)) -> Result<Pushed, String> {
     let layout = Layout::new(work.join(format!("{}-{tag}", repo.replace('/', "_"))))?;
-    let layer = layout.layer("hello", seed, 4096);
+    let layer = layout.layer(file.0, file.1, file.2);
     let layers = vec![layer.0.digest.clone()];
     let m = layout.manifest("amd64", &[layer]);
     layout.tag(tag, &m);
@@ -206,15 +216,4 @@ pub fn push_multi(work: &Path, registry: &str, repo: &str, tag: &str, seed: u64)
     layout.tag(tag, &index);
     push(&layout.dir, tag, registry, repo)?;
     Ok(Pushed { repo: repo.into(), tag: tag.into(), digest: index.digest, platforms })
-}
-
-/// An image whose only layer is `size` bytes of noise.
-pub fn push_big(work: &Path, registry: &str, repo: &str, tag: &str, size: usize) -> Result<Pushed, String> {
-    let layout = Layout::new(work.join(format!("{}-{tag}", repo.replace('/', "_"))))?;
-    let layer = layout.layer("big.bin", 42, size);
-    let layers = vec![layer.0.digest.clone()];
-    let m = layout.manifest("amd64", &[layer]);
-    layout.tag(tag, &m);
-    push(&layout.dir, tag, registry, repo)?;
-    Ok(Pushed { repo: repo.into(), tag: tag.into(), digest: m.digest.clone(), platforms: vec![("linux/amd64".into(), m.digest, layers)] })
 }
