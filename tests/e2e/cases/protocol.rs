@@ -71,6 +71,7 @@ fn manifest_redirect(w: &World) -> Result<(), String> {
         ("GET", "/v2/acme/app/manifests/1.0".to_string()),
         ("GET", format!("/v2/acme/app/manifests/{digest}")),
         ("GET", format!("/v2/acme/app/blobs/{}", w.image("anon/acme/app:1.0").layers()[0])),
+        ("GET", format!("/v2/acme/app/referrers/{digest}?artifactType=application%2Fvnd.example.sbom")),
     ] {
         let r = curl(method, &url(&gw, &path), &[DOCKER_UA])?;
         ensure!(r.status == 307, "{method} {path}: {}", r.status);

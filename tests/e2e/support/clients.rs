@@ -76,8 +76,13 @@ impl Engine {
         let root = work.join("dockerd");
         std::fs::create_dir_all(&root).map_err(|e| e.to_string())?;
         let sock = root.join("docker.sock");
+        // Its own config file: the machine's /etc/docker/daemon.json may set the same options.
+        let config = root.join("daemon.json");
+        std::fs::write(&config, "{}\n").map_err(|e| e.to_string())?;
         let mut cmd = Command::new("dockerd");
         cmd.args(["--iptables=false", "--bridge=none"])
+            .arg("--config-file")
+            .arg(&config)
             .arg("--data-root")
             .arg(root.join("data"))
             .arg("--exec-root")
