@@ -73,7 +73,6 @@ pub enum RenderError {
 
 pub fn render(config: &Config) -> Result<Rendered, RenderError> {
     let plan = Plan::new(config);
-    debug_assert!(plan.servers.iter().all(|s| matches!(s.auth, ServerAuth::None) != s.has_registry));
     let include = IncludeTemplate {
         plan: &plan,
         name_re: NAME_RE,

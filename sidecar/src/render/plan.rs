@@ -1,7 +1,6 @@
 //! What the nginx config says, computed from the typed config: map entries,
 //! servers and their auth style, hash sizes. The templates only lay it out.
 
-
 use crate::config::{Config, HostAuth, Mode, Piece, RepoPattern, Route, Target, UpstreamAuth};
 
 /// One `map` entry: an exact key, or a regex whose captures the value may use.
@@ -28,7 +27,13 @@ pub struct Server {
     /// How the ping of a pass-through host is answered.
     pub ping_mode: ModeValue,
     pub files: Vec<FileLocation>,
-    pub has_registry: bool,
+}
+
+impl Server {
+    /// Whether this server answers the registry API at all.
+    pub fn has_registry(&self) -> bool {
+        !matches!(self.auth, ServerAuth::None)
+    }
 }
 
 /// The mode of a request: fixed by the route, or decided by user-agent list N.
@@ -73,12 +78,9 @@ pub struct Plan {
     pub glob_routes: std::collections::BTreeSet<String>,
     /// Route name to the upstream token URL up to the scope's repository name.
     pub token_by_route: Vec<Entry>,
-    /// Distinct user-agent lists; `auto:N` refers to list N.
+    /// Distinct user-agent lists; `ModeValue::UserAgents(N)` refers to list N.
     pub ua_lists: Vec<Vec<String>>,
     pub servers: Vec<Server>,
-    /// Whether any server answers the registry API: the registry maps use
-    /// `$pg_name`, which only the registry location defines.
-    pub has_registry: bool,
     pub map_hash_max_size: usize,
     pub map_hash_bucket_size: usize,
     pub server_names_hash_max_size: usize,
@@ -171,7 +173,6 @@ impl Plan {
             map_hash_bucket_size: bucket_size(longest_key),
             server_names_hash_max_size: hash_max_size(servers.len()),
             server_names_hash_bucket_size: bucket_size(longest_host),
-            has_registry: servers.iter().any(|s| s.has_registry),
             servers,
         }
     }
@@ -213,7 +214,6 @@ fn server(config: &Config, name: &str, default_ua: usize) -> Server {
         listen: config.gateway.listen.clone(),
         tls_listen: if tls.is_some() { config.gateway.tls_listen.clone() } else { Vec::new() },
         tls,
-        has_registry: !matches!(auth, ServerAuth::None),
         auth,
         public_url: host.and_then(|h| h.public_url.as_ref()).map(|u| u.to_string()).unwrap_or_default(),
         service: if name == Config::DEFAULT_HOST { "pullgate".into() } else { name.to_string() },
