@@ -1,6 +1,8 @@
 //! Phase two: routes.yaml as validated, typed values. Everything here has
 //! passed its grammar; rendering trusts it (and still escapes it).
 
+use std::collections::HashMap;
+
 pub use super::grammar::{Origin, OciUpstream, Piece, RepoPattern, Scheme};
 
 /// The user agents `auto` redirects when nothing else is configured: the
@@ -150,30 +152,106 @@ impl Config {
     /// upstream needs one, and on some host of this route the challenge came
     /// from the gateway. Clients attach tokens per host, and docker drops
     /// `Authorization` on a redirect to another host, so such a route must be
-    /// proxied.
-    pub fn redirect_loses_auth(&self, route: &Route) -> bool {
+    /// proxied. `auths` is [`Config::host_auths`].
+    pub fn redirect_loses_auth(&self, route: &Route, auths: &HostAuths) -> bool {
         let Target::Oci(oci) = &route.target else { return false };
         if !matches!(oci.auth, Some(UpstreamAuth::Token { .. })) {
             return false;
         }
-        let mut servers = self.server_names().filter(|s| route.host.as_deref().is_none_or(|h| h == *s));
-        servers.any(|s| self.host_auth(s) == HostAuth::Gateway)
+        match &route.host {
+            Some(h) => auths.get(h) == HostAuth::Gateway,
+            None => self.server_names().any(|s| auths.get(s) == HostAuth::Gateway),
+        }
     }
 
-    pub fn host_auth(&self, server: &str) -> HostAuth {
-        let oci: Vec<&OciRoute> = self
-            .routes_for(server)
-            .filter_map(|r| match &r.target {
-                Target::Oci(o) => Some(o),
-                Target::File(_) => None,
+    /// How every server answers the ping, in one pass over the routes.
+    pub fn host_auths(&self) -> HostAuths {
+        let mut everywhere = Upstreams::default();
+        let mut per_host: HashMap<&str, Upstreams> = HashMap::new();
+        for r in &self.routes {
+            let Target::Oci(o) = &r.target else { continue };
+            match &r.host {
+                None => everywhere.add(o),
+                Some(h) => per_host.entry(h).or_default().add(o),
+            }
+        }
+        let map = self
+            .server_names()
+            .map(|s| {
+                let mut u = everywhere.clone();
+                if let Some(h) = per_host.get(s) {
+                    u.merge(h);
+                }
+                (s.to_string(), u.host_auth())
             })
             .collect();
-        let Some(first) = oci.first() else { return HostAuth::NoRegistry };
-        let one_origin = oci.iter().all(|o| o.upstream.origin == first.upstream.origin);
-        if one_origin && !oci.iter().any(|o| o.renames()) {
-            HostAuth::PassThrough(first.upstream.origin.clone())
-        } else {
-            HostAuth::Gateway
+        HostAuths(map)
+    }
+}
+
+/// What the image routes of one server point at.
+#[derive(Debug, Clone, Default)]
+struct Upstreams<'a> {
+    first: Option<&'a Origin>,
+    several: bool,
+    renames: bool,
+}
+
+impl<'a> Upstreams<'a> {
+    fn add(&mut self, o: &'a OciRoute) {
+        self.several |= self.first.is_some_and(|f| *f != o.upstream.origin);
+        self.first = self.first.or(Some(&o.upstream.origin));
+        self.renames |= o.renames();
+    }
+
+    fn merge(&mut self, other: &Upstreams<'a>) {
+        self.several |= other.several || matches!((self.first, other.first), (Some(a), Some(b)) if a != b);
+        self.first = self.first.or(other.first);
+        self.renames |= other.renames;
+    }
+
+    fn host_auth(&self) -> HostAuth {
+        match self.first {
+            None => HostAuth::NoRegistry,
+            Some(origin) if !self.several && !self.renames => HostAuth::PassThrough(origin.clone()),
+            Some(_) => HostAuth::Gateway,
         }
+    }
+}
+
+/// [`HostAuth`] by server name.
+#[derive(Debug, Clone)]
+pub struct HostAuths(HashMap<String, HostAuth>);
+
+impl HostAuths {
+    pub fn get(&self, server: &str) -> HostAuth {
+        self.0.get(server).cloned().unwrap_or(HostAuth::NoRegistry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auths(routes: &str) -> HostAuths {
+        let yaml = format!("version: 1\ngateway: {{hosts: [{{name: a.dev}}, {{name: b.dev}}]}}\nroutes:\n{routes}");
+        crate::config::parse(&yaml, "t").unwrap().host_auths()
+    }
+
+    #[test]
+    fn host_auth_combines_hostless_and_host_routes() {
+        let one = "http://127.0.0.2:5000";
+        // Host-less routes reach every server; one upstream, same names: pass-through.
+        let a = auths(&format!("  - {{name: x, image: x, upstream: \"{one}/x\"}}\n  - {{name: y, host: a.dev, image: y, upstream: \"{one}/y\"}}\n"));
+        assert!(matches!(a.get("a.dev"), HostAuth::PassThrough(_)));
+        assert!(matches!(a.get("_"), HostAuth::PassThrough(_)));
+        // A second upstream on one host only makes that host issue its own challenge.
+        let a = auths(&format!("  - {{name: x, image: x, upstream: \"{one}/x\", auth: none}}\n  - {{name: y, host: b.dev, image: y, upstream: \"http://127.0.0.3:5000/y\", auth: none}}\n"));
+        assert!(matches!(a.get("a.dev"), HostAuth::PassThrough(_)));
+        assert_eq!(a.get("b.dev"), HostAuth::Gateway);
+        // Renaming anywhere on a host does too; a host with no image routes has no registry.
+        let a = auths(&format!("  - {{name: x, host: a.dev, image: x, upstream: \"{one}/y\", auth: none}}\n"));
+        assert_eq!(a.get("a.dev"), HostAuth::Gateway);
+        assert_eq!(a.get("b.dev"), HostAuth::NoRegistry);
     }
 }

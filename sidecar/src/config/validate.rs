@@ -357,10 +357,11 @@ impl Cx<'_> {
 
     /// `indices[k]` is where typed route `k` stands in the file.
     fn cross_checks(&mut self, config: &Config, indices: &[usize]) {
+        let auths = config.host_auths();
         // A host that renames or fronts several upstreams hands out tokens itself.
         let mut reported = BTreeSet::new();
         for server in config.server_names() {
-            if config.host_auth(server) != HostAuth::Gateway {
+            if auths.get(server) != HostAuth::Gateway {
                 continue;
             }
             for (idx, r) in config.routes.iter().enumerate() {
@@ -376,7 +377,7 @@ impl Cx<'_> {
             }
         }
         for (idx, r) in config.routes.iter().enumerate() {
-            if matches!(&r.target, Target::Oci(o) if o.mode == Mode::Redirect) && config.redirect_loses_auth(r) {
+            if matches!(&r.target, Target::Oci(o) if o.mode == Mode::Redirect) && config.redirect_loses_auth(r, &auths) {
                 self.at_route(indices[idx], r, "mode", "`redirect` cannot work here: the upstream needs a token and this host \
                     issues its own challenge (it renames images or fronts several upstreams), so clients would reach \
                     the upstream without their token; use `auto` or `proxy`, or give the route a host of its own without renaming".into());
@@ -384,7 +385,7 @@ impl Cx<'_> {
         }
         // nginx resolves proxy targets at request time and needs a resolver for names.
         if config.gateway.resolver.is_empty() {
-            if let Some((r, host)) = config.routes.iter().find_map(|r| proxied_dns_host(config, r).map(|h| (r, h))) {
+            if let Some((r, host)) = config.routes.iter().find_map(|r| proxied_dns_host(&auths, r).map(|h| (r, h))) {
                 self.report("gateway", "gateway", "resolver", format!(
                     "required because route \"{}\" may proxy to `{host}`, which nginx resolves at request time; \
                      e.g. `resolver: [\"127.0.0.53\"]`",
@@ -400,11 +401,11 @@ fn is_dns_name(host: &str) -> bool {
 }
 
 /// A DNS name nginx may have to resolve for this route, if any.
-fn proxied_dns_host(config: &Config, r: &Route) -> Option<String> {
+fn proxied_dns_host(auths: &HostAuths, r: &Route) -> Option<String> {
     match &r.target {
         Target::Oci(o) => {
             let proxies = o.mode != Mode::Redirect;
-            let token_host = match (&o.auth, r.host.as_deref().map(|h| config.host_auth(h))) {
+            let token_host = match (&o.auth, r.host.as_deref().map(|h| auths.get(h))) {
                 (Some(UpstreamAuth::Token { realm, .. }), Some(HostAuth::Gateway) | None) => grammar::plain_url(realm).ok().map(|(o, _)| o.host),
                 _ => None,
             };

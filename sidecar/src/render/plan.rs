@@ -108,6 +108,7 @@ impl Plan {
         let mut mode_by_route = Vec::new();
         let mut token_by_route = Vec::new();
         let server_names: Vec<&str> = config.server_names().collect();
+        let auths = config.host_auths();
         for route in &config.routes {
             let Target::Oci(oci) = &route.target else { continue };
             let hosts: Vec<&str> = match &route.host {
@@ -136,7 +137,7 @@ impl Plan {
             };
             up_base_by_route.push(entry(format!("{}/v2/{prefix}", oci.upstream.origin)));
             up_prefix_by_route.push(entry(prefix));
-            let mode = if oci.mode == Mode::Auto && config.redirect_loses_auth(route) { Mode::Proxy } else { oci.mode };
+            let mode = if oci.mode == Mode::Auto && config.redirect_loses_auth(route, &auths) { Mode::Proxy } else { oci.mode };
             mode_by_route.push((route.name.clone(), match mode {
                 Mode::Auto => ModeValue::UserAgents(ua_list_of(&oci.redirect_user_agents)),
                 Mode::Redirect => ModeValue::Redirect,
@@ -147,7 +148,7 @@ impl Plan {
             }
         }
         let default_ua = ua_list_of(&config.gateway.redirect_user_agents);
-        let servers = config.server_names().map(|name| server(config, name, default_ua)).collect::<Vec<_>>();
+        let servers = config.server_names().map(|name| server(config, name, auths.get(name), default_ua)).collect::<Vec<_>>();
 
         mode_by_route.sort_by(|a, b| a.0.cmp(&b.0));
         let mut maps = [&mut route_by_name, &mut up_prefix_by_route, &mut up_base_by_route, &mut origin_by_route, &mut token_by_route];
@@ -178,7 +179,7 @@ impl Plan {
     }
 }
 
-fn server(config: &Config, name: &str, default_ua: usize) -> Server {
+fn server(config: &Config, name: &str, auth: HostAuth, default_ua: usize) -> Server {
     let host = config.gateway.hosts.iter().find(|h| h.name == name);
     let routes: Vec<&Route> = config.routes_for(name).collect();
     let modes: Vec<Mode> = routes
@@ -193,7 +194,7 @@ fn server(config: &Config, name: &str, default_ua: usize) -> Server {
         Some(Mode::Proxy) if modes.iter().all(|m| *m == Mode::Proxy) => ModeValue::Proxy,
         _ => ModeValue::UserAgents(default_ua),
     };
-    let auth = match config.host_auth(name) {
+    let auth = match auth {
         HostAuth::NoRegistry => ServerAuth::None,
         HostAuth::PassThrough(origin) => ServerAuth::PassThrough { ping_url: format!("{origin}/v2/") },
         HostAuth::Gateway => ServerAuth::Gateway,
