@@ -3,8 +3,10 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod nginx;
 pub mod render;
+pub mod sidecar;
 pub mod state;
 pub mod up;
 
@@ -13,4 +15,17 @@ pub mod up;
 pub enum Failure {
     Invalid(config::ConfigError),
     Other(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Failure {
+    pub fn other(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Failure {
+        Failure::Other(e.into())
+    }
+
+    pub fn from_apply(e: daemon::ApplyError) -> Failure {
+        match e {
+            daemon::ApplyError::Config(c @ config::ConfigError::Invalid { .. }) => Failure::Invalid(c),
+            other => Failure::other(other),
+        }
+    }
 }

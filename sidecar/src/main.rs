@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use pullgate::cli::{Cli, Command};
 use pullgate::config::{self, ConfigError, Target};
+use pullgate::daemon::ReloadMethod;
 use pullgate::{nginx, render, state};
 
 /// Exit code for an invalid routes.yaml.
@@ -18,7 +19,17 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(c) => validate(&c.path),
         Command::Render { config, out, check } => render_cmd(&config.path, &out, check, &state_dir),
-        Command::Up(c) => pullgate::up::run(&c.path, &state_dir),
+        Command::Up { config, daemon } => pullgate::up::run(&config.path, &state_dir, &daemon),
+        Command::Run { config, daemon, out, pid_file, reload_command, control_socket } => {
+            let reload = match (pid_file, reload_command) {
+                (Some(p), _) => ReloadMethod::PidFile(p),
+                (None, Some(c)) => ReloadMethod::Command(c.split_whitespace().map(str::to_string).collect()),
+                (None, None) => unreachable!("clap requires one"),
+            };
+            let socket = control_socket.unwrap_or_else(|| state_dir.join("control.sock"));
+            pullgate::sidecar::run(&config.path, &state_dir, &daemon, out, reload, socket)
+        }
+        Command::Status { status, json } => status_cmd(status, json),
         Command::Schema => {
             print!("{}", config::json_schema());
             Ok(())
@@ -73,5 +84,19 @@ fn render_cmd(path: &std::path::Path, out: &std::path::Path, check: bool, state_
     nginx::write_set(&rendered, out).map_err(|e| Failure::Other(e.into()))?;
     let names: Vec<&str> = rendered.files.iter().map(|(n, _)| n.as_str()).collect();
     println!("wrote {} to {}{}", names.join(", "), out.display(), if check { " (nginx -t passed)" } else { "" });
+    Ok(())
+}
+
+fn status_cmd(addr: std::net::SocketAddr, json: bool) -> Result<(), Failure> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Failure::other)?;
+    let body = rt
+        .block_on(pullgate::daemon::http::get(addr, "/status"))
+        .map_err(|e| Failure::other(format!("no pullgate daemon answers on {addr}: {e}")))?;
+    if json {
+        println!("{body}");
+        return Ok(());
+    }
+    let status: pullgate::daemon::status::Status = serde_json::from_str(&body).map_err(Failure::other)?;
+    print!("{}", status.human());
     Ok(())
 }

@@ -31,11 +31,20 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NginxError + '_ {
     move |source| NginxError::Io { path: path.to_path_buf(), source }
 }
 
-/// Write `contents` to `path` through a temporary file and a rename.
+/// Write `contents` to `path` through a temporary file and a rename; where
+/// `path` cannot be replaced (a bind-mounted file: EBUSY, or another file
+/// system: EXDEV), write it in place instead.
 pub fn write_atomic(path: &Path, contents: &str) -> Result<(), NginxError> {
     let tmp = path.with_extension("tmp~");
     std::fs::write(&tmp, contents).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    match std::fs::rename(&tmp, path) {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::EXDEV)) => {
+            let _ = std::fs::remove_file(&tmp);
+            std::fs::write(path, contents).map_err(io(path))
+        }
+        Err(e) => Err(NginxError::Io { path: path.to_path_buf(), source: e }),
+    }
 }
 
 /// Write the include set into `dir`.
@@ -66,12 +75,25 @@ impl Prefix {
         self.root.join("conf/nginx.conf")
     }
 
+    /// Where the include set lives.
+    pub fn conf_dir(&self) -> PathBuf {
+        self.root.join("conf")
+    }
+
+    pub fn pid_file(&self) -> PathBuf {
+        self.root.join("nginx.pid")
+    }
+
     /// Write the include set and a main nginx.conf around it.
     pub fn install(&self, rendered: &Rendered, foreground: bool, error_log: &str) -> Result<(), NginxError> {
-        let conf = self.root.join("conf");
-        write_set(rendered, &conf)?;
+        write_set(rendered, &self.conf_dir())?;
+        self.install_main(foreground, error_log)
+    }
+
+    /// Write only the main nginx.conf, which includes `conf/pullgate.conf`.
+    pub fn install_main(&self, foreground: bool, error_log: &str) -> Result<(), NginxError> {
         let root = self.root.display().to_string();
-        let include = conf.join(INCLUDE_FILE).display().to_string();
+        let include = self.conf_dir().join(INCLUDE_FILE).display().to_string();
         let main = MainConf { prefix: &root, include: &include, error_log, workers: "auto", foreground }.to_string()?;
         write_atomic(&self.main_conf(), &main)
     }

@@ -1,58 +1,95 @@
-//! `pullgate up`: render, check and run nginx in the foreground.
+//! `pullgate up`: run nginx in the foreground on a prefix under the state
+//! directory and keep it serving the latest good routes.yaml.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::{config, nginx, render, Failure};
+use crate::cli::DaemonArgs;
+use crate::daemon::{self, status::Status, Applier, Daemon, ReloadMethod};
+use crate::{nginx, Failure};
 
-pub fn run(config_path: &Path, state_dir: &Path) -> Result<(), Failure> {
-    let c = config::load(config_path).map_err(|e| match e {
-        e @ config::ConfigError::Invalid { .. } => Failure::Invalid(e),
-        e => Failure::Other(e.into()),
-    })?;
-    let rendered = render::render(&c).map_err(|e| Failure::Other(e.into()))?;
-    let prefix = nginx::Prefix::create(state_dir.join("nginx")).map_err(|e| Failure::Other(e.into()))?;
-    prefix.install(&rendered, true, "stderr").map_err(|e| Failure::Other(e.into()))?;
-    prefix.test().map_err(|e| Failure::Other(e.into()))?;
+pub fn run(config_path: &Path, state_dir: &Path, args: &DaemonArgs) -> Result<(), Failure> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Failure::other)?;
+    rt.block_on(run_async(config_path, state_dir, args))
+}
 
-    let log = if c.gateway.access_log.starts_with('/') {
-        c.gateway.access_log.clone()
-    } else {
-        prefix.root.join(&c.gateway.access_log).display().to_string()
-    };
-    tracing::info!(prefix = %prefix.root.display(), access_log = %log, listen = ?c.gateway.listen, "starting nginx");
+async fn run_async(config_path: &Path, state_dir: &Path, args: &DaemonArgs) -> Result<(), Failure> {
+    let prefix = nginx::Prefix::create(state_dir.join("nginx")).map_err(Failure::other)?;
+    let socket = prefix.root.join("control.sock");
+    let mut applier = Applier::new(prefix.conf_dir(), state_dir.join("scratch"), socket.clone(), ReloadMethod::PidFile(prefix.pid_file()));
+    let prepared = applier.prepare(config_path).await.map_err(Failure::from_apply)?.expect("nothing is live yet");
+    let access_log = prepared.0.gateway.access_log.clone();
+    let listen = prepared.0.gateway.listen.clone();
+    applier.install(prepared).map_err(Failure::from_apply)?;
+    prefix.install_main(true, "stderr").map_err(Failure::other)?;
+    // A socket file left by an nginx that did not exit cleanly would stop this one.
+    let _ = std::fs::remove_file(&socket);
 
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| Failure::Other(e.into()))?;
-    rt.block_on(async {
-        let mut cmd = prefix.command(&[]);
-        // Its own process group: Ctrl-C reaches pullgate only, which stops nginx gracefully.
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        // If pullgate dies without stopping nginx (SIGKILL, a crash), nginx stops too.
-        // SAFETY: prctl in the forked child before exec touches no shared state.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
+    let log = if access_log.starts_with('/') { access_log } else { prefix.root.join(&access_log).display().to_string() };
+    tracing::info!(prefix = %prefix.root.display(), access_log = %log, ?listen, "starting nginx");
+    let mut cmd = prefix.command(&[]);
+    // Its own process group: Ctrl-C reaches pullgate only, which stops nginx gracefully.
+    cmd.process_group(0);
+    // If pullgate dies without stopping nginx (SIGKILL, a crash), nginx stops too.
+    // SAFETY: prctl in the forked child before exec touches no shared state.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let mut child = tokio::process::Command::from(cmd)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| Failure::other(nginx::NginxError::Spawn { binary: nginx::binary(), source }))?;
+    let pid = child.id().expect("running child has a pid") as i32;
+
+    let version = applier.version().unwrap_or_default().to_string();
+    tokio::select! {
+        status = child.wait() => return exited(status),
+        verified = applier.wait_for_version(&version) => verified.map_err(Failure::from_apply)?,
+    }
+    tracing::info!(%version, "nginx serves the config");
+
+    let status = Arc::new(Mutex::new(Status {
+        config_path: config_path.display().to_string(),
+        serving_version: Some(version),
+        last_reload_ok: Some(daemon::status::now()),
+        ..Status::default()
+    }));
+    if let Some(addr) = args.status_listen.0 {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| Failure::other(format!("status endpoint {addr}: {e}")))?;
+        tracing::info!(%addr, "status on http://{addr}/status and /metrics");
+        tokio::spawn(daemon::http::serve(listener, status.clone()));
+    }
+    let daemon = Daemon { config_path: config_path.to_path_buf(), applier, status, debounce: args.debounce(), min_interval: args.min_interval() };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let watching = tokio::spawn(daemon.run(async {
+        let _ = stop_rx.await;
+    }));
+
+    let mut term = signal(SignalKind::terminate()).map_err(Failure::other)?;
+    let why = tokio::select! {
+        status = child.wait() => {
+            let _ = stop_tx.send(());
+            return exited(status);
         }
-        let mut child = tokio::process::Command::from(cmd)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| Failure::Other(nginx::NginxError::Spawn { binary: nginx::binary(), source }.into()))?;
-        let pid = child.id().expect("running child has a pid") as i32;
-        let mut term = signal(SignalKind::terminate()).map_err(|e| Failure::Other(e.into()))?;
-        let stop = tokio::select! {
-            status = child.wait() => return exited(status),
-            _ = tokio::signal::ctrl_c() => "interrupt",
-            _ = term.recv() => "terminate",
-        };
-        tracing::info!(signal = stop, "stopping nginx gracefully");
-        // SIGQUIT: nginx finishes in-flight requests, then exits.
-        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-        unsafe { libc::kill(pid, libc::SIGQUIT) };
-        exited(child.wait().await)
-    })
+        _ = tokio::signal::ctrl_c() => "interrupt",
+        _ = term.recv() => "terminate",
+        result = watching => match result {
+            Ok(Err(e)) => return Err(Failure::other(format!("watching {}: {e}", config_path.display()))),
+            _ => "the watcher stopped",
+        },
+    };
+    let _ = stop_tx.send(());
+    tracing::info!(reason = why, "stopping nginx gracefully");
+    // SIGQUIT: nginx finishes in-flight requests, then exits.
+    // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+    unsafe { libc::kill(pid, libc::SIGQUIT) };
+    exited(child.wait().await)
 }
 
 fn exited(status: std::io::Result<std::process::ExitStatus>) -> Result<(), Failure> {
@@ -61,7 +98,7 @@ fn exited(status: std::io::Result<std::process::ExitStatus>) -> Result<(), Failu
             tracing::info!("nginx stopped");
             Ok(())
         }
-        Ok(s) => Err(Failure::Other(format!("nginx exited with {s}").into())),
-        Err(e) => Err(Failure::Other(e.into())),
+        Ok(s) => Err(Failure::other(format!("nginx exited with {s}"))),
+        Err(e) => Err(Failure::other(e)),
     }
 }

@@ -63,6 +63,15 @@ impl IncludeTemplate<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
     pub files: Vec<(String, String)>,
+    /// Identifies this config: a hash of what was rendered from routes.yaml.
+    pub version: String,
+}
+
+#[derive(Template)]
+#[template(path = "control.conf", escape = "none")]
+struct ControlTemplate<'a> {
+    socket: &'a str,
+    version: &'a str,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +80,14 @@ pub enum RenderError {
     Template { file: &'static str, source: askama::Error },
 }
 
+/// Render the include set.
 pub fn render(config: &Config) -> Result<Rendered, RenderError> {
+    render_with_control(config, None)
+}
+
+/// Render the include set; with `control_socket`, append a server on that
+/// unix socket that answers `GET /pullgate/config` with the config version.
+pub fn render_with_control(config: &Config, control_socket: Option<&str>) -> Result<Rendered, RenderError> {
     let plan = Plan::new(config);
     let include = IncludeTemplate {
         plan: &plan,
@@ -82,7 +98,21 @@ pub fn render(config: &Config) -> Result<Rendered, RenderError> {
     }
     .render()
     .map_err(|source| RenderError::Template { file: INCLUDE_FILE, source })?;
-    Ok(Rendered { files: vec![(INCLUDE_FILE.to_string(), include)] })
+    let version = version_of(&include);
+    let mut include = include;
+    if let Some(socket) = control_socket {
+        let control = ControlTemplate { socket, version: &version }
+            .render()
+            .map_err(|source| RenderError::Template { file: "control.conf", source })?;
+        include.push_str(&control);
+    }
+    Ok(Rendered { files: vec![(INCLUDE_FILE.to_string(), include)], version })
+}
+
+/// The first 16 hex digits of the SHA-256 of the rendered routes.
+fn version_of(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 /// A minimal nginx.conf around the include set, for `nginx -t` and `pullgate up`.

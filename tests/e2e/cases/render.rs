@@ -83,11 +83,11 @@ fn golden_nginx_t() -> Result<(), String> {
         let rendered = render_file(&input)?;
         // Log directories named by a golden need not exist here.
         let text = rendered.files[0].1.replace("access_log \"/var/log/pullgate/", "access_log \"logs/");
-        let rendered = render::Rendered { files: vec![(rendered.files[0].0.clone(), text.clone())] };
+        let rendered = render::Rendered { files: vec![(rendered.files[0].0.clone(), text.clone())], ..rendered };
         // TLS files named by a golden do not exist here; those configs are checked without them.
         if text.contains("ssl_certificate") {
             let stripped: String = text.lines().filter(|l| !l.contains("ssl_certificate") && !l.contains(" ssl;")).map(|l| format!("{l}\n")).collect();
-            let rendered = render::Rendered { files: vec![(rendered.files[0].0.clone(), stripped)] };
+            let rendered = render::Rendered { files: vec![(rendered.files[0].0.clone(), stripped)], ..rendered };
             nginx::check(&rendered, &scratch()).map_err(|e| format!("{}: {e}", input.display()))?;
         } else {
             nginx::check(&rendered, &scratch()).map_err(|e| format!("{}: {e}", input.display()))?;

@@ -16,8 +16,10 @@ pub const SCHEMA_V1: [&str; 17] =
 
 pub struct Gateway {
     /// `pullgate up`; stopping it stops nginx.
-    _up: Server,
+    pub up: Server,
     pub addr: SocketAddr,
+    /// The daemon's /status and /metrics.
+    pub status_addr: SocketAddr,
     pub dir: PathBuf,
 }
 
@@ -30,11 +32,13 @@ impl Gateway {
         let yaml = format!("version: 1\ngateway:\n  listen: [\"{addr}\"]\n{gateway_extra}routes:\n{routes}");
         let routes_path = dir.join("routes.yaml");
         std::fs::write(&routes_path, yaml).map_err(|e| e.to_string())?;
+        let status_addr: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap();
         let mut cmd = Command::new(PULLGATE);
         cmd.arg("--state-dir").arg(dir.join("state")).arg("up").arg("-c").arg(&routes_path);
+        cmd.arg("--status-listen").arg(status_addr.to_string());
         let mut server = Server::start("pullgate up", cmd, &dir.join("up.log"))?;
         wait_for_http(&mut server, addr)?;
-        Ok(Gateway { _up: server, addr, dir: dir.to_path_buf() })
+        Ok(Gateway { up: server, addr, status_addr, dir: dir.to_path_buf() })
     }
 
     pub fn host(&self) -> String {

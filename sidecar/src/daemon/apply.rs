@@ -1,0 +1,188 @@
+//! Apply routes.yaml to a running nginx: validate, render, check the staged
+//! set with `nginx -t`, swap it in, reload, and verify that nginx serves it.
+//! On any failure the last good config stays (or is put back) and serving.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::config::{self, Config, ConfigError};
+use crate::nginx::{self, NginxError};
+use crate::render::{self, RenderError, Rendered};
+
+/// How nginx is told to reload.
+#[derive(Debug, Clone)]
+pub enum ReloadMethod {
+    /// SIGHUP to the master process whose pid is in this file.
+    PidFile(PathBuf),
+    /// Run this command (e.g. `nginx -s reload`, or `docker kill -s HUP nginx`).
+    Command(Vec<String>),
+}
+
+/// Why a change did not go live. The previous config is still serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Render(#[from] RenderError),
+    #[error("{0}")]
+    Nginx(#[from] NginxError),
+    #[error("reload: {0}")]
+    Reload(String),
+    #[error("nginx still serves config {got:?} {waited:?} after the reload, not {want} (see nginx's error log); the previous config was put back")]
+    Verify { want: String, got: Option<String>, waited: Duration },
+}
+
+impl ApplyError {
+    /// The stage that failed, for metrics.
+    pub fn stage(&self) -> &'static str {
+        match self {
+            ApplyError::Config(_) => "validate",
+            ApplyError::Render(_) => "render",
+            ApplyError::Nginx(NginxError::Rejected { .. }) => "check",
+            ApplyError::Nginx(_) => "swap",
+            ApplyError::Reload(_) => "reload",
+            ApplyError::Verify { .. } => "verify",
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The new config is serving.
+    Applied { version: String },
+    /// Nothing that matters changed.
+    Unchanged,
+}
+
+pub struct Applier {
+    /// Where the live include set is written (nginx includes it from here).
+    pub live_dir: PathBuf,
+    /// Scratch space for `nginx -t`.
+    pub scratch: PathBuf,
+    /// The control socket the rendered config listens on.
+    pub control_socket: PathBuf,
+    pub reload: ReloadMethod,
+    pub verify_timeout: Duration,
+    last_good: Option<(Config, Rendered)>,
+}
+
+impl Applier {
+    pub fn new(live_dir: PathBuf, scratch: PathBuf, control_socket: PathBuf, reload: ReloadMethod) -> Applier {
+        Applier { live_dir, scratch, control_socket, reload, verify_timeout: Duration::from_secs(10), last_good: None }
+    }
+
+    pub fn version(&self) -> Option<&str> {
+        self.last_good.as_ref().map(|(_, r)| r.version.as_str())
+    }
+
+    /// Validate, render and check `config_path` without touching nginx:
+    /// the first step of starting nginx, and of every change.
+    pub async fn prepare(&self, config_path: &Path) -> Result<Option<(Config, Rendered)>, ApplyError> {
+        let config = config::load(config_path)?;
+        if self.last_good.as_ref().is_some_and(|(c, _)| *c == config) {
+            return Ok(None);
+        }
+        let socket = self.control_socket.display().to_string();
+        let rendered = render::render_with_control(&config, Some(&socket))?;
+        if self.version() == Some(rendered.version.as_str()) {
+            return Ok(None);
+        }
+        let (staged, scratch) = (rendered.clone(), self.scratch.clone());
+        tokio::task::spawn_blocking(move || nginx::check(&staged, &scratch))
+            .await
+            .map_err(|e| ApplyError::Reload(e.to_string()))??;
+        Ok(Some((config, rendered)))
+    }
+
+    /// Write a prepared set without reloading: for a first start of nginx.
+    pub fn install(&mut self, prepared: (Config, Rendered)) -> Result<(), ApplyError> {
+        nginx::write_set(&prepared.1, &self.live_dir)?;
+        self.last_good = Some(prepared);
+        Ok(())
+    }
+
+    /// Bring `config_path` live, or leave the last good config serving.
+    pub async fn apply(&mut self, config_path: &Path) -> Result<Outcome, ApplyError> {
+        let Some((config, rendered)) = self.prepare(config_path).await? else { return Ok(Outcome::Unchanged) };
+        nginx::write_set(&rendered, &self.live_dir)?;
+        let live = self.reload_and_verify(&rendered.version).await;
+        if let Err(e) = live {
+            self.restore().await;
+            return Err(e);
+        }
+        let version = rendered.version.clone();
+        self.last_good = Some((config, rendered));
+        Ok(Outcome::Applied { version })
+    }
+
+    /// Put the last good set back and reload; best effort, after a failure.
+    async fn restore(&self) {
+        let Some((_, good)) = &self.last_good else { return };
+        if let Err(e) = nginx::write_set(good, &self.live_dir) {
+            tracing::error!(error = %e, "could not put the last good config back");
+            return;
+        }
+        if let Err(e) = self.reload_and_verify(&good.version).await {
+            tracing::error!(error = %e, "reloading the last good config failed");
+        }
+    }
+
+    async fn reload_and_verify(&self, want: &str) -> Result<(), ApplyError> {
+        self.signal_reload().await?;
+        self.wait_for_version(want).await
+    }
+
+    async fn signal_reload(&self) -> Result<(), ApplyError> {
+        match &self.reload {
+            ReloadMethod::PidFile(path) => {
+                let text = tokio::fs::read_to_string(path).await.map_err(|e| ApplyError::Reload(format!("{}: {e}", path.display())))?;
+                let pid: i32 = text.trim().parse().map_err(|_| ApplyError::Reload(format!("{}: no pid in {text:?}", path.display())))?;
+                // SAFETY: kill(2) has no memory-safety preconditions.
+                if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
+                    return Err(ApplyError::Reload(format!("SIGHUP to nginx pid {pid}: {}", std::io::Error::last_os_error())));
+                }
+                Ok(())
+            }
+            ReloadMethod::Command(argv) => {
+                let (program, args) = argv.split_first().ok_or_else(|| ApplyError::Reload("empty reload command".into()))?;
+                let out = tokio::process::Command::new(program).args(args).output().await.map_err(|e| ApplyError::Reload(format!("{program}: {e}")))?;
+                if out.status.success() {
+                    Ok(())
+                } else {
+                    Err(ApplyError::Reload(format!("{argv:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim())))
+                }
+            }
+        }
+    }
+
+    /// Poll the control socket until nginx answers with `want`.
+    pub async fn wait_for_version(&self, want: &str) -> Result<(), ApplyError> {
+        let start = Instant::now();
+        let mut got = None;
+        while start.elapsed() < self.verify_timeout {
+            got = serving_version(&self.control_socket).await;
+            if got.as_deref() == Some(want) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Err(ApplyError::Verify { want: want.to_string(), got, waited: start.elapsed() })
+    }
+}
+
+/// The config version nginx answers on its control socket, if it answers.
+pub async fn serving_version(socket: &Path) -> Option<String> {
+    let ask = async {
+        let mut s = tokio::net::UnixStream::connect(socket).await.ok()?;
+        s.write_all(b"GET /pullgate/config HTTP/1.0\r\nHost: pullgate\r\n\r\n").await.ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.ok()?;
+        let text = String::from_utf8(buf).ok()?;
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        head.starts_with("HTTP/1.1 200").then(|| body.trim().to_string())
+    };
+    tokio::time::timeout(Duration::from_secs(1), ask).await.ok().flatten()
+}

@@ -1,0 +1,86 @@
+//! The sidecar daemon: keep nginx serving the latest good routes.yaml.
+//!
+//! One loop: wait for a debounced batch of file-system events, then apply the
+//! file as it is now. Applies never overlap (at most one reload in flight),
+//! start at least `min_interval` apart, and read the file when they start, so
+//! the latest edit wins and a burst of edits costs one reload.
+
+mod apply;
+pub mod http;
+pub mod status;
+mod watch;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+pub use apply::{serving_version, Applier, ApplyError, Outcome, ReloadMethod};
+pub use watch::Debounce;
+
+pub struct Daemon {
+    pub config_path: PathBuf,
+    pub applier: Applier,
+    pub status: status::Shared,
+    pub debounce: Debounce,
+    /// At least this long between the starts of two reloads.
+    pub min_interval: Duration,
+}
+
+impl Daemon {
+    /// Watch and apply until `stop` resolves.
+    pub async fn run(mut self, stop: impl Future<Output = ()>) -> notify::Result<()> {
+        let mut events = watch::Events::watch(&self.config_path)?;
+        tokio::pin!(stop);
+        let mut last_start: Option<Instant> = None;
+        loop {
+            let n = tokio::select! {
+                n = events.next_batch(self.debounce) => n,
+                _ = &mut stop => return Ok(()),
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            let batch_at = Instant::now();
+            {
+                let mut s = self.status.lock().expect("status lock");
+                s.watch_events += n as u64;
+                s.watch_batches += 1;
+            }
+            if let Some(t) = last_start {
+                tokio::time::sleep_until(t + self.min_interval).await;
+            }
+            last_start = Some(Instant::now());
+            let result = self.applier.apply(&self.config_path).await;
+            self.record(result, batch_at);
+        }
+    }
+
+    fn record(&self, result: Result<Outcome, ApplyError>, since: Instant) {
+        let mut s = self.status.lock().expect("status lock");
+        match result {
+            Ok(Outcome::Applied { version }) => {
+                let took = since.elapsed().as_secs_f64();
+                tracing::info!(%version, seconds = took, "new config is serving");
+                s.reloads_ok += 1;
+                s.serving_version = Some(version);
+                s.last_reload_ok = Some(status::now());
+                s.last_reload_seconds = Some(took);
+                s.last_error = None;
+            }
+            Ok(Outcome::Unchanged) => {
+                s.skipped_unchanged += 1;
+                // An edit reverted to what is serving: nothing is pending any more.
+                s.last_error = None;
+            }
+            Err(e) => {
+                tracing::error!(stage = e.stage(), "config not applied, the previous one keeps serving:\n{e}");
+                s.reloads_failed += 1;
+                *s.failures_by_stage.entry(e.stage().to_string()).or_default() += 1;
+                s.last_error = Some(e.to_string());
+                s.last_error_at = Some(status::now());
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! What the daemon knows about itself, for `pullgate status` and Prometheus.
+
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Status {
+    pub config_path: String,
+    /// Version of the config nginx serves (hash of the rendered routes).
+    pub serving_version: Option<String>,
+    pub reloads_ok: u64,
+    pub reloads_failed: u64,
+    /// Failed applies by stage: validate, render, check, swap, reload, verify.
+    pub failures_by_stage: std::collections::BTreeMap<String, u64>,
+    /// Seconds since the epoch of the last successful reload.
+    pub last_reload_ok: Option<f64>,
+    pub last_reload_seconds: Option<f64>,
+    /// The last failure, with file:line:col or nginx's message; cleared by a success.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<f64>,
+    /// File-system events seen, and batches they were debounced into.
+    pub watch_events: u64,
+    pub watch_batches: u64,
+    /// Batches that changed nothing that matters.
+    pub skipped_unchanged: u64,
+}
+
+pub type Shared = Arc<Mutex<Status>>;
+
+pub fn now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+impl Status {
+    /// Prometheus text exposition format.
+    pub fn prometheus(&self) -> String {
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<(String, String)>| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            for (labels, value) in lines {
+                out.push_str(&format!("{name}{labels} {value}\n"));
+            }
+        };
+        metric("pullgate_reloads_total", "counter", "Config changes applied, by result.", vec![
+            ("{result=\"ok\"}".into(), self.reloads_ok.to_string()),
+            ("{result=\"failed\"}".into(), self.reloads_failed.to_string()),
+        ]);
+        metric(
+            "pullgate_reload_failures_total",
+            "counter",
+            "Failed config changes, by the stage that failed.",
+            self.failures_by_stage.iter().map(|(stage, n)| (format!("{{stage=\"{stage}\"}}"), n.to_string())).collect(),
+        );
+        metric("pullgate_last_reload_success_timestamp_seconds", "gauge", "When a config change last went live.", vec![(String::new(), self.last_reload_ok.unwrap_or(0.0).to_string())]);
+        metric("pullgate_last_reload_duration_seconds", "gauge", "How long the last successful change took, from event to verified.", vec![(String::new(), self.last_reload_seconds.unwrap_or(0.0).to_string())]);
+        metric("pullgate_config_error", "gauge", "1 while the latest routes.yaml is not live because of an error.", vec![(String::new(), u8::from(self.last_error.is_some()).to_string())]);
+        metric("pullgate_config_info", "gauge", "The config version nginx serves.", vec![(format!("{{version=\"{}\"}}", self.serving_version.as_deref().unwrap_or("")), "1".into())]);
+        metric("pullgate_watch_events_total", "counter", "File-system events seen in the config directory.", vec![(String::new(), self.watch_events.to_string())]);
+        metric("pullgate_watch_batches_total", "counter", "Debounced batches of events.", vec![(String::new(), self.watch_batches.to_string())]);
+        metric("pullgate_watch_skipped_total", "counter", "Batches that did not change the parsed routes.", vec![(String::new(), self.skipped_unchanged.to_string())]);
+        out
+    }
+
+    /// A few lines for a person.
+    pub fn human(&self) -> String {
+        let ago = |t: Option<f64>| t.map(|t| format!("{:.0}s ago", (now() - t).max(0.0))).unwrap_or_else(|| "never".into());
+        let mut s = format!(
+            "config:   {}\nserving:  {}\nreloads:  {} ok, {} failed (last ok {})\nwatch:    {} events in {} batches, {} unchanged\n",
+            self.config_path,
+            self.serving_version.as_deref().unwrap_or("nothing yet"),
+            self.reloads_ok,
+            self.reloads_failed,
+            ago(self.last_reload_ok),
+            self.watch_events,
+            self.watch_batches,
+            self.skipped_unchanged
+        );
+        if let Some(e) = &self.last_error {
+            s.push_str(&format!("error ({}), the previous config keeps serving:\n", ago(self.last_error_at)));
+            for line in e.lines() {
+                s.push_str(&format!("  {line}\n"));
+            }
+        }
+        s
+    }
+}
