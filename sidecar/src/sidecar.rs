@@ -4,13 +4,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::cli::DaemonArgs;
-use crate::daemon::{self, status::Status, Applier, Daemon, Outcome, ReloadMethod};
+use crate::daemon::{self, status::Status, Applier, Daemon, Events, Outcome, ReloadMethod};
 use crate::Failure;
 
 pub fn run(config_path: &Path, state_dir: &Path, args: &DaemonArgs, out: PathBuf, reload: ReloadMethod, socket: PathBuf) -> Result<(), Failure> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Failure::other)?;
     rt.block_on(async {
         let mut applier = Applier::new(out, state_dir.join("scratch"), socket, reload);
+        let events = Events::watch(config_path).map_err(|e| Failure::other(format!("watching {}: {e}", config_path.display())))?;
         let version = match applier.apply(config_path).await.map_err(Failure::from_apply)? {
             Outcome::Applied { version } => version,
             Outcome::Unchanged => unreachable!("nothing is live yet"),
@@ -35,6 +36,7 @@ pub fn run(config_path: &Path, state_dir: &Path, args: &DaemonArgs, out: PathBuf
                 _ = term.recv() => {}
             }
         };
-        daemon.run(stop).await.map_err(|e| Failure::other(format!("watching {}: {e}", config_path.display())))
+        daemon.run(events, stop).await;
+        Ok(())
     })
 }

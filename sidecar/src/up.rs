@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::DaemonArgs;
-use crate::daemon::{self, status::Status, Applier, Daemon, ReloadMethod};
+use crate::daemon::{self, status::Status, Applier, Daemon, Events, ReloadMethod};
 use crate::{nginx, Failure};
 
 pub fn run(config_path: &Path, state_dir: &Path, args: &DaemonArgs) -> Result<(), Failure> {
@@ -20,6 +20,7 @@ async fn run_async(config_path: &Path, state_dir: &Path, args: &DaemonArgs) -> R
     let prefix = nginx::Prefix::create(state_dir.join("nginx")).map_err(Failure::other)?;
     let socket = prefix.root.join("control.sock");
     let mut applier = Applier::new(prefix.conf_dir(), state_dir.join("scratch"), socket.clone(), ReloadMethod::PidFile(prefix.pid_file()));
+    let events = Events::watch(config_path).map_err(|e| Failure::other(format!("watching {}: {e}", config_path.display())))?;
     let prepared = applier.prepare(config_path).await.map_err(Failure::from_apply)?.expect("nothing is live yet");
     let access_log = prepared.0.gateway.access_log.clone();
     let listen = prepared.0.gateway.listen.clone();
@@ -27,6 +28,13 @@ async fn run_async(config_path: &Path, state_dir: &Path, args: &DaemonArgs) -> R
     prefix.install_main(true, "stderr").map_err(Failure::other)?;
     // A socket file left by an nginx that did not exit cleanly would stop this one.
     let _ = std::fs::remove_file(&socket);
+
+    let status = Arc::new(Mutex::new(Status { config_path: config_path.display().to_string(), ..Status::default() }));
+    if let Some(addr) = args.status_listen.0 {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| Failure::other(format!("status endpoint {addr}: {e}")))?;
+        tracing::info!(%addr, "status on http://{addr}/status and /metrics");
+        tokio::spawn(daemon::http::serve(listener, status.clone()));
+    }
 
     let log = if access_log.starts_with('/') { access_log } else { prefix.root.join(&access_log).display().to_string() };
     tracing::info!(prefix = %prefix.root.display(), access_log = %log, ?listen, "starting nginx");
@@ -54,20 +62,14 @@ async fn run_async(config_path: &Path, state_dir: &Path, args: &DaemonArgs) -> R
     }
     tracing::info!(%version, "nginx serves the config");
 
-    let status = Arc::new(Mutex::new(Status {
-        config_path: config_path.display().to_string(),
-        serving_version: Some(version),
-        last_reload_ok: Some(daemon::status::now()),
-        ..Status::default()
-    }));
-    if let Some(addr) = args.status_listen.0 {
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| Failure::other(format!("status endpoint {addr}: {e}")))?;
-        tracing::info!(%addr, "status on http://{addr}/status and /metrics");
-        tokio::spawn(daemon::http::serve(listener, status.clone()));
+    {
+        let mut s = status.lock().expect("status lock");
+        s.serving_version = Some(version);
+        s.last_reload_ok = Some(daemon::status::now());
     }
     let daemon = Daemon { config_path: config_path.to_path_buf(), applier, status, debounce: args.debounce(), min_interval: args.min_interval() };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let watching = tokio::spawn(daemon.run(async {
+    let watching = tokio::spawn(daemon.run(events, async {
         let _ = stop_rx.await;
     }));
 
@@ -79,10 +81,7 @@ async fn run_async(config_path: &Path, state_dir: &Path, args: &DaemonArgs) -> R
         }
         _ = tokio::signal::ctrl_c() => "interrupt",
         _ = term.recv() => "terminate",
-        result = watching => match result {
-            Ok(Err(e)) => return Err(Failure::other(format!("watching {}: {e}", config_path.display()))),
-            _ => "the watcher stopped",
-        },
+        _ = watching => "the watcher stopped",
     };
     let _ = stop_tx.send(());
     tracing::info!(reason = why, "stopping nginx gracefully");

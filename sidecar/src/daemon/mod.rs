@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use apply::{serving_version, Applier, ApplyError, Outcome, ReloadMethod};
-pub use watch::Debounce;
+pub use watch::{Debounce, Events};
 
 pub struct Daemon {
     pub config_path: PathBuf,
@@ -29,18 +29,19 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Watch and apply until `stop` resolves.
-    pub async fn run(mut self, stop: impl Future<Output = ()>) -> notify::Result<()> {
-        let mut events = watch::Events::watch(&self.config_path)?;
+    /// Apply each batch of `events` until `stop` resolves. Start watching
+    /// before the first read of routes.yaml, so that no edit falls between.
+    pub async fn run(mut self, mut events: Events, stop: impl Future<Output = ()>) {
         tokio::pin!(stop);
         let mut last_start: Option<Instant> = None;
         loop {
             let n = tokio::select! {
                 n = events.next_batch(self.debounce) => n,
-                _ = &mut stop => return Ok(()),
+                _ = &mut stop => return,
             };
             if n == 0 {
-                return Ok(());
+                tracing::error!("the file watcher stopped; changes to routes.yaml are no longer seen");
+                return;
             }
             let batch_at = Instant::now();
             {

@@ -1,6 +1,7 @@
 //! Test cases, a module per area.
 
 mod cli;
+mod live;
 mod protocol;
 mod pulls;
 mod render;
@@ -21,6 +22,7 @@ pub fn standalone() -> Vec<(String, Standalone)> {
 /// Tests that use the shared upstreams.
 pub fn with_world() -> Vec<(String, WithWorld)> {
     let mut v = Vec::new();
+    v.extend(live::tests());
     v.extend(protocol::tests());
     v.extend(pulls::tests());
     v

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::process::{free_port, wait_for_http, Server};
+use super::process::{free_port, wait_for_http, wait_for_port, Server};
 
 pub const PULLGATE: &str = env!("CARGO_BIN_EXE_pullgate");
 
@@ -16,7 +16,7 @@ pub const SCHEMA_V1: [&str; 17] =
 
 pub struct Gateway {
     /// `pullgate up`; stopping it stops nginx.
-    pub up: Server,
+    _up: Server,
     pub addr: SocketAddr,
     /// The daemon's /status and /metrics.
     pub status_addr: SocketAddr,
@@ -26,23 +26,62 @@ pub struct Gateway {
 impl Gateway {
     /// Run `pullgate up` with `gateway_extra` (indented under `gateway:`) and `routes` (a YAML list).
     pub fn start(dir: &Path, gateway_extra: &str, routes: &str) -> Result<Gateway, String> {
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        let port = free_port("127.0.0.1");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let yaml = format!("version: 1\ngateway:\n  listen: [\"{addr}\"]\n{gateway_extra}routes:\n{routes}");
+        let addr = Gateway::pick_addr();
         let routes_path = dir.join("routes.yaml");
-        std::fs::write(&routes_path, yaml).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        std::fs::write(&routes_path, Gateway::yaml(addr, gateway_extra, routes)).map_err(|e| e.to_string())?;
+        Gateway::launch(dir, addr, &routes_path, &[])
+    }
+
+    /// An address for a gateway to listen on.
+    pub fn pick_addr() -> SocketAddr {
+        format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap()
+    }
+
+    /// A routes.yaml listening on `addr`.
+    pub fn yaml(addr: SocketAddr, gateway_extra: &str, routes: &str) -> String {
+        format!("version: 1\ngateway:\n  listen: [\"{addr}\"]\n{gateway_extra}routes:\n{routes}")
+    }
+
+    /// Run `pullgate up -c config_path ARGS` in `dir`; the file must listen on `addr`.
+    pub fn launch(dir: &Path, addr: SocketAddr, routes_path: &Path, args: &[&str]) -> Result<Gateway, String> {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         let status_addr: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap();
         let mut cmd = Command::new(PULLGATE);
         cmd.arg("--state-dir").arg(dir.join("state")).arg("up").arg("-c").arg(&routes_path);
-        cmd.arg("--status-listen").arg(status_addr.to_string());
+        cmd.arg("--status-listen").arg(status_addr.to_string()).args(args);
         let mut server = Server::start("pullgate up", cmd, &dir.join("up.log"))?;
         wait_for_http(&mut server, addr)?;
-        Ok(Gateway { up: server, addr, status_addr, dir: dir.to_path_buf() })
+        wait_for_port(&mut server, status_addr)?;
+        Ok(Gateway { _up: server, addr, status_addr, dir: dir.to_path_buf() })
     }
 
     pub fn host(&self) -> String {
         self.addr.to_string()
+    }
+
+    /// The daemon's /status, as JSON.
+    pub fn status(&self) -> Result<Value, String> {
+        let r = curl("GET", &format!("http://{}/status", self.status_addr), &[])?;
+        serde_json::from_slice(&r.body).map_err(|e| format!("status: {e}: {}", r.text()))
+    }
+
+    /// Pids of nginx's worker processes (children of the master).
+    pub fn workers(&self) -> Vec<u32> {
+        let master = std::fs::read_to_string(self.dir.join("state/nginx/nginx.pid")).unwrap_or_default();
+        let master: u32 = master.trim().parse().unwrap_or(0);
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            // pid (comm) state ppid ...
+            let ppid = stat.rsplit_once(") ").and_then(|(_, rest)| rest.split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(master) && master != 0 {
+                pids.push(pid);
+            }
+        }
+        pids.sort();
+        pids
     }
 
     pub fn access_log(&self) -> PathBuf {

@@ -2,6 +2,7 @@
 
 pub mod clients;
 pub mod gateway;
+pub mod load;
 pub mod oci;
 pub mod plain_nginx;
 pub mod process;
