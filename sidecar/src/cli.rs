@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::daemon::health::HealthArgs;
 use crate::daemon::Debounce;
 
 /// pullgate serves container images and release files from your own domain:
@@ -114,6 +115,12 @@ pub struct DaemonArgs {
     /// At least this many milliseconds between the starts of two reloads.
     #[arg(long, default_value_t = 200, value_name = "MS")]
     pub min_reload_interval_ms: u64,
+    /// How often upstreams with fallbacks are health-checked (GET /v2/).
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub health_interval_ms: u64,
+    /// A health check not answered 200 or 401 within this long fails.
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    pub health_timeout_ms: u64,
 }
 
 impl DaemonArgs {
@@ -123,6 +130,10 @@ impl DaemonArgs {
 
     pub fn min_interval(&self) -> Duration {
         Duration::from_millis(self.min_reload_interval_ms)
+    }
+
+    pub fn health(&self) -> HealthArgs {
+        HealthArgs { interval: Duration::from_millis(self.health_interval_ms), timeout: Duration::from_millis(self.health_timeout_ms) }
     }
 }
 

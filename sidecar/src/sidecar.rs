@@ -12,7 +12,7 @@ pub fn run(config_path: &Path, state_dir: &Path, args: &DaemonArgs, out: PathBuf
     rt.block_on(async {
         let mut applier = Applier::new(out, state_dir.join("scratch"), socket, reload);
         let events = Events::watch(config_path).map_err(|e| Failure::other(format!("watching {}: {e}", config_path.display())))?;
-        let version = match applier.apply(config_path).await.map_err(Failure::from_apply)? {
+        let version = match applier.apply(config_path, &Default::default()).await.map_err(Failure::from_apply)? {
             Outcome::Applied { version } => version,
             Outcome::Unchanged => unreachable!("nothing is live yet"),
         };
@@ -28,7 +28,7 @@ pub fn run(config_path: &Path, state_dir: &Path, args: &DaemonArgs, out: PathBuf
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| Failure::other(format!("status endpoint {addr}: {e}")))?;
             tokio::spawn(daemon::http::serve(listener, status.clone()));
         }
-        let daemon = Daemon { config_path: config_path.to_path_buf(), applier, status, debounce: args.debounce(), min_interval: args.min_interval() };
+        let daemon = Daemon { config_path: config_path.to_path_buf(), health: crate::daemon::health::Health::start(applier.failover_origins(), args.health()), applier, status, debounce: args.debounce(), min_interval: args.min_interval() };
         let stop = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
             tokio::select! {
@@ -40,3 +40,4 @@ pub fn run(config_path: &Path, state_dir: &Path, args: &DaemonArgs, out: PathBuf
         Ok(())
     })
 }
+

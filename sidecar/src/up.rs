@@ -21,7 +21,7 @@ async fn run_async(config_path: &Path, state_dir: &Path, args: &DaemonArgs) -> R
     let socket = prefix.root.join("control.sock");
     let mut applier = Applier::new(prefix.conf_dir(), state_dir.join("scratch"), socket.clone(), ReloadMethod::PidFile(prefix.pid_file()));
     let events = Events::watch(config_path).map_err(|e| Failure::other(format!("watching {}: {e}", config_path.display())))?;
-    let prepared = applier.prepare(config_path).await.map_err(Failure::from_apply)?.expect("nothing is live yet");
+    let prepared = applier.prepare(config_path, &Default::default()).await.map_err(Failure::from_apply)?.expect("nothing is live yet");
     let access_log = prepared.0.gateway.access_log.clone();
     let listen = prepared.0.gateway.listen.clone();
     applier.install(prepared).map_err(Failure::from_apply)?;
@@ -67,7 +67,7 @@ async fn run_async(config_path: &Path, state_dir: &Path, args: &DaemonArgs) -> R
         s.serving_version = Some(version);
         s.last_reload_ok = Some(daemon::status::now());
     }
-    let daemon = Daemon { config_path: config_path.to_path_buf(), applier, status, debounce: args.debounce(), min_interval: args.min_interval() };
+    let daemon = Daemon { config_path: config_path.to_path_buf(), health: crate::daemon::health::Health::start(applier.failover_origins(), args.health()), applier, status, debounce: args.debounce(), min_interval: args.min_interval() };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let watching = tokio::spawn(daemon.run(events, async {
         let _ = stop_rx.await;
@@ -101,3 +101,4 @@ fn exited(status: std::io::Result<std::process::ExitStatus>) -> Result<(), Failu
         Err(e) => Err(Failure::other(e)),
     }
 }
+

@@ -86,6 +86,15 @@ pub struct OciRoute {
     pub redirect_user_agents: Vec<String>,
     /// `None` when neither given nor known for this registry.
     pub auth: Option<UpstreamAuth>,
+    /// Where to serve from, in order, while `upstream` is down.
+    pub fallbacks: Vec<Fallback>,
+}
+
+/// A fallback upstream, with how to get its tokens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fallback {
+    pub upstream: OciUpstream,
+    pub auth: Option<UpstreamAuth>,
 }
 
 impl OciRoute {
@@ -148,6 +157,42 @@ impl Config {
         self.routes.iter().filter(move |r| r.host.as_deref().is_none_or(|h| h == server))
     }
 
+    /// Every upstream origin a route can fail over between (primary and
+    /// fallbacks of routes that have fallbacks): what health checks watch.
+    pub fn failover_origins(&self) -> Vec<Origin> {
+        let mut out: Vec<Origin> = Vec::new();
+        for r in &self.routes {
+            let Target::Oci(o) = &r.target else { continue };
+            if o.fallbacks.is_empty() {
+                continue;
+            }
+            for origin in std::iter::once(&o.upstream.origin).chain(o.fallbacks.iter().map(|f| &f.upstream.origin)) {
+                if !out.contains(origin) {
+                    out.push(origin.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// The config as served: each route with fallbacks uses the first of its
+    /// upstreams that `healthy` accepts (the primary if none is), and keeps
+    /// the others, in order, as its fallbacks.
+    pub fn with_health(&self, healthy: impl Fn(&Origin) -> bool) -> Config {
+        let mut c = self.clone();
+        for r in &mut c.routes {
+            let Target::Oci(o) = &mut r.target else { continue };
+            let Some(pick) = o.fallbacks.iter().position(|f| healthy(&f.upstream.origin)) else { continue };
+            if healthy(&o.upstream.origin) {
+                continue;
+            }
+            let chosen = o.fallbacks.remove(pick);
+            let primary = Fallback { upstream: std::mem::replace(&mut o.upstream, chosen.upstream), auth: std::mem::replace(&mut o.auth, chosen.auth) };
+            o.fallbacks.insert(0, primary);
+        }
+        c
+    }
+
     /// Whether a redirect would strand the client without its token: the
     /// upstream needs one, and on some host of this route the challenge came
     /// from the gateway. Clients attach tokens per host, and docker drops
@@ -198,10 +243,15 @@ struct Upstreams<'a> {
 }
 
 impl<'a> Upstreams<'a> {
+    /// A route's primary and its fallbacks: a host keeps one classification
+    /// whichever of them is serving.
     fn add(&mut self, o: &'a OciRoute) {
-        self.several |= self.first.is_some_and(|f| *f != o.upstream.origin);
-        self.first = self.first.or(Some(&o.upstream.origin));
-        self.renames |= o.renames();
+        let all = std::iter::once(&o.upstream).chain(o.fallbacks.iter().map(|f| &f.upstream));
+        for u in all {
+            self.several |= self.first.is_some_and(|f| *f != u.origin);
+            self.first = self.first.or(Some(&u.origin));
+            self.renames |= o.image != u.repo;
+        }
     }
 
     fn merge(&mut self, other: &Upstreams<'a>) {

@@ -97,6 +97,9 @@ pub struct RawRoute {
     /// `auto` (oci default: redirect clients matching `redirect_user_agents`, proxy the rest),
     /// `redirect` (file default) or `proxy`.
     pub mode: Option<String>,
+    /// (oci) Upstreams to serve from, in order, while `upstream` is down (dual publishing).
+    /// Same form as `upstream`.
+    pub fallback: Option<Vec<String>>,
     /// (oci) User-agent patterns that `auto` redirects, replacing the gateway default.
     pub redirect_user_agents: Option<Vec<String>>,
     /// (oci) How the gateway obtains an upstream token when it issues its own challenge:

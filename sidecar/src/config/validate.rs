@@ -155,7 +155,7 @@ impl Cx<'_> {
         let subject = route_subject(i, r.name.as_deref());
         let s = subject.as_str();
         let p = |f: &str| join(&base, f);
-        self.unknown(s, &base, &r.unknown, &["name", "kind", "host", "image", "path", "upstream", "mode", "redirect_user_agents", "auth"]);
+        self.unknown(s, &base, &r.unknown, &["name", "kind", "host", "image", "path", "upstream", "fallback", "mode", "redirect_user_agents", "auth"]);
 
         let name = match &r.name {
             Some(n) => self.check(s, &p("name"), "name", n, grammar::route_name),
@@ -192,6 +192,7 @@ impl Cx<'_> {
             "file" => {
                 only_for("image", r.image.is_some(), "oci");
                 only_for("auth", r.auth.is_some(), "oci");
+                only_for("fallback", r.fallback.is_some(), "oci");
                 only_for("redirect_user_agents", r.redirect_user_agents.is_some(), "oci");
                 if mode == Some(Mode::Auto) {
                     self.report(s, &p("mode"), "mode", "file routes take `redirect` (the default) or `proxy`");
@@ -230,6 +231,20 @@ impl Cx<'_> {
                 return None;
             }
         }
+        let glob = image.as_ref().map(|i| i.is_glob());
+        let mut fallback_upstreams = Vec::new();
+        for (i, f) in r.fallback.iter().flatten().enumerate() {
+            let (path, field) = (format!("{}[{i}]", p("fallback")), format!("fallback[{i}]"));
+            let Some(u) = self.check(s, &path, &field, f, grammar::oci_upstream) else { continue };
+            if glob.is_some_and(|g| g != u.repo.is_glob()) {
+                self.report(s, &path, &field, "must be a glob exactly when `image` is one, like `upstream`");
+            } else if upstream.as_ref().is_some_and(|p| p.origin == u.origin) || fallback_upstreams.iter().any(|x: &OciUpstream| x.origin == u.origin) {
+                self.report(s, &path, &field, "names a registry already used by this route; fallbacks are other registries");
+            } else {
+                fallback_upstreams.push(u);
+            }
+        }
+        let explicit_auth = r.auth.is_some();
         let redirect_user_agents = match r.redirect_user_agents {
             Some(list) => self.check_list(s, &p("redirect_user_agents"), "redirect_user_agents", list, grammar::ua_pattern),
             None => gateway.redirect_user_agents.clone(),
@@ -251,7 +266,16 @@ impl Cx<'_> {
                 Some(UpstreamAuth::Token { realm: realm?, service: service? })
             }
         };
-        Some(OciRoute { image: image?, upstream: upstream?, mode, redirect_user_agents, auth })
+        // A fallback on a registry everyone uses gets its known token endpoint;
+        // any other shares the route's `auth`.
+        let fallbacks = fallback_upstreams
+            .into_iter()
+            .map(|u| {
+                let auth = known_auth(&u.origin.host).or_else(|| if explicit_auth { auth.clone() } else { None });
+                Fallback { upstream: u, auth }
+            })
+            .collect();
+        Some(OciRoute { image: image?, upstream: upstream?, mode, redirect_user_agents, auth, fallbacks })
     }
 
     fn file(&mut self, s: &str, base: &str, r: RawRoute, mode: Mode) -> Option<FileRoute> {
@@ -366,12 +390,13 @@ impl Cx<'_> {
             }
             for (idx, r) in config.routes.iter().enumerate() {
                 let Target::Oci(o) = &r.target else { continue };
-                if o.auth.is_none() && r.host.as_deref().is_none_or(|h| h == server) && reported.insert(idx) {
+                let missing = std::iter::once((&o.upstream, &o.auth)).chain(o.fallbacks.iter().map(|f| (&f.upstream, &f.auth))).find(|(_, a)| a.is_none());
+                if let Some((u, _)) = missing.filter(|_| r.host.as_deref().is_none_or(|h| h == server) && reported.insert(idx)) {
                     self.at_route(indices[idx], r, "auth", format!(
                         "the gateway issues its own tokens for this host (it renames images or fronts several upstreams), \
                          so it must know how to get one from `{}`: set `auth: none` for an anonymous registry, \
                          or `auth: {{realm: URL, service: NAME}}` from its `WWW-Authenticate` header",
-                        o.upstream.origin
+                        u.origin
                     ));
                 }
             }

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, Config, ConfigError, Origin, Target};
+use super::health::HealthMap;
 use crate::nginx::{self, NginxError};
 use crate::render::{self, RenderError, Rendered};
 
@@ -66,22 +67,46 @@ pub struct Applier {
     pub control_socket: PathBuf,
     pub reload: ReloadMethod,
     pub verify_timeout: Duration,
+    /// The config as served (after health) and its rendering.
     last_good: Option<(Config, Rendered)>,
+    /// routes.yaml as last read successfully, before health is applied.
+    last_source: Option<Config>,
 }
 
 impl Applier {
     pub fn new(live_dir: PathBuf, scratch: PathBuf, control_socket: PathBuf, reload: ReloadMethod) -> Applier {
-        Applier { live_dir, scratch, control_socket, reload, verify_timeout: Duration::from_secs(10), last_good: None }
+        Applier { live_dir, scratch, control_socket, reload, verify_timeout: Duration::from_secs(10), last_good: None, last_source: None }
     }
 
     pub fn version(&self) -> Option<&str> {
         self.last_good.as_ref().map(|(_, r)| r.version.as_str())
     }
 
-    /// Validate, render and check `config_path` without touching nginx:
-    /// the first step of starting nginx, and of every change.
-    pub async fn prepare(&self, config_path: &Path) -> Result<Option<(Config, Rendered)>, ApplyError> {
-        let config = config::load(config_path)?;
+    /// Upstreams that routes fail over between, in the last good routes.yaml.
+    pub fn failover_origins(&self) -> Vec<Origin> {
+        self.last_source.as_ref().map(Config::failover_origins).unwrap_or_default()
+    }
+
+    /// For each route with fallbacks, the upstream it is served from.
+    pub fn serving_upstreams(&self) -> Vec<(String, String)> {
+        let Some((config, _)) = &self.last_good else { return Vec::new() };
+        config
+            .routes
+            .iter()
+            .filter_map(|r| match &r.target {
+                Target::Oci(o) if !o.fallbacks.is_empty() => Some((r.name.clone(), o.upstream.origin.to_string())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Validate, render and check `config_path` as `health` says it should be
+    /// served, without touching nginx: the first step of starting nginx, and
+    /// of every change. `None`: nothing to do.
+    pub async fn prepare(&mut self, config_path: &Path, health: &HealthMap) -> Result<Option<(Config, Rendered)>, ApplyError> {
+        let source = config::load(config_path)?;
+        let config = source.with_health(|o| health.is_healthy(o));
+        self.last_source = Some(source);
         if self.last_good.as_ref().is_some_and(|(c, _)| *c == config) {
             return Ok(None);
         }
@@ -105,8 +130,8 @@ impl Applier {
     }
 
     /// Bring `config_path` live, or leave the last good config serving.
-    pub async fn apply(&mut self, config_path: &Path) -> Result<Outcome, ApplyError> {
-        let Some((config, rendered)) = self.prepare(config_path).await? else { return Ok(Outcome::Unchanged) };
+    pub async fn apply(&mut self, config_path: &Path, health: &HealthMap) -> Result<Outcome, ApplyError> {
+        let Some((config, rendered)) = self.prepare(config_path, health).await? else { return Ok(Outcome::Unchanged) };
         nginx::write_set(&rendered, &self.live_dir)?;
         let live = self.reload_and_verify(&rendered.version).await;
         if let Err(e) = live {

@@ -6,6 +6,7 @@
 //! the latest edit wins and a burst of edits costs one reload.
 
 mod apply;
+pub mod health;
 pub mod http;
 pub mod status;
 mod watch;
@@ -22,6 +23,7 @@ pub use watch::{Debounce, Events};
 pub struct Daemon {
     pub config_path: PathBuf,
     pub applier: Applier,
+    pub health: health::Health,
     pub status: status::Shared,
     pub debounce: Debounce,
     /// At least this long between the starts of two reloads.
@@ -36,15 +38,16 @@ impl Daemon {
         let mut last_start: Option<Instant> = None;
         loop {
             let n = tokio::select! {
-                n = events.next_batch(self.debounce) => n,
+                n = events.next_batch(self.debounce) => Some(n),
+                _ = self.health.changed.notified() => None,
                 _ = &mut stop => return,
             };
-            if n == 0 {
+            if n == Some(0) {
                 tracing::error!("the file watcher stopped; changes to routes.yaml are no longer seen");
                 return;
             }
             let batch_at = Instant::now();
-            {
+            if let Some(n) = n {
                 let mut s = self.status.lock().expect("status lock");
                 s.watch_events += n as u64;
                 s.watch_batches += 1;
@@ -53,8 +56,13 @@ impl Daemon {
                 tokio::time::sleep_until(t + self.min_interval).await;
             }
             last_start = Some(Instant::now());
-            let result = self.applier.apply(&self.config_path).await;
+            let health = self.health.snapshot();
+            let result = self.applier.apply(&self.config_path, &health).await;
+            self.health.watch(self.applier.failover_origins());
             self.record(result, batch_at);
+            let mut s = self.status.lock().expect("status lock");
+            s.upstream_health = health.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            s.route_upstreams = self.applier.serving_upstreams().into_iter().collect();
         }
     }
 

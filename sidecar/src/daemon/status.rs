@@ -25,6 +25,10 @@ pub struct Status {
     pub watch_batches: u64,
     /// Batches that changed nothing that matters.
     pub skipped_unchanged: u64,
+    /// Health of the upstreams routes fail over between (origin -> healthy).
+    pub upstream_health: std::collections::BTreeMap<String, bool>,
+    /// For routes with fallbacks: the upstream each is served from.
+    pub route_upstreams: std::collections::BTreeMap<String, String>,
 }
 
 pub type Shared = Arc<Mutex<Status>>;
@@ -60,6 +64,18 @@ impl Status {
         metric("pullgate_watch_events_total", "counter", "File-system events seen in the config directory.", vec![(String::new(), self.watch_events.to_string())]);
         metric("pullgate_watch_batches_total", "counter", "Debounced batches of events.", vec![(String::new(), self.watch_batches.to_string())]);
         metric("pullgate_watch_skipped_total", "counter", "Batches that did not change the parsed routes.", vec![(String::new(), self.skipped_unchanged.to_string())]);
+        metric(
+            "pullgate_upstream_healthy",
+            "gauge",
+            "1 if the upstream answered its last health check (GET /v2/: 200 or 401).",
+            self.upstream_health.iter().map(|(u, ok)| (format!("{{upstream=\"{u}\"}}"), u8::from(*ok).to_string())).collect(),
+        );
+        metric(
+            "pullgate_route_upstream",
+            "gauge",
+            "The upstream a route with fallbacks is served from.",
+            self.route_upstreams.iter().map(|(r, u)| (format!("{{route=\"{r}\",upstream=\"{u}\"}}"), "1".to_string())).collect(),
+        );
         out
     }
 
@@ -77,6 +93,12 @@ impl Status {
             self.watch_batches,
             self.skipped_unchanged
         );
+        for (route, upstream) in &self.route_upstreams {
+            s.push_str(&format!("route {route}: served from {upstream}\n"));
+        }
+        for (upstream, ok) in &self.upstream_health {
+            s.push_str(&format!("upstream {upstream}: {}\n", if *ok { "healthy" } else { "DOWN" }));
+        }
         if let Some(e) = &self.last_error {
             s.push_str(&format!("error ({}), the previous config keeps serving:\n", ago(self.last_error_at)));
             for line in e.lines() {

@@ -72,6 +72,10 @@ pub struct Plan {
     pub origin_by_route: Vec<Entry>,
     /// Route name to `ORIGIN/v2/PREFIX`: the hot path needs one lookup.
     pub up_base_by_route: Vec<Entry>,
+    /// Route name to its first fallback's `ORIGIN/v2/PREFIX` and origin, for
+    /// proxied requests whose upstream cannot be reached.
+    pub fallback_base_by_route: Vec<Entry>,
+    pub fallback_origin_by_route: Vec<Entry>,
     /// Route name to its mode.
     pub mode_by_route: Vec<(String, ModeValue)>,
     /// Names of glob routes, whose targets append the matched rest.
@@ -105,6 +109,8 @@ impl Plan {
         let mut glob_routes = std::collections::BTreeSet::new();
         let mut origin_by_route = Vec::new();
         let mut up_base_by_route = Vec::new();
+        let mut fallback_base_by_route = Vec::new();
+        let mut fallback_origin_by_route = Vec::new();
         let mut mode_by_route = Vec::new();
         let mut token_by_route = Vec::new();
         let server_names: Vec<&str> = config.server_names().collect();
@@ -130,12 +136,12 @@ impl Plan {
             }
             let entry = |value: String| Entry { key: route.name.clone(), value, regex: false };
             origin_by_route.push(entry(oci.upstream.origin.to_string()));
-            let prefix = match &oci.upstream.repo {
-                RepoPattern::Exact(up) => up.clone(),
-                RepoPattern::Prefix(up) if up.is_empty() => String::new(),
-                RepoPattern::Prefix(up) => format!("{up}/"),
-            };
+            let prefix = repo_prefix(&oci.upstream.repo);
             up_base_by_route.push(entry(format!("{}/v2/{prefix}", oci.upstream.origin)));
+            if let Some(f) = oci.fallbacks.first() {
+                fallback_base_by_route.push(entry(format!("{}/v2/{}", f.upstream.origin, repo_prefix(&f.upstream.repo))));
+                fallback_origin_by_route.push(entry(f.upstream.origin.to_string()));
+            }
             up_prefix_by_route.push(entry(prefix));
             let mode = if oci.mode == Mode::Auto && config.redirect_loses_auth(route, &auths) { Mode::Proxy } else { oci.mode };
             mode_by_route.push((route.name.clone(), match mode {
@@ -151,7 +157,15 @@ impl Plan {
         let servers = config.server_names().map(|name| server(config, name, auths.get(name), default_ua)).collect::<Vec<_>>();
 
         mode_by_route.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut maps = [&mut route_by_name, &mut up_prefix_by_route, &mut up_base_by_route, &mut origin_by_route, &mut token_by_route];
+        let mut maps = [
+            &mut route_by_name,
+            &mut up_prefix_by_route,
+            &mut up_base_by_route,
+            &mut fallback_base_by_route,
+            &mut fallback_origin_by_route,
+            &mut origin_by_route,
+            &mut token_by_route,
+        ];
         for m in maps.iter_mut() {
             m.sort();
         }
@@ -165,6 +179,8 @@ impl Plan {
             route_by_name,
             up_prefix_by_route,
             up_base_by_route,
+            fallback_base_by_route,
+            fallback_origin_by_route,
             glob_routes,
             origin_by_route,
             mode_by_route,
@@ -220,6 +236,15 @@ fn server(config: &Config, name: &str, auth: HostAuth, default_ua: usize) -> Ser
         service: if name == Config::DEFAULT_HOST { "pullgate".into() } else { name.to_string() },
         ping_mode,
         files: files.collect(),
+    }
+}
+
+/// The upstream repository, or for a glob what comes before the matched rest.
+fn repo_prefix(repo: &RepoPattern) -> String {
+    match repo {
+        RepoPattern::Exact(up) => up.clone(),
+        RepoPattern::Prefix(up) if up.is_empty() => String::new(),
+        RepoPattern::Prefix(up) => format!("{up}/"),
     }
 }
 

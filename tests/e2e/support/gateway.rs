@@ -53,7 +53,16 @@ impl Gateway {
         let mut server = Server::start("pullgate up", cmd, &dir.join("up.log"))?;
         wait_for_http(&mut server, addr)?;
         wait_for_port(&mut server, status_addr)?;
-        Ok(Gateway { _up: server, addr, status_addr, dir: dir.to_path_buf() })
+        let gw = Gateway { _up: server, addr, status_addr, dir: dir.to_path_buf() };
+        // Ready: the daemon has verified that nginx serves the config.
+        let start = std::time::Instant::now();
+        while !gw.status()?["serving_version"].is_string() {
+            if start.elapsed() > std::time::Duration::from_secs(20) {
+                return Err(format!("no config verified as serving within 20 s: {}", gw.status()?));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Ok(gw)
     }
 
     pub fn host(&self) -> String {
