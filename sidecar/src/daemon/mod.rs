@@ -35,6 +35,7 @@ impl Daemon {
     /// before the first read of routes.yaml, so that no edit falls between.
     pub async fn run(mut self, mut events: Events, stop: impl Future<Output = ()>) {
         tokio::pin!(stop);
+        self.publish(&self.health.snapshot());
         let mut last_start: Option<Instant> = None;
         loop {
             let n = tokio::select! {
@@ -60,10 +61,15 @@ impl Daemon {
             let result = self.applier.apply(&self.config_path, &health).await;
             self.health.watch(self.applier.failover_origins());
             self.record(result, batch_at);
-            let mut s = self.status.lock().expect("status lock");
-            s.upstream_health = health.iter().map(|(k, v)| (k.clone(), *v)).collect();
-            s.route_upstreams = self.applier.serving_upstreams().into_iter().collect();
+            self.publish(&health);
         }
+    }
+
+    /// Health and the upstream each route is served from, for /status.
+    fn publish(&self, health: &health::HealthMap) {
+        let mut s = self.status.lock().expect("status lock");
+        s.upstream_health = health.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        s.route_upstreams = self.applier.serving_upstreams().into_iter().collect();
     }
 
     fn record(&self, result: Result<Outcome, ApplyError>, since: Instant) {

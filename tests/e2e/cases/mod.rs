@@ -1,6 +1,7 @@
 //! Test cases, a module per area.
 
 mod cli;
+mod fallback;
 mod live;
 mod protocol;
 mod pulls;
@@ -22,6 +23,7 @@ pub fn standalone() -> Vec<(String, Standalone)> {
 /// Tests that use the shared upstreams.
 pub fn with_world() -> Vec<(String, WithWorld)> {
     let mut v = Vec::new();
+    v.extend(fallback::tests());
     v.extend(live::tests());
     v.extend(protocol::tests());
     v.extend(pulls::tests());

@@ -21,9 +21,13 @@ pub struct TokenAuth<'a> {
 
 impl Registry {
     pub fn start(name: &str, ip: &str, dir: &Path, auth: Option<TokenAuth>) -> Result<Registry, String> {
+        let addr: SocketAddr = format!("{ip}:{}", free_port(ip)).parse().unwrap();
+        Registry::start_at(name, addr, dir, auth)
+    }
+
+    /// Start on a given address: a restart keeps its address and its data.
+    pub fn start_at(name: &str, addr: SocketAddr, dir: &Path, auth: Option<TokenAuth>) -> Result<Registry, String> {
         require("docker-registry", "docker-registry")?;
-        let port = free_port(ip);
-        let addr: SocketAddr = format!("{ip}:{port}").parse().unwrap();
         let data = dir.join("data");
         std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
         let auth = match auth {
