@@ -104,6 +104,7 @@ impl Applier {
     /// served, without touching nginx: the first step of starting nginx, and
     /// of every change. `None`: nothing to do.
     pub async fn prepare(&mut self, config_path: &Path, health: &HealthMap) -> Result<Option<(Config, Rendered)>, ApplyError> {
+        let started = Instant::now();
         let source = config::load(config_path)?;
         let config = source.with_health(|o| health.is_healthy(o));
         self.last_source = Some(source);
@@ -115,10 +116,12 @@ impl Applier {
         if self.version() == Some(rendered.version.as_str()) {
             return Ok(None);
         }
+        let rendered_at = started.elapsed();
         let (staged, scratch) = (rendered.clone(), self.scratch.clone());
         tokio::task::spawn_blocking(move || nginx::check(&staged, &scratch))
             .await
             .map_err(|e| ApplyError::Reload(e.to_string()))??;
+        tracing::debug!(load_and_render = ?rendered_at, nginx_t = ?(started.elapsed() - rendered_at), "prepared");
         Ok(Some((config, rendered)))
     }
 
@@ -156,8 +159,11 @@ impl Applier {
     }
 
     async fn reload_and_verify(&self, want: &str) -> Result<(), ApplyError> {
+        let started = Instant::now();
         self.signal_reload().await?;
-        self.wait_for_version(want).await
+        self.wait_for_version(want).await?;
+        tracing::debug!(reload_and_verify = ?started.elapsed(), "reloaded");
+        Ok(())
     }
 
     async fn signal_reload(&self) -> Result<(), ApplyError> {

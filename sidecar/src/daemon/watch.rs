@@ -1,7 +1,9 @@
 //! Watch the directory of routes.yaml, not the file: editors save by writing
 //! a new file and renaming it, Kubernetes swaps a `..data` symlink, and both
-//! replace the inode a file watch would follow. Every event in the directory
-//! counts; the daemon re-reads the file and skips what did not change.
+//! replace the inode a file watch would follow. Events count when they name
+//! the file itself or a Kubernetes `..` entry; anything else in the
+//! directory (a log file written next to it, an editor's swap file) is
+//! ignored, so the daemon's own output can never drive it in a loop.
 
 use std::path::Path;
 use std::time::Duration;
@@ -29,10 +31,15 @@ impl Events {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => std::path::PathBuf::from("."),
         };
+        let name = config_path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
         let (tx, rx) = unbounded_channel();
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            let Ok(e) = event else { return };
             // Access events (reads, including our own) change nothing.
-            if event.is_ok_and(|e| !e.kind.is_access()) {
+            let concerns_config = e.paths.iter().any(|p| {
+                p.file_name().is_some_and(|n| n == name.as_os_str() || n.as_encoded_bytes().starts_with(b".."))
+            });
+            if concerns_config && !e.kind.is_access() {
                 let _ = tx.send(());
             }
         })?;

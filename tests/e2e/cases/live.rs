@@ -24,6 +24,7 @@ pub fn tests() -> Vec<(String, WithWorld)> {
         ("live::symlink_swap_serves_within_1s", |w| edit_goes_live(w, "symlink", Edit::SymlinkSwap)),
         ("live::broken_edits_never_go_live", broken_edits),
         ("live::unchanged_edit_is_skipped_without_reload", unchanged_edit),
+        ("live::other_files_beside_routes_yaml_are_ignored", other_files_ignored),
         ("live::fifty_reloads_under_load_lose_no_request", reloads_under_load),
     ];
     cases.into_iter().map(|(n, f)| (n.to_string(), Box::new(f) as WithWorld)).collect()
@@ -178,6 +179,20 @@ fn unchanged_edit(w: &World) -> Result<(), String> {
     let s = gw.status()?;
     ensure!(counter(&s, "reloads_ok") == 0 && counter(&s, "reloads_failed") == 0, "an unchanged edit reloaded: {s}");
     ensure!(gw.workers() == workers, "nginx workers changed: {workers:?} -> {:?}", gw.workers());
+    Ok(())
+}
+
+fn other_files_ignored(w: &World) -> Result<(), String> {
+    let gw = w.gateway("live-other-files", &route(w, "app", "acme/app"))?;
+    // A log written next to routes.yaml (pullgate up > up.log), an editor's swap file.
+    for i in 0..20 {
+        std::fs::write(gw.dir.join("notes.log"), format!("line {i}\n")).map_err(|e| e.to_string())?;
+        std::fs::write(gw.dir.join(".routes.yaml.swp"), format!("{i}")).map_err(|e| e.to_string())?;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let s = gw.status()?;
+    ensure!(counter(&s, "watch_events") == 0 && counter(&s, "watch_batches") == 0, "other files drove the watcher: {s}");
     Ok(())
 }
 
