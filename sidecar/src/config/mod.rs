@@ -28,8 +28,17 @@ pub fn parse(src: &str, file: &str) -> Result<Config, ConfigError> {
     } else {
         serde_yaml::from_str(src).map_err(|e| invalid(vec![yaml_problem(&e)]))?
     };
-    let spans = Spans::index(src);
-    validate::validate(raw, &spans).map_err(invalid)
+    // Positions are needed only to report problems: validate without them
+    // first (a second parse of a large file costs as much as the first), and
+    // on failure again with them; validation is deterministic.
+    match validate::validate(raw, &Spans::default()) {
+        Ok(config) => Ok(config),
+        Err(_) => {
+            let raw: raw::RawFile = serde_yaml::from_str(src).map_err(|e| invalid(vec![yaml_problem(&e)]))?;
+            let problems = validate::validate(raw, &Spans::index(src)).expect_err("validation is deterministic");
+            Err(invalid(problems))
+        }
+    }
 }
 
 fn yaml_problem(e: &serde_yaml::Error) -> Problem {
