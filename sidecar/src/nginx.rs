@@ -47,11 +47,15 @@ pub fn write_atomic(path: &Path, contents: &str) -> Result<(), NginxError> {
     }
 }
 
-/// Write the include set into `dir`.
+/// Write the include set into `dir` (the include last, so that what it
+/// refers to is there first).
 pub fn write_set(rendered: &Rendered, dir: &Path) -> Result<(), NginxError> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    for (name, contents) in &rendered.files {
-        write_atomic(&dir.join(name), contents)?;
+    for (name, contents) in rendered.files.iter().rev() {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        write_atomic(&path, contents)?;
     }
     Ok(())
 }
@@ -87,14 +91,15 @@ impl Prefix {
     /// Write the include set and a main nginx.conf around it.
     pub fn install(&self, rendered: &Rendered, foreground: bool, error_log: &str) -> Result<(), NginxError> {
         write_set(rendered, &self.conf_dir())?;
-        self.install_main(foreground, error_log)
+        self.install_main(foreground, error_log, rendered.table.is_some())
     }
 
     /// Write only the main nginx.conf, which includes `conf/pullgate.conf`.
-    pub fn install_main(&self, foreground: bool, error_log: &str) -> Result<(), NginxError> {
+    pub fn install_main(&self, foreground: bool, error_log: &str, lua: bool) -> Result<(), NginxError> {
         let root = self.root.display().to_string();
         let include = self.conf_dir().join(INCLUDE_FILE).display().to_string();
-        let main = MainConf { prefix: &root, include: &include, error_log, workers: "auto", foreground }.to_string()?;
+        let modules = if lua { crate::render::lua_modules() } else { Vec::new() };
+        let main = MainConf { prefix: &root, include: &include, error_log, workers: "auto", foreground, modules }.to_string()?;
         write_atomic(&self.main_conf(), &main)
     }
 

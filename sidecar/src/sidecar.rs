@@ -14,7 +14,7 @@ pub fn run(config_path: &Path, state_dir: &Path, args: &DaemonArgs, out: PathBuf
         let events = Events::watch(config_path).map_err(|e| Failure::other(format!("watching {}: {e}", config_path.display())))?;
         let version = match applier.apply(config_path, &Default::default()).await.map_err(Failure::from_apply)? {
             Outcome::Applied { version } => version,
-            Outcome::Unchanged => unreachable!("nothing is live yet"),
+            Outcome::Published { .. } | Outcome::Unchanged => unreachable!("nothing is live yet: the first change is structural"),
         };
         tracing::info!(%version, "nginx serves the config");
         let status = Arc::new(Mutex::new(Status {

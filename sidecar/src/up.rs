@@ -23,9 +23,10 @@ async fn run_async(config_path: &Path, state_dir: &Path, args: &DaemonArgs) -> R
     let events = Events::watch(config_path).map_err(|e| Failure::other(format!("watching {}: {e}", config_path.display())))?;
     let prepared = applier.prepare(config_path, &Default::default()).await.map_err(Failure::from_apply)?.expect("nothing is live yet");
     let access_log = prepared.0.gateway.access_log.clone();
+    let lua = prepared.1.table.is_some();
     let listen = prepared.0.gateway.listen.clone();
-    applier.install(prepared).map_err(Failure::from_apply)?;
-    prefix.install_main(true, "stderr").map_err(Failure::other)?;
+    applier.install(prepared).await.map_err(Failure::from_apply)?;
+    prefix.install_main(true, "stderr", lua).map_err(Failure::other)?;
     // A socket file left by an nginx that did not exit cleanly would stop this one.
     let _ = std::fs::remove_file(&socket);
 

@@ -272,6 +272,35 @@ pub fn listen(s: &str) -> Check<String> {
     }
 }
 
+/// `redis://HOST[:PORT][/DB]` -> (host, port, db).
+pub fn redis_url(s: &str) -> Check<(String, u16, u32)> {
+    let rest = s.strip_prefix("redis://").ok_or("expected `redis://HOST[:PORT][/DB]`")?;
+    if rest.contains('@') {
+        return Err("credentials in URLs are not allowed".into());
+    }
+    let (authority, db) = match rest.split_once('/') {
+        Some((a, "")) => (a, 0),
+        Some((a, d)) => (a, d.parse().map_err(|_| format!("`{d}` is not a database number"))?),
+        None => (rest, 0),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
+            (h, p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| format!("`{p}` is not a port (1-65535)"))?)
+        }
+        _ => (authority, 6379),
+    };
+    Ok((upstream_host(host)?, port, db))
+}
+
+/// A key prefix for Redis: letters, digits and `:_-`.
+pub fn redis_key(s: &str) -> Check<String> {
+    if !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b":_-".contains(&b)) {
+        Ok(s.to_string())
+    } else {
+        Err("expected 1-64 letters, digits and `:_-`".into())
+    }
+}
+
 /// A DNS server for nginx's `resolver`: an IP address with an optional port.
 pub fn resolver(s: &str) -> Check<String> {
     if s.parse::<IpAddr>().is_ok() {

@@ -32,6 +32,22 @@ pub struct Gateway {
     pub redirect_user_agents: Vec<String>,
     /// Declared hosts first, in file order, then hosts only named by routes.
     pub hosts: Vec<Host>,
+    /// With Redis, route targets live in a table the Lua hooks read.
+    pub redis: Option<Redis>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redis {
+    pub host: String,
+    pub port: u16,
+    pub db: u32,
+    pub key: String,
+}
+
+impl Redis {
+    pub fn url(&self) -> String {
+        format!("redis://{}:{}/{}", self.host, self.port, self.db)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

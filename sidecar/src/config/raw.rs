@@ -47,6 +47,21 @@ pub struct RawGateway {
     pub redirect_user_agents: Option<Vec<String>>,
     /// Host names the gateway answers for, with their public URL and TLS files.
     pub hosts: Option<Vec<RawHost>>,
+    /// Redis shared by the gateway nodes: route targets then change without a
+    /// reload (needs nginx's Lua module). Without it, every change reloads.
+    pub redis: Option<RawRedis>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub unknown: Unknown,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawRedis {
+    /// `redis://HOST[:PORT][/DB]` (no credentials).
+    pub url: Option<String>,
+    /// Prefix of the keys pullgate uses. Default `pullgate`.
+    pub key: Option<String>,
     #[serde(flatten)]
     #[schemars(skip)]
     pub unknown: Unknown,

@@ -96,7 +96,15 @@ impl Cx<'_> {
 
     fn gateway(&mut self, g: RawGateway) -> Gateway {
         const S: &str = "gateway";
-        self.unknown(S, S, &g.unknown, &["listen", "tls_listen", "resolver", "access_log", "trusted_ca", "redirect_user_agents", "hosts"]);
+        self.unknown(S, S, &g.unknown, &["listen", "tls_listen", "resolver", "access_log", "trusted_ca", "redirect_user_agents", "hosts", "redis"]);
+        let redis = g.redis.and_then(|r| {
+            let b = "gateway.redis";
+            self.unknown(S, b, &r.unknown, &["url", "key"]);
+            let url = r.url.as_deref().unwrap_or("redis://127.0.0.1:6379/0");
+            let (host, port, db) = self.check(S, &join(b, "url"), "redis.url", url, grammar::redis_url)?;
+            let key = self.check(S, &join(b, "key"), "redis.key", r.key.as_deref().unwrap_or("pullgate"), grammar::redis_key)?;
+            Some(Redis { host, port, db, key })
+        });
         let list = |v: Option<Vec<String>>, d: &str| v.unwrap_or_else(|| vec![d.to_string()]);
         let listen = list(g.listen, DEFAULT_LISTEN);
         if listen.is_empty() {
@@ -147,7 +155,7 @@ impl Cx<'_> {
                 }
             }
         }
-        Gateway { listen, tls_listen, resolver, access_log, trusted_ca, redirect_user_agents, hosts }
+        Gateway { listen, tls_listen, resolver, access_log, trusted_ca, redirect_user_agents, hosts, redis }
     }
 
     fn route(&mut self, i: usize, r: RawRoute, gateway: &Gateway) -> Option<(usize, Route)> {

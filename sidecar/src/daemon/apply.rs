@@ -54,8 +54,19 @@ impl ApplyError {
 pub enum Outcome {
     /// The new config is serving.
     Applied { version: String },
+    /// Only route targets changed: the table is published, nginx not reloaded.
+    Published { table: String },
     /// Nothing that matters changed.
     Unchanged,
+}
+
+/// What a prepared change needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The nginx config changed: check, swap, reload, verify.
+    Structural,
+    /// Only the route table changed (Lua mode): publish it.
+    TableOnly,
 }
 
 pub struct Applier {
@@ -71,11 +82,13 @@ pub struct Applier {
     last_good: Option<(Config, Rendered)>,
     /// routes.yaml as last read successfully, before health is applied.
     last_source: Option<Config>,
+    pub publisher: super::publish::Publisher,
 }
 
 impl Applier {
     pub fn new(live_dir: PathBuf, scratch: PathBuf, control_socket: PathBuf, reload: ReloadMethod) -> Applier {
-        Applier { live_dir, scratch, control_socket, reload, verify_timeout: Duration::from_secs(10), last_good: None, last_source: None }
+        let publisher = super::publish::Publisher::new(live_dir.clone());
+        Applier { live_dir, scratch, control_socket, reload, verify_timeout: Duration::from_secs(10), last_good: None, last_source: None, publisher }
     }
 
     pub fn version(&self) -> Option<&str> {
@@ -103,7 +116,7 @@ impl Applier {
     /// Validate, render and check `config_path` as `health` says it should be
     /// served, without touching nginx: the first step of starting nginx, and
     /// of every change. `None`: nothing to do.
-    pub async fn prepare(&mut self, config_path: &Path, health: &HealthMap) -> Result<Option<(Config, Rendered)>, ApplyError> {
+    pub async fn prepare(&mut self, config_path: &Path, health: &HealthMap) -> Result<Option<(Config, Rendered, Change)>, ApplyError> {
         let started = Instant::now();
         let source = config::load(config_path)?;
         let config = source.with_health(|o| health.is_healthy(o));
@@ -112,9 +125,15 @@ impl Applier {
             return Ok(None);
         }
         let socket = self.control_socket.display().to_string();
-        let rendered = render::render_with_control(&config, Some(&socket))?;
-        if self.version() == Some(rendered.version.as_str()) {
-            return Ok(None);
+        let dir = self.live_dir.display().to_string();
+        let rendered = render::render_with(&config, render::Options { control_socket: Some(&socket), dir: Some(&dir) })?;
+        if let Some((_, good)) = &self.last_good {
+            if good.version == rendered.version {
+                if good.table == rendered.table {
+                    return Ok(None);
+                }
+                return Ok(Some((config, rendered, Change::TableOnly)));
+            }
         }
         let rendered_at = started.elapsed();
         let (staged, scratch) = (rendered.clone(), self.scratch.clone());
@@ -122,19 +141,34 @@ impl Applier {
             .await
             .map_err(|e| ApplyError::Reload(e.to_string()))??;
         tracing::debug!(load_and_render = ?rendered_at, nginx_t = ?(started.elapsed() - rendered_at), "prepared");
-        Ok(Some((config, rendered)))
+        Ok(Some((config, rendered, Change::Structural)))
     }
 
-    /// Write a prepared set without reloading: for a first start of nginx.
-    pub fn install(&mut self, prepared: (Config, Rendered)) -> Result<(), ApplyError> {
-        nginx::write_set(&prepared.1, &self.live_dir)?;
-        self.last_good = Some(prepared);
+    /// Write a prepared set (and publish its table) without reloading: for a first start of nginx.
+    pub async fn install(&mut self, prepared: (Config, Rendered, Change)) -> Result<(), ApplyError> {
+        let (config, rendered, _) = prepared;
+        self.publisher.set_redis(config.gateway.redis.as_ref());
+        nginx::write_set(&rendered, &self.live_dir)?;
+        if let Some(table) = &rendered.table {
+            self.publisher.publish(table).await?;
+        }
+        self.last_good = Some((config, rendered));
         Ok(())
     }
 
     /// Bring `config_path` live, or leave the last good config serving.
     pub async fn apply(&mut self, config_path: &Path, health: &HealthMap) -> Result<Outcome, ApplyError> {
-        let Some((config, rendered)) = self.prepare(config_path, health).await? else { return Ok(Outcome::Unchanged) };
+        let Some((config, rendered, change)) = self.prepare(config_path, health).await? else { return Ok(Outcome::Unchanged) };
+        self.publisher.set_redis(config.gateway.redis.as_ref());
+        // The table first: the workers a reload starts read it before serving.
+        if let Some(table) = &rendered.table {
+            self.publisher.publish(table).await?;
+        }
+        if change == Change::TableOnly {
+            let table = rendered.table.as_ref().map(|t| t.version.clone()).unwrap_or_default();
+            self.last_good = Some((config, rendered));
+            return Ok(Outcome::Published { table });
+        }
         nginx::write_set(&rendered, &self.live_dir)?;
         let live = self.reload_and_verify(&rendered.version).await;
         if let Err(e) = live {
@@ -147,8 +181,15 @@ impl Applier {
     }
 
     /// Put the last good set back and reload; best effort, after a failure.
-    async fn restore(&self) {
-        let Some((_, good)) = &self.last_good else { return };
+    async fn restore(&mut self) {
+        let Some((good_config, good)) = self.last_good.clone() else { return };
+        self.publisher.set_redis(good_config.gateway.redis.as_ref());
+        if let Some(table) = &good.table {
+            if let Err(e) = self.publisher.publish(table).await {
+                tracing::error!(error = %e, "could not put the last good route table back");
+            }
+        }
+        let good = &good;
         if let Err(e) = nginx::write_set(good, &self.live_dir) {
             tracing::error!(error = %e, "could not put the last good config back");
             return;

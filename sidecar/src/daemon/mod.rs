@@ -8,6 +8,7 @@
 mod apply;
 pub mod health;
 pub mod http;
+pub mod publish;
 pub mod status;
 mod watch;
 
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub use apply::{serving_version, Applier, ApplyError, Outcome, ReloadMethod};
+pub use apply::{serving_version, Applier, ApplyError, Change, Outcome, ReloadMethod};
 pub use watch::{Debounce, Events};
 
 pub struct Daemon {
@@ -37,10 +38,19 @@ impl Daemon {
         tokio::pin!(stop);
         self.publish(&self.health.snapshot());
         let mut last_start: Option<Instant> = None;
+        // Redis may have missed a publish (down) or lost the table (restarted).
+        let mut resync = tokio::time::interval(Duration::from_secs(1));
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Only cancellation-safe waits race here; a batch is gathered after.
             let n = tokio::select! {
-                n = events.next_batch(self.debounce) => Some(n),
+                alive = events.first() => Some(if alive { events.rest(self.debounce).await } else { 0 }),
                 _ = self.health.changed.notified() => None,
+                _ = resync.tick() => {
+                    self.applier.publisher.resync().await;
+                    self.status.lock().expect("status lock").redis = self.applier.publisher.state.clone();
+                    continue;
+                }
                 _ = &mut stop => return,
             };
             if n == Some(0) {
@@ -68,6 +78,7 @@ impl Daemon {
     /// Health and the upstream each route is served from, for /status.
     fn publish(&self, health: &health::HealthMap) {
         let mut s = self.status.lock().expect("status lock");
+        s.redis = self.applier.publisher.state.clone();
         s.upstream_health = health.iter().map(|(k, v)| (k.clone(), *v)).collect();
         s.route_upstreams = self.applier.serving_upstreams().into_iter().collect();
     }
@@ -82,6 +93,11 @@ impl Daemon {
                 s.serving_version = Some(version);
                 s.last_reload_ok = Some(status::now());
                 s.last_reload_seconds = Some(took);
+                s.last_error = None;
+            }
+            Ok(Outcome::Published { table }) => {
+                tracing::info!(%table, "route targets published, no reload needed");
+                s.tables_published += 1;
                 s.last_error = None;
             }
             Ok(Outcome::Unchanged) => {

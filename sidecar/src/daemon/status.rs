@@ -29,6 +29,10 @@ pub struct Status {
     pub upstream_health: std::collections::BTreeMap<String, bool>,
     /// For routes with fallbacks: the upstream each is served from.
     pub route_upstreams: std::collections::BTreeMap<String, String>,
+    /// Lua mode: route-target changes published without a reload.
+    pub tables_published: u64,
+    /// Lua mode: the Redis the route table goes to.
+    pub redis: super::publish::RedisState,
 }
 
 pub type Shared = Arc<Mutex<Status>>;
@@ -64,6 +68,16 @@ impl Status {
         metric("pullgate_watch_events_total", "counter", "File-system events seen in the config directory.", vec![(String::new(), self.watch_events.to_string())]);
         metric("pullgate_watch_batches_total", "counter", "Debounced batches of events.", vec![(String::new(), self.watch_batches.to_string())]);
         metric("pullgate_watch_skipped_total", "counter", "Batches that did not change the parsed routes.", vec![(String::new(), self.skipped_unchanged.to_string())]);
+        metric("pullgate_tables_published_total", "counter", "Route-target changes published without a reload (Lua mode).", vec![(String::new(), self.tables_published.to_string())]);
+        metric("pullgate_redis_up", "gauge", "1 if the last exchange with Redis worked (Lua mode).", vec![(String::new(), u8::from(self.redis.ok == Some(true)).to_string())]);
+        metric("pullgate_redis_publishes_total", "counter", "Route tables written to Redis.", vec![(String::new(), self.redis.publishes.to_string())]);
+        metric("pullgate_redis_failures_total", "counter", "Exchanges with Redis that failed.", vec![(String::new(), self.redis.failures.to_string())]);
+        metric(
+            "pullgate_redis_table_info",
+            "gauge",
+            "The route table version last written to Redis.",
+            vec![(format!("{{version=\"{}\"}}", self.redis.published_version.as_deref().unwrap_or("")), "1".to_string())],
+        );
         metric(
             "pullgate_upstream_healthy",
             "gauge",
@@ -93,6 +107,19 @@ impl Status {
             self.watch_batches,
             self.skipped_unchanged
         );
+        if !self.redis.url.is_empty() {
+            let state = match self.redis.ok {
+                Some(true) => "ok".to_string(),
+                Some(false) => format!("UNREACHABLE ({})", self.redis.last_error.as_deref().unwrap_or("")),
+                None => "not contacted yet".to_string(),
+            };
+            s.push_str(&format!(
+                "redis:    {} {state}; table {} ({} target changes without reload)\n",
+                self.redis.url,
+                self.redis.published_version.as_deref().unwrap_or("none"),
+                self.tables_published
+            ));
+        }
         for (route, upstream) in &self.route_upstreams {
             s.push_str(&format!("route {route}: served from {upstream}\n"));
         }

@@ -47,11 +47,15 @@ impl Events {
         Ok(Events { _watcher: watcher, rx })
     }
 
-    /// Wait for the next batch; returns how many events it held (0: the watcher is gone).
-    pub async fn next_batch(&mut self, d: Debounce) -> usize {
-        if self.rx.recv().await.is_none() {
-            return 0;
-        }
+    /// Wait for the first event of a batch; false if the watcher is gone.
+    /// Cancellation-safe: dropping it loses no event.
+    pub async fn first(&mut self) -> bool {
+        self.rx.recv().await.is_some()
+    }
+
+    /// After `first`, gather the rest of the batch; returns the events in it.
+    /// Not cancellation-safe: run it to completion.
+    pub async fn rest(&mut self, d: Debounce) -> usize {
         let mut n = 1;
         let deadline = Instant::now() + d.max;
         loop {

@@ -13,6 +13,16 @@ use plan::{ModeValue, Plan, Server, ServerAuth};
 
 /// The include file a user's own nginx.conf pulls into its `http {}` block.
 pub const INCLUDE_FILE: &str = "pullgate.conf";
+/// The route table the Lua hooks read, beside the include (Lua mode).
+pub const TABLE_FILE: &str = "routes.tsv";
+/// Where `pullgate render` without a known directory says the set lives.
+pub const DEFAULT_DIR: &str = "/etc/pullgate";
+
+/// The static Lua hooks, from `lua/`, installed beside the include in Lua mode.
+pub const LUA_FILES: &[(&str, &str)] = &[
+    ("lua/pullgate/sync.lua", include_str!("../../../lua/pullgate/sync.lua")),
+    ("lua/pullgate/route.lua", include_str!("../../../lua/pullgate/route.lua")),
+];
 
 /// Repository name (OCI distribution spec), as a PCRE fragment.
 const NAME_RE: &str = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*";
@@ -25,6 +35,8 @@ const SCOPE_DECODE_STEPS: usize = 8;
 #[template(path = "pullgate.conf", escape = "none")]
 struct IncludeTemplate<'a> {
     plan: &'a Plan,
+    /// Absolute directory the set lives in (Lua paths point there).
+    dir: &'a str,
     name_re: &'a str,
     tag_re: &'a str,
     digest_re: &'a str,
@@ -65,6 +77,32 @@ pub struct Rendered {
     pub files: Vec<(String, String)>,
     /// Identifies this config: a hash of what was rendered from routes.yaml.
     pub version: String,
+    /// Lua mode: the route targets, which change without a reload.
+    pub table: Option<RouteTable>,
+}
+
+/// Route targets for the Lua hooks: one tab-separated line per route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteTable {
+    pub body: String,
+    pub version: String,
+}
+
+impl RouteTable {
+    /// The table as published: a header with its version and `stamp`
+    /// (milliseconds since the epoch: a newer table wins).
+    pub fn text(&self, stamp: u64) -> String {
+        format!("pullgate-routes 1 {} {stamp}\n{}", self.version, self.body)
+    }
+}
+
+/// Where and how the set will be used.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options<'a> {
+    /// Add a server on this unix socket answering the config version.
+    pub control_socket: Option<&'a str>,
+    /// Absolute directory the set is installed in; default [`DEFAULT_DIR`].
+    pub dir: Option<&'a str>,
 }
 
 #[derive(Template)]
@@ -82,15 +120,17 @@ pub enum RenderError {
 
 /// Render the include set.
 pub fn render(config: &Config) -> Result<Rendered, RenderError> {
-    render_with_control(config, None)
+    render_with(config, Options::default())
 }
 
-/// Render the include set; with `control_socket`, append a server on that
+/// Render the include set; with a control socket, append a server on that
 /// unix socket that answers `GET /pullgate/config` with the config version.
-pub fn render_with_control(config: &Config, control_socket: Option<&str>) -> Result<Rendered, RenderError> {
+pub fn render_with(config: &Config, options: Options) -> Result<Rendered, RenderError> {
     let plan = Plan::new(config);
+    let dir = options.dir.unwrap_or(DEFAULT_DIR);
     let include = IncludeTemplate {
         plan: &plan,
+        dir,
         name_re: NAME_RE,
         tag_re: TAG_RE,
         digest_re: DIGEST_RE,
@@ -100,13 +140,19 @@ pub fn render_with_control(config: &Config, control_socket: Option<&str>) -> Res
     .map_err(|source| RenderError::Template { file: INCLUDE_FILE, source })?;
     let version = version_of(&include);
     let mut include = include;
-    if let Some(socket) = control_socket {
+    if let Some(socket) = options.control_socket {
         let control = ControlTemplate { socket, version: &version }
             .render()
             .map_err(|source| RenderError::Template { file: "control.conf", source })?;
         include.push_str(&control);
     }
-    Ok(Rendered { files: vec![(INCLUDE_FILE.to_string(), include)], version })
+    let mut files = vec![(INCLUDE_FILE.to_string(), include)];
+    let table = plan.lua.as_ref().map(|_| {
+        files.extend(LUA_FILES.iter().map(|(name, text)| (name.to_string(), text.to_string())));
+        let body = plan.table_lines.concat();
+        RouteTable { version: version_of(&body), body }
+    });
+    Ok(Rendered { files, version, table })
 }
 
 /// The first 16 hex digits of the SHA-256 of the rendered routes.
@@ -126,6 +172,14 @@ pub struct MainConf<'a> {
     pub error_log: &'a str,
     pub workers: &'a str,
     pub foreground: bool,
+    /// Dynamic modules to load (the Lua module and its NDK, in Lua mode).
+    pub modules: Vec<String>,
+}
+
+/// The modules Lua mode needs, from `$PULLGATE_NGINX_MODULES` (default Debian's directory).
+pub fn lua_modules() -> Vec<String> {
+    let dir = std::env::var("PULLGATE_NGINX_MODULES").unwrap_or_else(|_| "/usr/lib/nginx/modules".into());
+    ["ndk_http_module.so", "ngx_http_lua_module.so"].iter().map(|m| format!("{dir}/{m}")).collect()
 }
 
 impl MainConf<'_> {

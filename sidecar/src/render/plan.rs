@@ -30,6 +30,10 @@ pub struct Server {
 }
 
 impl Server {
+    pub fn is_pass_through(&self) -> bool {
+        matches!(self.auth, ServerAuth::PassThrough { .. })
+    }
+
     /// Whether this server answers the registry API at all.
     pub fn has_registry(&self) -> bool {
         !matches!(self.auth, ServerAuth::None)
@@ -59,8 +63,20 @@ pub struct FileLocation {
     pub proxy: bool,
 }
 
+/// Lua mode: where the hooks find Redis.
+pub struct LuaPlan {
+    pub host: String,
+    pub port: u16,
+    pub db: u32,
+    pub key: String,
+}
+
 pub struct Plan {
     pub access_log: String,
+    /// Lua mode: targets come from the route table, not from nginx maps.
+    pub lua: Option<LuaPlan>,
+    /// The route table, one line per image route, sorted by name.
+    pub table_lines: Vec<String>,
     pub resolver: Vec<String>,
     pub trusted_ca: String,
     /// `"$server_name/$pg_name"` to route name.
@@ -107,6 +123,7 @@ impl Plan {
         let mut route_by_name = Vec::new();
         let mut up_prefix_by_route = Vec::new();
         let mut glob_routes = std::collections::BTreeSet::new();
+        let mut table_lines = Vec::new();
         let mut origin_by_route = Vec::new();
         let mut up_base_by_route = Vec::new();
         let mut fallback_base_by_route = Vec::new();
@@ -142,8 +159,9 @@ impl Plan {
                 fallback_base_by_route.push(entry(format!("{}/v2/{}", f.upstream.origin, repo_prefix(&f.upstream.repo))));
                 fallback_origin_by_route.push(entry(f.upstream.origin.to_string()));
             }
-            up_prefix_by_route.push(entry(prefix));
+            up_prefix_by_route.push(entry(prefix.clone()));
             let mode = if oci.mode == Mode::Auto && config.redirect_loses_auth(route, &auths) { Mode::Proxy } else { oci.mode };
+            table_lines.push(table_line(route, oci, mode, &prefix));
             mode_by_route.push((route.name.clone(), match mode {
                 Mode::Auto => ModeValue::UserAgents(ua_list_of(&oci.redirect_user_agents)),
                 Mode::Redirect => ModeValue::Redirect,
@@ -157,6 +175,7 @@ impl Plan {
         let servers = config.server_names().map(|name| server(config, name, auths.get(name), default_ua)).collect::<Vec<_>>();
 
         mode_by_route.sort_by(|a, b| a.0.cmp(&b.0));
+        table_lines.sort();
         let mut maps = [
             &mut route_by_name,
             &mut up_prefix_by_route,
@@ -174,6 +193,8 @@ impl Plan {
         let longest_host = servers.iter().map(|s| s.name.len()).max().unwrap_or(0);
         Plan {
             access_log: config.gateway.access_log.clone(),
+            lua: config.gateway.redis.as_ref().map(|r| LuaPlan { host: r.host.clone(), port: r.port, db: r.db, key: r.key.clone() }),
+            table_lines,
             resolver: config.gateway.resolver.clone(),
             trusted_ca: config.gateway.trusted_ca.clone(),
             route_by_name,
@@ -237,6 +258,39 @@ fn server(config: &Config, name: &str, auth: HostAuth, default_ua: usize) -> Ser
         ping_mode,
         files: files.collect(),
     }
+}
+
+/// A route's line in the route table (see lua/pullgate/route.lua): name, mode,
+/// upstream base, glob, origin, user-agent regex, fallback base and origin,
+/// token prefix, upstream repository prefix. Validated values carry no tabs
+/// or newlines.
+fn table_line(route: &Route, oci: &crate::config::OciRoute, mode: Mode, prefix: &str) -> String {
+    let ua = match mode {
+        Mode::Auto => oci.redirect_user_agents.iter().map(|p| format!("(?:{p})")).collect::<Vec<_>>().join("|"),
+        _ => String::new(),
+    };
+    let (fb_base, fb_origin) = match oci.fallbacks.first() {
+        Some(f) => (format!("{}/v2/{}", f.upstream.origin, repo_prefix(&f.upstream.repo)), f.upstream.origin.to_string()),
+        None => (String::new(), String::new()),
+    };
+    let token = match &oci.auth {
+        Some(UpstreamAuth::Token { realm, service }) => format!("{realm}?service={}&scope=repository:", query_escape(service)),
+        _ => String::new(),
+    };
+    let fields = [
+        route.name.clone(),
+        mode.as_str().to_string(),
+        format!("{}/v2/{prefix}", oci.upstream.origin),
+        if oci.image.is_glob() { "1" } else { "0" }.to_string(),
+        oci.upstream.origin.to_string(),
+        ua,
+        fb_base,
+        fb_origin,
+        token,
+        prefix.to_string(),
+    ];
+    debug_assert!(fields.iter().all(|f| !f.contains(['\t', '\n'])));
+    fields.join("\t") + "\n"
 }
 
 /// The upstream repository, or for a glob what comes before the matched rest.

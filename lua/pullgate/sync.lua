@@ -1,0 +1,103 @@
+-- pullgate route table sync: keeps the shared dict `pullgate` holding the
+-- newest route table, from the local file the sidecar writes (routes.tsv)
+-- and from Redis, where any node's sidecar publishes it. Never on the
+-- request path: at worker start, then from a timer in worker 0.
+--
+-- A table is text: a header `pullgate-routes 1 VERSION STAMP` and one line
+-- per route. A table replaces the current one when its version differs and
+-- its stamp (milliseconds, when it was rendered) is not older.
+
+local redis = require "nginx.redis"
+
+local _M = {}
+local dict = ngx.shared.pullgate
+local last_warning = 0
+
+local function warn(...)
+    -- Redis down must not flood the error log: one line per 10 s at most.
+    local now = ngx.now()
+    if now - last_warning >= 10 then
+        last_warning = now
+        ngx.log(ngx.WARN, "pullgate: ", ...)
+    end
+end
+
+local function header(text)
+    local version, stamp = text:match("^pullgate%-routes 1 (%S+) (%d+)")
+    return version, tonumber(stamp)
+end
+
+-- Offer a table; keep it if it is new and not older than the current one.
+local function offer(text, source)
+    local version, stamp = header(text)
+    if not version then
+        ngx.log(ngx.ERR, "pullgate: ignoring a route table without a header from ", source)
+        return
+    end
+    if version == dict:get("version") or stamp < (dict:get("stamp") or 0) then
+        return
+    end
+    -- The version goes last: readers rebuild when it changes.
+    dict:set("table", text)
+    dict:set("stamp", stamp)
+    dict:set("version", version)
+    ngx.log(ngx.NOTICE, "pullgate: route table ", version, " from ", source)
+end
+
+function _M.load_file(path)
+    local f = io.open(path, "rb")
+    if not f then
+        return
+    end
+    local text = f:read("*a")
+    f:close()
+    if text and #text > 0 then
+        offer(text, path)
+    end
+end
+
+local function poll_redis(opts)
+    local red = redis:new()
+    red:set_timeouts(opts.timeout_ms, opts.timeout_ms, opts.timeout_ms)
+    local ok, err = red:connect(opts.host, opts.port)
+    if not ok then
+        return warn("redis ", opts.host, ":", opts.port, " unreachable (", err, "); serving the last known routes")
+    end
+    if opts.db ~= 0 then
+        red:select(opts.db)
+    end
+    local version = red:get(opts.key .. ":version")
+    if version and version ~= ngx.null and version ~= dict:get("version") then
+        local text = red:get(opts.key .. ":table")
+        if text and text ~= ngx.null then
+            offer(text, "redis")
+        end
+    end
+    red:set_keepalive(60000, 1)
+end
+
+local function tick(premature, opts)
+    if premature then
+        return
+    end
+    _M.load_file(opts.file)
+    if opts.host then
+        local ok, err = pcall(poll_redis, opts)
+        if not ok then
+            warn("redis poll failed: ", err)
+        end
+    end
+end
+
+-- From init_worker_by_lua: every worker loads the local table before it
+-- serves (so new workers after a reload have the table their config needs);
+-- worker 0 keeps polling.
+function _M.start(opts)
+    _M.load_file(opts.file)
+    if ngx.worker.id() == 0 then
+        ngx.timer.at(0, tick, opts)
+        ngx.timer.every(opts.interval or 1, tick, opts)
+    end
+end
+
+return _M
