@@ -44,16 +44,20 @@ local function offer(text, source)
     ngx.log(ngx.NOTICE, "pullgate: route table ", version, " from ", source)
 end
 
+-- Read the local table if its header names another version than the
+-- current one (the header line alone is read otherwise).
 function _M.load_file(path)
     local f = io.open(path, "rb")
     if not f then
         return
     end
-    local text = f:read("*a")
-    f:close()
-    if text and #text > 0 then
-        offer(text, path)
+    local first = f:read("*l")
+    local version = first and header(first .. "\n")
+    if version and version ~= dict:get("version") then
+        local rest = f:read("*a") or ""
+        offer(first .. "\n" .. rest, path)
     end
+    f:close()
 end
 
 local function poll_redis(opts)
@@ -91,12 +95,13 @@ end
 
 -- From init_worker_by_lua: every worker loads the local table before it
 -- serves (so new workers after a reload have the table their config needs);
--- worker 0 keeps polling.
+-- worker 0 keeps polling (opts.interval seconds: one small GET of the
+-- version; the table itself only when the version changes).
 function _M.start(opts)
     _M.load_file(opts.file)
     if ngx.worker.id() == 0 then
         ngx.timer.at(0, tick, opts)
-        ngx.timer.every(opts.interval or 1, tick, opts)
+        ngx.timer.every(opts.interval or 0.25, tick, opts)
     end
 end
 

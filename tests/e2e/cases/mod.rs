@@ -3,6 +3,7 @@
 mod cli;
 mod fallback;
 mod live;
+mod lua;
 mod protocol;
 mod pulls;
 mod render;
@@ -25,6 +26,7 @@ pub fn with_world() -> Vec<(String, WithWorld)> {
     let mut v = Vec::new();
     v.extend(fallback::tests());
     v.extend(live::tests());
+    v.extend(lua::tests());
     v.extend(protocol::tests());
     v.extend(pulls::tests());
     v

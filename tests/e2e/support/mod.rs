@@ -6,6 +6,7 @@ pub mod load;
 pub mod oci;
 pub mod plain_nginx;
 pub mod process;
+pub mod redis;
 pub mod registry;
 pub mod token_server;
 
