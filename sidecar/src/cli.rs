@@ -16,7 +16,8 @@ use crate::daemon::Debounce;
 #[command(name = "pullgate", version, propagate_version = true)]
 pub struct Cli {
     /// Where pullgate keeps what it writes: the nginx prefix of `up`, scratch
-    /// space for checks. Default: $XDG_STATE_HOME/pullgate or ~/.local/state/pullgate.
+    /// space for checks, the route table. nginx's workers must be able to read it.
+    /// Default: /var/lib/pullgate as root, else $XDG_STATE_HOME/pullgate or ~/.local/state/pullgate.
     #[arg(long, global = true, env = "PULLGATE_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 

@@ -77,12 +77,20 @@ fn invalid(e: ConfigError) -> Failure {
 
 fn render_cmd(path: &std::path::Path, out: &std::path::Path, check: bool, state_dir: &std::path::Path) -> Result<(), Failure> {
     let c = config::load(path).map_err(invalid)?;
-    let rendered = render::render(&c).map_err(|e| Failure::Other(e.into()))?;
+    std::fs::create_dir_all(out).map_err(Failure::other)?;
+    // Lua mode refers to the Lua files and the route table by absolute path.
+    let dir = out.canonicalize().map_err(Failure::other)?.display().to_string();
+    let rendered = render::render_with(&c, render::Options { control_socket: None, dir: Some(&dir) }).map_err(Failure::other)?;
     if check {
-        nginx::check(&rendered, &state_dir.join("scratch")).map_err(|e| Failure::Other(e.into()))?;
+        nginx::check(&rendered, &state_dir.join("scratch")).map_err(Failure::other)?;
     }
-    nginx::write_set(&rendered, out).map_err(|e| Failure::Other(e.into()))?;
-    let names: Vec<&str> = rendered.files.iter().map(|(n, _)| n.as_str()).collect();
+    nginx::write_set(&rendered, out).map_err(Failure::other)?;
+    let mut names: Vec<&str> = rendered.files.iter().map(|(n, _)| n.as_str()).collect();
+    if let Some(table) = &rendered.table {
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        nginx::write_atomic(&out.join(render::TABLE_FILE), &table.text(stamp)).map_err(Failure::other)?;
+        names.push(render::TABLE_FILE);
+    }
     println!("wrote {} to {}{}", names.join(", "), out.display(), if check { " (nginx -t passed)" } else { "" });
     Ok(())
 }

@@ -21,6 +21,7 @@ command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"
 cargo build -q --release -p pullgate
 pg="${CARGO_TARGET_DIR:-target}/release/pullgate"
 work="$(mktemp -d /tmp/pg-bench.XXXXXX)"
+chmod 755 "$work"   # nginx workers (nobody, when run as root) read the route table
 trap 'for p in "$work"/*/nginx.pid; do [ -f "$p" ] && kill -QUIT "$(cat "$p")" 2>/dev/null; done; sleep 0.5; rm -rf "$work"' EXIT
 port=18080
 
@@ -38,9 +39,12 @@ routes() { # N: N exact routes, every 100th a glob
   done
 }
 
-wrapper() { # DIR INCLUDE
+wrapper() { # DIR INCLUDE [lua]
   mkdir -p "$1/logs" "$1/tmp"
+  local modules=""
+  [ "${3:-}" = lua ] && modules="load_module /usr/lib/nginx/modules/ndk_http_module.so; load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;"
   cat > "$1/nginx.conf" <<CONF
+$modules
 worker_processes 1;
 pcre_jit on;
 pid $1/nginx.pid;
@@ -67,7 +71,7 @@ run_wrk() { # URL -> "rps p99"
 }
 
 # --- throughput -------------------------------------------------------------
-mkdir -p "$work/bare" "$work/barelog" "$work/gw"
+mkdir -p "$work/bare" "$work/barelog" "$work/gw" "$work/gwlua"
 cat > "$work/bare/bare.conf" <<CONF
 server { listen 127.0.0.1:$port; return 307 http://127.0.0.2:5000\$request_uri; }
 CONF
@@ -81,13 +85,20 @@ routes 1000 > "$work/gw/routes.yaml"
 sed -i "s|^gateway: {|gateway: {access_log: $work/gw/logs/access.log, |" "$work/gw/routes.yaml"
 "$pg" --state-dir "$work/state" render -c "$work/gw/routes.yaml" --out "$work/gw/conf" > /dev/null
 wrapper "$work/gw" "$work/gw/conf/pullgate.conf"
+# The same routes in Lua mode: targets from the route table (Redis running, as deployed).
+redis_port=16399
+redis-server --bind 127.0.0.1 --port $redis_port --save "" --appendonly no --daemonize yes --pidfile "$work/redis.pid" > /dev/null
+trap 'kill "$(cat "$work/redis.pid" 2>/dev/null)" 2>/dev/null; for p in "$work"/*/nginx.pid; do [ -f "$p" ] && kill -QUIT "$(cat "$p")" 2>/dev/null; done; sleep 0.5; rm -rf "$work"' EXIT
+sed "s|^gateway: {access_log: [^,]*, |gateway: {access_log: $work/gwlua/logs/access.log, redis: {url: \"redis://127.0.0.1:$redis_port/0\"}, |" "$work/gw/routes.yaml" > "$work/gwlua/routes.yaml"
+"$pg" --state-dir "$work/state" render -c "$work/gwlua/routes.yaml" --out "$work/gwlua/conf" > /dev/null
+wrapper "$work/gwlua" "$work/gwlua/conf/pullgate.conf" lua
 
 path=/v2/acme/app500/manifests/1.0
-variants=(bare barelog gw)
+variants=(bare barelog gw gwlua)
 declare -A rps p99
 for v in "${variants[@]}"; do
   start "$work/$v"
-  curl -sf -o /dev/null -w '%{http_code}' -A docker/20 "http://127.0.0.1:$port$path" | grep -q 307 || { echo "$v does not answer 307" >&2; exit 1; }
+  curl -s -o /dev/null -w '%{http_code}' -A docker/20 "http://127.0.0.1:$port$path" | grep -q 307 || { echo "$v does not answer 307:" >&2; tail -5 "$work/$v/logs/error.log" >&2; exit 1; }
   wrk -t1 -c$conns -d1s "http://127.0.0.1:$port$path" > /dev/null # warm up
   stop "$work/$v"
 done
@@ -106,7 +117,7 @@ ratios() { # A B: median of per-round A/B
 printf '\nthroughput: wrk -t1 -c%d, %d rounds of %ss, one nginx worker, GET %s as docker\n' "$conns" "$rounds" "$secs" "$path"
 printf '  %-34s %12s %10s   %s\n' "variant" "median rps" "median p99" "per round (rps)"
 for v in "${variants[@]}"; do
-  case $v in bare) label="bare nginx return 307, no log" ;; barelog) label="bare nginx return 307, JSON log" ;; gw) label="pullgate, 1,000 routes, log on" ;; esac
+  case $v in bare) label="bare nginx return 307, no log" ;; barelog) label="bare nginx return 307, JSON log" ;; gw) label="pullgate, 1,000 routes, log on" ;; gwlua) label="pullgate Lua mode, same routes" ;; esac
   printf '  %-34s %12s %10s   %s\n' "$label" "$(med <<< "${rps[$v]}")" "$(tr ' ' '\n' <<< "${p99[$v]}" | grep . | sed 's/us$//;s/ms$/000/' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)] "us"}')" "${rps[$v]}"
 done
 # Cost per request, from the worker's own counters: steadier than throughput.
@@ -127,11 +138,14 @@ if perf stat -e instructions true >/dev/null 2>&1; then
     ins[$v]=$((i / n))
     printf '  %-34s %14s %14s\n' "$v" "$((i / n))" "$((c / n))"
   done
-  awk -v g="${ins[gw]}" -v l="${ins[barelog]}" -v b="${ins[bare]}" 'BEGIN {
-    printf "  instructions gateway / bare+log: %.3f (gateway adds %d per request)\n", g / l, g - l }'
+  awk -v g="${ins[gw]}" -v l="${ins[barelog]}" -v u="${ins[gwlua]}" 'BEGIN {
+    printf "  instructions gateway / bare+log: %.3f (gateway adds %d per request)\n", g / l, g - l
+    printf "  instructions Lua / bare+log:     %.3f (Lua mode adds %d per request)\n", u / l, u - l }'
 fi
 printf '  ratio gateway / bare (no log):   %s\n' "$(ratios gw bare)"
 printf '  ratio gateway / bare (JSON log): %s   (target >= 0.90)\n' "$(ratios gw barelog)"
+printf '  ratio Lua / bare (JSON log):     %s   (target >= 0.85)\n' "$(ratios gwlua barelog)"
+printf '  ratio Lua / stock gateway:       %s\n' "$(ratios gwlua gw)"
 
 # --- render and nginx -t by size --------------------------------------------
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
