@@ -25,6 +25,7 @@ pub fn tests() -> Vec<(String, WithWorld)> {
         ("live::broken_edits_never_go_live", broken_edits),
         ("live::unchanged_edit_is_skipped_without_reload", unchanged_edit),
         ("live::other_files_beside_routes_yaml_are_ignored", other_files_ignored),
+        ("live::edit_storm_costs_few_reloads_and_the_last_edit_wins", edit_storm),
         ("live::fifty_reloads_under_load_lose_no_request", reloads_under_load),
     ];
     cases.into_iter().map(|(n, f)| (n.to_string(), Box::new(f) as WithWorld)).collect()
@@ -193,6 +194,34 @@ fn other_files_ignored(w: &World) -> Result<(), String> {
     std::thread::sleep(Duration::from_millis(500));
     let s = gw.status()?;
     ensure!(counter(&s, "watch_events") == 0 && counter(&s, "watch_batches") == 0, "other files drove the watcher: {s}");
+    Ok(())
+}
+
+fn edit_storm(w: &World) -> Result<(), String> {
+    const EDITS: usize = 60;
+    let dir = w.dir("live-storm");
+    let addr = Gateway::pick_addr();
+    let path = dir.join("routes.yaml");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let variant = |i: usize| {
+        // Each edit a different config; the last one routes acme/multi.
+        let last = if i + 1 == EDITS { route(w, "multi", "acme/multi") } else { route(w, &format!("v{i}"), &format!("storm/v{i}")) };
+        Gateway::yaml(addr, "", &format!("{}{last}", route(w, "app", "acme/app")))
+    };
+    std::fs::write(&path, variant(0)).map_err(|e| e.to_string())?;
+    let gw = Gateway::launch(&dir, addr, &path, &[])?;
+    for i in 1..EDITS {
+        let tmp = dir.join(".routes.yaml.new");
+        std::fs::write(&tmp, variant(i)).map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    wait_until(Duration::from_secs(5), || Ok(status_of(&gw, "acme/multi")? == 307)).map_err(|e| format!("the last edit never served: {e}"))?;
+    std::thread::sleep(Duration::from_millis(600));
+    let s = gw.status()?;
+    let reloads = counter(&s, "reloads_ok");
+    ensure!(reloads >= 1 && reloads <= 6, "{} edits in {} ms cost {reloads} reloads: {s}", EDITS - 1, EDITS * 5);
+    ensure!(counter(&s, "reloads_failed") == 0 && status_of(&gw, "storm/v1")? == 404, "an intermediate edit is serving: {s}");
     Ok(())
 }
 
