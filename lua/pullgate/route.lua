@@ -1,6 +1,7 @@
 -- pullgate request hooks: where a registry request goes, from the route
--- table in shared memory. The request path never talks to Redis; each
--- worker rebuilds its own table only when the version changes.
+-- table in shared memory. The request path reads this worker's own table
+-- only: a timer (and worker start) rebuilds it when the version in shared
+-- memory changes, so no request waits on Redis or on parsing a table.
 --
 -- A route line: name, mode (redirect|proxy|auto), upstream base
 -- (ORIGIN/v2/PREFIX), glob (1|0), origin, user-agent regex (auto), fallback
@@ -28,7 +29,8 @@ local function parse(text)
     return t
 end
 
-local function current()
+-- Rebuild this worker's table if the shared one changed (init_worker and a timer).
+function _M.refresh()
     local version = dict:get("version")
     if version ~= cached_version then
         local text = dict:get("table")
@@ -37,6 +39,9 @@ local function current()
         end
         cached_version = version
     end
+end
+
+local function current()
     return routes
 end
 

@@ -94,11 +94,19 @@ local function tick(premature, opts)
 end
 
 -- From init_worker_by_lua: every worker loads the local table before it
--- serves (so new workers after a reload have the table their config needs);
+-- serves (so new workers after a reload have the table their config needs)
+-- and rebuilds its own copy every 100 ms if the shared one changed;
 -- worker 0 keeps polling (opts.interval seconds: one small GET of the
 -- version; the table itself only when the version changes).
 function _M.start(opts)
     _M.load_file(opts.file)
+    local route = require "pullgate.route"
+    route.refresh()
+    ngx.timer.every(0.1, function(premature)
+        if not premature then
+            route.refresh()
+        end
+    end)
     if ngx.worker.id() == 0 then
         ngx.timer.at(0, tick, opts)
         ngx.timer.every(opts.interval or 0.25, tick, opts)
