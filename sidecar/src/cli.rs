@@ -122,6 +122,12 @@ pub struct DaemonArgs {
     /// A health check not answered 200 or 401 within this long fails.
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     pub health_timeout_ms: u64,
+    /// Consecutive failed checks before an upstream counts as down.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub health_fall: u32,
+    /// Consecutive passed checks before it counts as up again.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub health_rise: u32,
 }
 
 impl DaemonArgs {
@@ -134,7 +140,12 @@ impl DaemonArgs {
     }
 
     pub fn health(&self) -> HealthArgs {
-        HealthArgs { interval: Duration::from_millis(self.health_interval_ms), timeout: Duration::from_millis(self.health_timeout_ms) }
+        HealthArgs {
+            interval: Duration::from_millis(self.health_interval_ms),
+            timeout: Duration::from_millis(self.health_timeout_ms),
+            fall: self.health_fall,
+            rise: self.health_rise,
+        }
     }
 }
 

@@ -15,6 +15,10 @@ use crate::config::Origin;
 pub struct HealthArgs {
     pub interval: Duration,
     pub timeout: Duration,
+    /// Consecutive failed checks before an upstream counts as down.
+    pub fall: u32,
+    /// Consecutive passed checks before a down upstream counts as up again.
+    pub rise: u32,
 }
 
 /// Which origins are healthy; unknown origins count as healthy.
@@ -66,6 +70,9 @@ impl Health {
                 return;
             }
         };
+        // Consecutive results per origin: (passes, failures), so that one
+        // slow answer does not move a route back and forth.
+        let mut streaks: std::collections::HashMap<String, (u32, u32)> = std::collections::HashMap::new();
         let mut tick = tokio::time::interval(args.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -79,10 +86,14 @@ impl Health {
             let mut changed = false;
             {
                 let mut state = self.state.lock().expect("health lock");
-                for (o, up) in origins.iter().zip(results) {
+                for (o, passed) in origins.iter().zip(results) {
                     let key = o.to_string();
-                    let before = state.0.insert(key.clone(), up);
-                    if before != Some(up) && !(before.is_none() && up) {
+                    let streak = streaks.entry(key.clone()).or_default();
+                    *streak = if passed { (streak.0 + 1, 0) } else { (0, streak.1 + 1) };
+                    let was_up = state.0.get(&key).copied().unwrap_or(true);
+                    let up = if was_up { streak.1 < args.fall.max(1) } else { streak.0 >= args.rise.max(1) };
+                    state.0.insert(key.clone(), up);
+                    if up != was_up {
                         tracing::warn!(upstream = %key, healthy = up, "upstream health changed");
                         changed = true;
                     }

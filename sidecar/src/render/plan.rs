@@ -132,7 +132,11 @@ impl Plan {
         let mut token_by_route = Vec::new();
         let server_names: Vec<&str> = config.server_names().collect();
         let auths = config.host_auths();
-        for route in &config.routes {
+        // One canonical order (by route name) for everything derived from the
+        // routes: the output is deterministic without sorting each map.
+        let mut ordered: Vec<&Route> = config.routes.iter().collect();
+        ordered.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        for route in ordered {
             let Target::Oci(oci) = &route.target else { continue };
             let hosts: Vec<&str> = match &route.host {
                 Some(h) => vec![h.as_str()],
@@ -174,20 +178,15 @@ impl Plan {
         let default_ua = ua_list_of(&config.gateway.redirect_user_agents);
         let servers = config.server_names().map(|name| server(config, name, auths.get(name), default_ua)).collect::<Vec<_>>();
 
-        mode_by_route.sort_by(|a, b| a.0.cmp(&b.0));
-        table_lines.sort();
-        let mut maps = [
-            &mut route_by_name,
-            &mut up_prefix_by_route,
-            &mut up_base_by_route,
-            &mut fallback_base_by_route,
-            &mut fallback_origin_by_route,
-            &mut origin_by_route,
-            &mut token_by_route,
+        let maps = [
+            &route_by_name,
+            &up_prefix_by_route,
+            &up_base_by_route,
+            &fallback_base_by_route,
+            &fallback_origin_by_route,
+            &origin_by_route,
+            &token_by_route,
         ];
-        for m in maps.iter_mut() {
-            m.sort();
-        }
         let longest_key = maps.iter().flat_map(|m| m.iter()).map(|e| e.key.len()).max().unwrap_or(0);
         let most_entries = maps.iter().map(|m| m.len()).max().unwrap_or(0);
         let longest_host = servers.iter().map(|s| s.name.len()).max().unwrap_or(0);
