@@ -50,18 +50,19 @@ local function target(route, base)
     return base .. rest .. "/" .. ngx.var.pg_tail .. ngx.var.is_args .. (ngx.var.args or "")
 end
 
-local function unavailable()
+-- Answer the request here with a JSON body.
+local function answer(status, body)
     ngx.header["Content-Type"] = "application/json"
-    ngx.status = 503
-    ngx.say('{"errors":[{"code":"UNAVAILABLE","message":"the route table is not loaded yet"}]}')
-    return ngx.exit(503)
+    ngx.status = status
+    ngx.say(body)
+    return ngx.exit(status)
 end
 
 -- rewrite_by_lua in the registry location: redirect, or set the proxy target.
 function _M.registry()
     local route = current()[ngx.var.pg_route]
     if not route then
-        return unavailable()
+        return answer(503, '{"errors":[{"code":"UNAVAILABLE","message":"the route table is not loaded yet"}]}')
     end
     local mode = route.mode
     if mode == "auto" then
@@ -81,10 +82,7 @@ end
 function _M.fallback()
     local route = current()[ngx.var.pg_route]
     if not route or route.fallback_base == "" then
-        ngx.header["Content-Type"] = "application/json"
-        ngx.status = 502
-        ngx.say('{"errors":[{"code":"UNAVAILABLE","message":"the upstream registry cannot be reached"}]}')
-        return ngx.exit(502)
+        return answer(502, '{"errors":[{"code":"UNAVAILABLE","message":"the upstream registry cannot be reached"}]}')
     end
     ngx.var.pg_target = target(route, route.fallback_base)
     ngx.var.pg_origin = route.fallback_origin
@@ -94,9 +92,7 @@ end
 function _M.token()
     local route = current()[ngx.var.pg_route]
     if not route or route.token == "" then
-        ngx.header["Content-Type"] = "application/json"
-        ngx.say('{"token":"pullgate-anonymous","access_token":"pullgate-anonymous","expires_in":3600}')
-        return ngx.exit(200)
+        return answer(200, '{"token":"pullgate-anonymous","access_token":"pullgate-anonymous","expires_in":3600}')
     end
     local rest = route.glob and (ngx.var.pg_rest or "") or ""
     ngx.var.pg_target = route.token .. route.prefix .. rest .. ":pull"

@@ -8,6 +8,7 @@ use crate::support::clients::skopeo_copy;
 use crate::support::gateway::Gateway;
 use crate::support::oci;
 use crate::support::registry::Registry;
+use crate::support::wait_until;
 use crate::world::World;
 
 pub fn tests() -> Vec<(String, WithWorld)> {
@@ -16,17 +17,6 @@ pub fn tests() -> Vec<(String, WithWorld)> {
 
 fn route_upstream(gw: &Gateway) -> Result<String, String> {
     Ok(gw.status()?["route_upstreams"]["dual"].as_str().unwrap_or("").to_string())
-}
-
-fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> Result<bool, String>) -> Result<Duration, String> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if cond()? {
-            return Ok(start.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Err(format!("{what}: not within {limit:?}"))
 }
 
 fn primary_dies(w: &World) -> Result<(), String> {
@@ -84,14 +74,14 @@ fn primary_dies(w: &World) -> Result<(), String> {
         "the static gateway did not fail over by itself (status {})",
         static_gw.status()?
     );
-    let switched = wait_for(Duration::from_secs(5), "switch to the mirror", || Ok(route_upstream(&gw)? == mirror_origin))?;
+    let switched = wait_until(Duration::from_secs(5), "switch to the mirror", || Ok(route_upstream(&gw)? == mirror_origin))?;
     for _ in 0..5 {
         pull_from(&gw, "served from the mirror")?;
     }
     let down_for = killed_at.elapsed();
     // The primary comes back with its data: traffic returns to it.
     primary = Some(Registry::start_at("primary registry", primary_addr, &primary_dir, None)?);
-    let back = wait_for(Duration::from_secs(5), "switch back to the primary", || Ok(route_upstream(&gw)? == primary_origin))?;
+    let back = wait_until(Duration::from_secs(5), "switch back to the primary", || Ok(route_upstream(&gw)? == primary_origin))?;
     let log_mark = gw.log()?.len();
     for _ in 0..5 {
         pull_from(&gw, "primary back")?;

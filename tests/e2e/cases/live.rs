@@ -10,6 +10,7 @@ use super::WithWorld;
 use crate::ensure;
 use crate::support::gateway::{curl, Gateway, PULLGATE};
 use crate::support::load::Load;
+use crate::support::wait_until;
 use crate::support::process::require;
 use crate::world::World;
 
@@ -38,18 +39,6 @@ fn route(w: &World, name: &str, image: &str) -> String {
 /// Status of `GET /v2/IMAGE/manifests/1.0` as docker.
 fn status_of(gw: &Gateway, image: &str) -> Result<u16, String> {
     Ok(curl("GET", &format!("http://{}/v2/{image}/manifests/1.0", gw.host()), &[DOCKER_UA])?.status)
-}
-
-/// Poll until `cond` holds; how long it took.
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> Result<bool, String>) -> Result<Duration, String> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if cond()? {
-            return Ok(start.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    Err(format!("still not true after {limit:?}"))
 }
 
 fn counter(status: &Value, key: &str) -> u64 {
@@ -105,12 +94,12 @@ fn edit_goes_live(w: &World, name: &str, how: Edit) -> Result<(), String> {
 
     let edited = Instant::now();
     write(&after, 2)?;
-    wait_until(Duration::from_secs(5), || Ok(status_of(&gw, "acme/multi")? == 307))?;
+    wait_until(Duration::from_secs(5), "the edit serving", || Ok(status_of(&gw, "acme/multi")? == 307))?;
     let took = edited.elapsed();
     ensure!(took < LIVE_WITHIN, "the edit took {took:?} to serve (bound: {LIVE_WITHIN:?})");
     ensure!(status_of(&gw, "acme/app")? == 307, "the old route stopped serving");
     // nginx serves the new config a moment before the daemon has verified and recorded it.
-    wait_until(Duration::from_secs(2), || Ok(counter(&gw.status()?, "reloads_ok") >= 1))?;
+    wait_until(Duration::from_secs(2), "the daemon recording the reload", || Ok(counter(&gw.status()?, "reloads_ok") >= 1))?;
     let s = gw.status()?;
     ensure!(s["serving_version"] != version, "status after the edit: {s}");
     eprintln!("{name}: edit serving after {took:?}");
@@ -143,7 +132,7 @@ fn broken_edits(w: &World) -> Result<(), String> {
     ];
     for (i, (what, yaml, expected)) in broken.iter().enumerate() {
         std::fs::write(&path, yaml).map_err(|e| e.to_string())?;
-        wait_until(Duration::from_secs(5), || Ok(counter(&gw.status()?, "reloads_failed") > i as u64))
+        wait_until(Duration::from_secs(5), "a recorded failure", || Ok(counter(&gw.status()?, "reloads_failed") > i as u64))
             .map_err(|e| format!("{what}: no failure recorded: {e}"))?;
         let s = gw.status()?;
         let error = s["last_error"].as_str().unwrap_or("");
@@ -158,7 +147,7 @@ fn broken_edits(w: &World) -> Result<(), String> {
     ensure!(out.status.success() && text.contains("the previous config keeps serving") && text.contains("nginx rejected"), "pullgate status:\n{text}");
     // A good edit after the broken ones goes live and clears the error.
     std::fs::write(&path, format!("{good}{}", route(w, "multi", "acme/multi"))).map_err(|e| e.to_string())?;
-    wait_until(Duration::from_secs(5), || Ok(status_of(&gw, "acme/multi")? == 307))?;
+    wait_until(Duration::from_secs(5), "the fixed edit serving", || Ok(status_of(&gw, "acme/multi")? == 307))?;
     let s = gw.status()?;
     ensure!(s["last_error"].is_null() && s["serving_version"] != version, "after the fix: {s}");
     let metrics = curl("GET", &format!("http://{}/metrics", gw.status_addr), &[])?.text();
@@ -176,7 +165,7 @@ fn unchanged_edit(w: &World) -> Result<(), String> {
     let path = gw.dir.join("routes.yaml");
     let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
     std::fs::write(&path, format!("# a comment changes nothing\n{text}\n\n")).map_err(|e| e.to_string())?;
-    wait_until(Duration::from_secs(5), || Ok(counter(&gw.status()?, "skipped_unchanged") >= 1))?;
+    wait_until(Duration::from_secs(5), "the unchanged edit counted", || Ok(counter(&gw.status()?, "skipped_unchanged") >= 1))?;
     let s = gw.status()?;
     ensure!(counter(&s, "reloads_ok") == 0 && counter(&s, "reloads_failed") == 0, "an unchanged edit reloaded: {s}");
     ensure!(gw.workers() == workers, "nginx workers changed: {workers:?} -> {:?}", gw.workers());
@@ -216,7 +205,7 @@ fn edit_storm(w: &World) -> Result<(), String> {
         std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
         std::thread::sleep(Duration::from_millis(5));
     }
-    wait_until(Duration::from_secs(5), || Ok(status_of(&gw, "acme/multi")? == 307)).map_err(|e| format!("the last edit never served: {e}"))?;
+    wait_until(Duration::from_secs(5), "the last edit serving", || Ok(status_of(&gw, "acme/multi")? == 307)).map_err(|e| format!("the last edit never served: {e}"))?;
     std::thread::sleep(Duration::from_millis(600));
     let s = gw.status()?;
     let reloads = counter(&s, "reloads_ok");
@@ -256,7 +245,7 @@ fn reloads_under_load(w: &World) -> Result<(), String> {
             let tmp = dir.join(".routes.yaml.new");
             std::fs::write(&tmp, if i % 2 == 1 { &b } else { &a }).map_err(|e| e.to_string())?;
             std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
-            wait_until(Duration::from_secs(5), || Ok(counter(&gw.status()?, "reloads_ok") >= i))
+            wait_until(Duration::from_secs(5), "the reload going live", || Ok(counter(&gw.status()?, "reloads_ok") >= i))
                 .map_err(|e| format!("reload {i} did not go live: {e}"))?;
         }
         Ok::<(), String>(())
@@ -275,7 +264,7 @@ fn reloads_under_load(w: &World) -> Result<(), String> {
     ensure!(!report.contains("Non-2xx or 3xx"), "failed requests during reloads:\n{report}");
     ensure!(kept.failures == 0 && kept.ok > 1000, "keep-alive clients: {kept:?}");
     // Old workers finish once their connections close.
-    wait_until(Duration::from_secs(10), || Ok(gw.workers().len() == workers))
+    wait_until(Duration::from_secs(10), "old workers exiting", || Ok(gw.workers().len() == workers))
         .map_err(|_| format!("old nginx workers did not exit: {} workers, expected {workers}", gw.workers().len()))?;
     let s = gw.status()?;
     ensure!(counter(&s, "reloads_ok") == RELOADS && counter(&s, "reloads_failed") == 0, "{s}");

@@ -7,7 +7,8 @@ use std::process::Command;
 use super::process::{free_port, require, wait_for_port, Server};
 
 pub struct RedisServer {
-    pub server: Server,
+    /// Stopped when dropped.
+    _server: Server,
     pub addr: SocketAddr,
 }
 
@@ -26,6 +27,6 @@ impl RedisServer {
             .arg(dir);
         let mut server = Server::start("redis-server", cmd, &dir.join("redis.log"))?;
         wait_for_port(&mut server, addr)?;
-        Ok(RedisServer { server, addr })
+        Ok(RedisServer { _server: server, addr })
     }
 }
