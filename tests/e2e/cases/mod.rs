@@ -7,6 +7,7 @@ mod lua;
 mod protocol;
 mod pulls;
 mod render;
+mod sidecar;
 
 use crate::world::World;
 
@@ -29,5 +30,6 @@ pub fn with_world() -> Vec<(String, WithWorld)> {
     v.extend(lua::tests());
     v.extend(protocol::tests());
     v.extend(pulls::tests());
+    v.extend(sidecar::tests());
     v
 }

@@ -1,0 +1,63 @@
+//! `pullgate run`: the sidecar for an nginx that pullgate does not start.
+
+use std::process::Command;
+use std::time::Duration;
+
+use super::WithWorld;
+use crate::ensure;
+use crate::support::gateway::{curl, Gateway, PULLGATE};
+use crate::support::process::{free_port, wait_for_http, wait_for_port, Server};
+use crate::support::wait_until;
+use crate::world::World;
+
+pub fn tests() -> Vec<(String, WithWorld)> {
+    vec![("sidecar::run_keeps_an_external_nginx_in_step".to_string(), Box::new(external_nginx) as WithWorld)]
+}
+
+fn route(w: &World, name: &str, image: &str) -> String {
+    format!("  - {{name: {name}, image: {image}, upstream: \"http://{}/{image}\", mode: redirect}}\n", w.anon.addr)
+}
+
+fn external_nginx(w: &World) -> Result<(), String> {
+    let dir = w.dir("sidecar-run");
+    let out = dir.join("pullgate");
+    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(dir.join("logs")).map_err(|e| e.to_string())?;
+    // The operator's own nginx.conf, including what pullgate renders (empty at first).
+    std::fs::write(out.join("pullgate.conf"), "").map_err(|e| e.to_string())?;
+    let d = dir.display();
+    let conf = format!(
+        "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log stderr notice;\nevents {{}}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+         include {d}/pullgate/pullgate.conf;\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).map_err(|e| e.to_string())?;
+    let mut cmd = Command::new("nginx");
+    cmd.arg("-p").arg(&dir).arg("-c").arg(dir.join("nginx.conf"));
+    let _nginx = Server::start("the operator's nginx", cmd, &dir.join("nginx.log"))?;
+    wait_until(Duration::from_secs(10), "nginx writing its pid file", || Ok(dir.join("nginx.pid").exists()))?;
+
+    let addr = Gateway::pick_addr();
+    let path = dir.join("routes.yaml");
+    std::fs::write(&path, Gateway::yaml(addr, "", &route(w, "app", "acme/app"))).map_err(|e| e.to_string())?;
+    let status_addr = format!("127.0.0.1:{}", free_port("127.0.0.1"));
+    let mut run = Command::new(PULLGATE);
+    run.arg("--state-dir").arg(dir.join("state")).args(["run", "-c"]).arg(&path).arg("--out").arg(&out);
+    run.arg("--pid-file").arg(dir.join("nginx.pid")).args(["--status-listen", &status_addr]);
+    let mut sidecar = Server::start("pullgate run", run, &dir.join("run.log"))?;
+    // The first apply reloads the operator's nginx into serving the routes.
+    wait_for_http(&mut sidecar, addr)?;
+    wait_for_port(&mut sidecar, status_addr.parse().unwrap())?;
+    let get = |image: &str| -> Result<u16, String> {
+        Ok(curl("GET", &format!("http://{addr}/v2/{image}/manifests/1.0"), &["User-Agent: docker/20.10.24"])?.status)
+    };
+    ensure!(get("acme/app")? == 307, "the first apply is not serving");
+    // An edit goes live through SIGHUP and verification.
+    let tmp = dir.join(".routes.yaml.new");
+    std::fs::write(&tmp, Gateway::yaml(addr, "", &format!("{}{}", route(w, "app", "acme/app"), route(w, "multi", "acme/multi")))).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
+    wait_until(Duration::from_secs(5), "the edit serving", || Ok(get("acme/multi")? == 307))?;
+    let status = curl("GET", &format!("http://{status_addr}/status"), &[])?.text();
+    ensure!(status.contains("\"reloads_ok\": 2"), "status after the edit: {status}");
+    Ok(())
+}
