@@ -148,6 +148,8 @@ fn broken_edits(w: &World) -> Result<(), String> {
     // A good edit after the broken ones goes live and clears the error.
     std::fs::write(&path, format!("{good}{}", route(w, "multi", "acme/multi"))).map_err(|e| e.to_string())?;
     wait_until(Duration::from_secs(5), "the fixed edit serving", || Ok(status_of(&gw, "acme/multi")? == 307))?;
+    // nginx serves it a moment before the daemon has verified and recorded it.
+    wait_until(Duration::from_secs(2), "the daemon recording the fix", || Ok(counter(&gw.status()?, "reloads_ok") >= 1))?;
     let s = gw.status()?;
     ensure!(s["last_error"].is_null() && s["serving_version"] != version, "after the fix: {s}");
     let metrics = curl("GET", &format!("http://{}/metrics", gw.status_addr), &[])?.text();
