@@ -24,11 +24,8 @@ pub fn run(config_path: &Path, state_dir: &Path, args: &DaemonArgs, out: PathBuf
             last_reload_ok: Some(daemon::status::now()),
             ..Status::default()
         }));
-        if let Some(addr) = args.status_listen.0 {
-            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| Failure::other(format!("status endpoint {addr}: {e}")))?;
-            tokio::spawn(daemon::http::serve(listener, status.clone()));
-        }
-        let daemon = Daemon { config_path: config_path.to_path_buf(), health: crate::daemon::health::Health::start(applier.failover_origins(), args.health()), applier, status, debounce: args.debounce(), min_interval: args.min_interval() };
+        daemon::serve_status(args.status_listen.0, status.clone()).await.map_err(Failure::other)?;
+        let daemon = Daemon::new(config_path.to_path_buf(), applier, status, args.debounce(), args.min_interval(), args.health());
         let stop = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
             tokio::select! {

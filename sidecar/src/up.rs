@@ -31,11 +31,7 @@ async fn run_async(config_path: &Path, state_dir: &Path, args: &DaemonArgs) -> R
     let _ = std::fs::remove_file(&socket);
 
     let status = Arc::new(Mutex::new(Status { config_path: config_path.display().to_string(), ..Status::default() }));
-    if let Some(addr) = args.status_listen.0 {
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| Failure::other(format!("status endpoint {addr}: {e}")))?;
-        tracing::info!(%addr, "status on http://{addr}/status and /metrics");
-        tokio::spawn(daemon::http::serve(listener, status.clone()));
-    }
+    daemon::serve_status(args.status_listen.0, status.clone()).await.map_err(Failure::other)?;
 
     let log = if access_log.starts_with('/') { access_log } else { prefix.root.join(&access_log).display().to_string() };
     tracing::info!(prefix = %prefix.root.display(), access_log = %log, ?listen, "starting nginx");
@@ -68,7 +64,7 @@ async fn run_async(config_path: &Path, state_dir: &Path, args: &DaemonArgs) -> R
         s.serving_version = Some(version);
         s.last_reload_ok = Some(daemon::status::now());
     }
-    let daemon = Daemon { config_path: config_path.to_path_buf(), health: crate::daemon::health::Health::start(applier.failover_origins(), args.health()), applier, status, debounce: args.debounce(), min_interval: args.min_interval() };
+    let daemon = Daemon::new(config_path.to_path_buf(), applier, status, args.debounce(), args.min_interval(), args.health());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let watching = tokio::spawn(daemon.run(events, async {
         let _ = stop_rx.await;

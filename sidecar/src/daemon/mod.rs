@@ -31,7 +31,22 @@ pub struct Daemon {
     pub min_interval: Duration,
 }
 
+/// Serve /metrics and /status on `addr` (none: not at all).
+pub async fn serve_status(addr: Option<std::net::SocketAddr>, status: status::Shared) -> Result<(), String> {
+    let Some(addr) = addr else { return Ok(()) };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("status endpoint {addr}: {e}"))?;
+    tracing::info!(%addr, "status on http://{addr}/status and /metrics");
+    tokio::spawn(http::serve(listener, status));
+    Ok(())
+}
+
 impl Daemon {
+    /// A daemon for `applier`'s config, with health checks of its fallbacks started.
+    pub fn new(config_path: PathBuf, applier: Applier, status: status::Shared, debounce: Debounce, min_interval: Duration, health: health::HealthArgs) -> Daemon {
+        let health = health::Health::start(applier.failover_origins(), health);
+        Daemon { config_path, applier, health, status, debounce, min_interval }
+    }
+
     /// Apply each batch of `events` until `stop` resolves. Start watching
     /// before the first read of routes.yaml, so that no edit falls between.
     pub async fn run(mut self, mut events: Events, stop: impl Future<Output = ()>) {

@@ -40,23 +40,6 @@ pub fn ua<T: Display>(value: T, _: &dyn askama::Values) -> askama::Result<String
     Ok(v)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hostile_values_are_refused() {
-        let v = askama::NO_VALUES;
-        for bad in ["a;b", "a b", "a\"b", "a$b", "a{b", "a}b", "a\nb", "a#b", "a\\b", "a'b"] {
-            assert!(q(bad, v).is_err(), "{bad}");
-            assert!(re(bad, v).is_err(), "{bad}");
-        }
-        assert_eq!(q("ghcr.io/acme", v).unwrap(), "\"ghcr.io/acme\"");
-        assert_eq!(re("get.acme.dev/a", v).unwrap(), r"get\.acme\.dev/a");
-        assert_eq!(ua("^docker/|^podman", v).unwrap(), "^docker/|^podman");
-        assert!(ua("a\"b", v).is_err());
-    }
-}
 
 /// A config value inside an already quoted string.
 pub fn bare<T: Display>(value: T, _: &dyn askama::Values) -> askama::Result<String> {
@@ -84,4 +67,22 @@ pub fn tmpl<T: Display>(value: T, _: &dyn askama::Values) -> askama::Result<Stri
         return Err(refuse("URL template", &v));
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_values_are_refused() {
+        let v = askama::NO_VALUES;
+        for bad in ["a;b", "a b", "a\"b", "a$b", "a{b", "a}b", "a\nb", "a#b", "a\\b", "a'b"] {
+            assert!(q(bad, v).is_err(), "{bad}");
+            assert!(re(bad, v).is_err(), "{bad}");
+        }
+        assert_eq!(q("ghcr.io/acme", v).unwrap(), "\"ghcr.io/acme\"");
+        assert_eq!(re("get.acme.dev/a", v).unwrap(), r"get\.acme\.dev/a");
+        assert_eq!(ua("^docker/|^podman", v).unwrap(), "^docker/|^podman");
+        assert!(ua("a\"b", v).is_err());
+    }
 }

@@ -18,8 +18,10 @@ const DOCKER_UA: &str = "User-Agent: docker/20.10.24 go/go1.19.8";
 /// The bound from an edit on disk to the change serving.
 const LIVE_WITHIN: Duration = Duration::from_secs(1);
 
+type Case = fn(&World) -> Result<(), String>;
+
 pub fn tests() -> Vec<(String, WithWorld)> {
-    let cases: Vec<(&str, fn(&World) -> Result<(), String>)> = vec![
+    let cases: Vec<(&str, Case)> = vec![
         ("live::plain_write_serves_within_1s", |w| edit_goes_live(w, "plain", Edit::Plain)),
         ("live::atomic_rename_serves_within_1s", |w| edit_goes_live(w, "rename", Edit::Rename)),
         ("live::symlink_swap_serves_within_1s", |w| edit_goes_live(w, "symlink", Edit::SymlinkSwap)),
@@ -211,7 +213,7 @@ fn edit_storm(w: &World) -> Result<(), String> {
     std::thread::sleep(Duration::from_millis(600));
     let s = gw.status()?;
     let reloads = counter(&s, "reloads_ok");
-    ensure!(reloads >= 1 && reloads <= 6, "{} edits in {} ms cost {reloads} reloads: {s}", EDITS - 1, EDITS * 5);
+    ensure!((1..=6).contains(&reloads), "{} edits in {} ms cost {reloads} reloads: {s}", EDITS - 1, EDITS * 5);
     ensure!(counter(&s, "reloads_failed") == 0 && status_of(&gw, "storm/v1")? == 404, "an intermediate edit is serving: {s}");
     Ok(())
 }

@@ -12,8 +12,10 @@ use crate::world::{World, BIG_LAYER};
 const DOCKER_UA: &str = "User-Agent: docker/20.10.24 go/go1.19.8 git-commit/5d6db84 kernel/6.1 os/linux arch/amd64 UpstreamClient(Docker-Client/28.2.2 \\(linux\\))";
 const OCI_ACCEPT: &str = "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
 
+type Case = fn(&World) -> Result<(), String>;
+
 pub fn tests() -> Vec<(String, WithWorld)> {
-    let cases: Vec<(&str, fn(&World) -> Result<(), String>)> = vec![
+    let cases: Vec<(&str, Case)> = vec![
         ("protocol::ping_passes_upstream_challenge_through", ping_pass_through),
         ("protocol::manifest_redirect_keeps_path_for_tag_and_digest", manifest_redirect),
         ("protocol::head_only_version_check_through_proxy", head_check_proxy),

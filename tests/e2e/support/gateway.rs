@@ -48,7 +48,7 @@ impl Gateway {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         let status_addr: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap();
         let mut cmd = Command::new(PULLGATE);
-        cmd.arg("--state-dir").arg(dir.join("state")).arg("up").arg("-c").arg(&routes_path);
+        cmd.arg("--state-dir").arg(dir.join("state")).arg("up").arg("-c").arg(routes_path);
         cmd.arg("--status-listen").arg(status_addr.to_string()).args(args);
         let mut server = Server::start("pullgate up", cmd, &dir.join("up.log"))?;
         wait_for_http(&mut server, addr)?;
