@@ -24,7 +24,11 @@ pub fn binary() -> String {
         return b;
     }
     let on_path = std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("nginx").is_file()));
-    if on_path { "nginx".into() } else { "/usr/sbin/nginx".into() }
+    if on_path {
+        "nginx".into()
+    } else {
+        "/usr/sbin/nginx".into()
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NginxError + '_ {

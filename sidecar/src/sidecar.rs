@@ -7,7 +7,14 @@ use crate::cli::DaemonArgs;
 use crate::daemon::{self, status::Status, Applier, Daemon, Events, Outcome, ReloadMethod};
 use crate::Failure;
 
-pub fn run(config_path: &Path, state_dir: &Path, args: &DaemonArgs, out: PathBuf, reload: ReloadMethod, socket: PathBuf) -> Result<(), Failure> {
+pub fn run(
+    config_path: &Path,
+    state_dir: &Path,
+    args: &DaemonArgs,
+    out: PathBuf,
+    reload: ReloadMethod,
+    socket: PathBuf,
+) -> Result<(), Failure> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Failure::other)?;
     rt.block_on(async {
         let mut applier = Applier::new(out, state_dir.join("scratch"), socket, reload);
@@ -37,4 +44,3 @@ pub fn run(config_path: &Path, state_dir: &Path, args: &DaemonArgs, out: PathBuf
         Ok(())
     })
 }
-

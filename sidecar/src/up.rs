@@ -98,4 +98,3 @@ fn exited(status: std::io::Result<std::process::ExitStatus>) -> Result<(), Failu
         Err(e) => Err(Failure::other(e)),
     }
 }
-

@@ -14,11 +14,11 @@ use std::sync::Arc;
 use libtest_mimic::{Arguments, Failed, Trial};
 use world::World;
 
-
 fn main() {
     let args = Arguments::from_args();
     // Tests that need no upstream run even if the world cannot start.
-    let mut trials: Vec<Trial> = cases::standalone().into_iter().map(|(name, f)| Trial::test(name, move || f().map_err(Failed::from))).collect();
+    let mut trials: Vec<Trial> =
+        cases::standalone().into_iter().map(|(name, f)| Trial::test(name, move || f().map_err(Failed::from))).collect();
     let needs_world = cases::with_world();
     let wanted = needs_world.iter().any(|(name, _)| args.filter.as_deref().is_none_or(|f| name.contains(f)));
     let world = if wanted && !args.list { Some(World::start().map(Arc::new)) } else { None };
@@ -34,4 +34,3 @@ fn main() {
     drop(world);
     conclusion.exit();
 }
-

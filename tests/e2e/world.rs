@@ -101,4 +101,3 @@ impl World {
         Gateway::start(&self.dir(test), "", routes)
     }
 }
-

@@ -13,11 +13,9 @@ use regex::Regex;
 type Check<T> = Result<T, String>;
 
 static ROUTE_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9][a-z0-9_-]{0,62}$").unwrap());
-static HOST_LABEL: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$").unwrap());
+static HOST_LABEL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$").unwrap());
 /// One path component of a repository name (OCI distribution spec).
-static REPO_COMPONENT: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$").unwrap());
+static REPO_COMPONENT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$").unwrap());
 static TEMPLATE_LITERAL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9._~+-]*$").unwrap());
 static TEMPLATE_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z_][a-z0-9_]{0,31}$").unwrap());
 static SERVICE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9._:-]{1,253}$").unwrap());
@@ -50,16 +48,10 @@ pub fn hostname(s: &str) -> Check<String> {
 /// A host as it appears in an upstream: DNS name, IPv4 literal or bracketed IPv6 literal.
 pub fn upstream_host(s: &str) -> Check<String> {
     if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-        return inner
-            .parse::<Ipv6Addr>()
-            .map(|ip| format!("[{ip}]"))
-            .map_err(|_| format!("`{s}` is not an IPv6 address"));
+        return inner.parse::<Ipv6Addr>().map(|ip| format!("[{ip}]")).map_err(|_| format!("`{s}` is not an IPv6 address"));
     }
     if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return s
-            .parse::<std::net::Ipv4Addr>()
-            .map(|ip| ip.to_string())
-            .map_err(|_| format!("`{s}` is not an IPv4 address"));
+        return s.parse::<std::net::Ipv4Addr>().map(|ip| ip.to_string()).map_err(|_| format!("`{s}` is not an IPv4 address"));
     }
     hostname(s)
 }
@@ -113,9 +105,7 @@ pub fn repo_pattern(s: &str) -> Check<RepoPattern> {
         return Ok(RepoPattern::Prefix(String::new()));
     }
     if let Some(prefix) = s.strip_suffix("/*") {
-        return repository(prefix)
-            .map(RepoPattern::Prefix)
-            .map_err(|e| format!("{e}; a glob is a repository name followed by `/*`"));
+        return repository(prefix).map(RepoPattern::Prefix).map_err(|e| format!("{e}; a glob is a repository name followed by `/*`"));
     }
     if s.contains('*') {
         return Err("a glob may only be `*` or end in `/*`, as in `acme/*`".into());
@@ -175,11 +165,7 @@ fn origin(scheme: Scheme, authority: &str) -> Check<Origin> {
     let (host, port) = match authority.rfind(':') {
         Some(i) if !authority[i..].contains(']') => {
             let port = &authority[i + 1..];
-            let port: u16 = port
-                .parse()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| format!("`{port}` is not a port (1-65535)"))?;
+            let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(|| format!("`{port}` is not a port (1-65535)"))?;
             (&authority[..i], Some(port))
         }
         _ => (authority, None),
@@ -213,7 +199,9 @@ pub fn oci_upstream(s: &str) -> Check<OciUpstream> {
         repo = match repo {
             RepoPattern::Exact(n) if !n.contains('/') => RepoPattern::Exact(format!("library/{n}")),
             RepoPattern::Prefix(p) if p.is_empty() => {
-                return Err("Docker Hub needs a namespace in a glob: use `docker.io/library/*` for official images or `docker.io/ORG/*`".into())
+                return Err(
+                    "Docker Hub needs a namespace in a glob: use `docker.io/library/*` for official images or `docker.io/ORG/*`".into()
+                )
             }
             other => other,
         };
@@ -306,9 +294,10 @@ pub fn resolver(s: &str) -> Check<String> {
     if s.parse::<IpAddr>().is_ok() {
         return Ok(s.to_string());
     }
-    listen(s).ok().filter(|l| l.contains(':')).ok_or_else(|| {
-        "expected an IP address of a DNS server, optionally with `:PORT` (`[IPV6]:PORT` for IPv6)".into()
-    })
+    listen(s)
+        .ok()
+        .filter(|l| l.contains(':'))
+        .ok_or_else(|| "expected an IP address of a DNS server, optionally with `:PORT` (`[IPV6]:PORT` for IPv6)".into())
 }
 
 /// A file path nginx reads or writes: no spaces, quotes or nginx syntax.
@@ -389,7 +378,9 @@ fn checked_path_template(s: &str) -> Check<Vec<Piece>> {
         if let Piece::Literal(l) = p {
             let bad_segment = l.split('/').any(|seg| !TEMPLATE_LITERAL.is_match(seg) || seg == "." || seg == "..");
             if bad_segment || l.contains("//") {
-                return Err(format!("`{l}`: literal parts may contain only letters, digits, `/` and `._~+-`, without empty, `.` or `..` segments"));
+                return Err(format!(
+                    "`{l}`: literal parts may contain only letters, digits, `/` and `._~+-`, without empty, `.` or `..` segments"
+                ));
             }
         }
     }
@@ -411,7 +402,8 @@ pub fn path_template(s: &str) -> Check<Vec<Piece>> {
 /// A file route's upstream template: an absolute URL whose path may use placeholders.
 pub fn url_template(s: &str) -> Check<(Origin, Vec<Piece>)> {
     let (scheme, rest) = split_scheme(s, None)?;
-    let slash = rest.find('/').ok_or("expected a path after the host, e.g. `https://github.com/acme/app/releases/download/v{version}/{file}`")?;
+    let slash =
+        rest.find('/').ok_or("expected a path after the host, e.g. `https://github.com/acme/app/releases/download/v{version}/{file}`")?;
     let authority = &rest[..slash];
     if authority.contains(['{', '}']) {
         return Err("placeholders may appear only in the path, not in the host".into());

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-pub use super::grammar::{Origin, OciUpstream, Piece, RepoPattern, Scheme};
+pub use super::grammar::{OciUpstream, Origin, Piece, RepoPattern, Scheme};
 
 /// The user agents `auto` redirects when nothing else is configured: the
 /// clients that, tested here, keep auth working across a cross-host redirect
@@ -203,7 +203,10 @@ impl Config {
                 continue;
             }
             let chosen = o.fallbacks.remove(pick);
-            let primary = Fallback { upstream: std::mem::replace(&mut o.upstream, chosen.upstream), auth: std::mem::replace(&mut o.auth, chosen.auth) };
+            let primary = Fallback {
+                upstream: std::mem::replace(&mut o.upstream, chosen.upstream),
+                auth: std::mem::replace(&mut o.auth, chosen.auth),
+            };
             o.fallbacks.insert(0, primary);
         }
         c
@@ -308,7 +311,9 @@ mod tests {
     fn host_auth_combines_hostless_and_host_routes() {
         let one = "http://127.0.0.2:5000";
         // Host-less routes reach every server; one upstream, same names: pass-through.
-        let a = auths(&format!("  - {{name: x, image: x, upstream: \"{one}/x\"}}\n  - {{name: y, host: a.dev, image: y, upstream: \"{one}/y\"}}\n"));
+        let a = auths(&format!(
+            "  - {{name: x, image: x, upstream: \"{one}/x\"}}\n  - {{name: y, host: a.dev, image: y, upstream: \"{one}/y\"}}\n"
+        ));
         assert!(matches!(a.get("a.dev"), HostAuth::PassThrough(_)));
         assert!(matches!(a.get("_"), HostAuth::PassThrough(_)));
         // A second upstream on one host only makes that host issue its own challenge.

@@ -70,8 +70,15 @@ enum Frame {
     /// Inside a mapping: the path of the mapping, and the key awaiting its value.
     /// `located`: whether the mapping's own position is known yet (it is taken
     /// from its first key: the parser's mark for a block mapping is past it).
-    Map { path: String, pending_key: Option<String>, located: bool },
-    Seq { path: String, next: usize },
+    Map {
+        path: String,
+        pending_key: Option<String>,
+        located: bool,
+    },
+    Seq {
+        path: String,
+        next: usize,
+    },
 }
 
 #[derive(Default)]

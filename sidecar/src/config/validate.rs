@@ -26,7 +26,8 @@ pub fn validate(raw: RawFile, spans: &Spans) -> Result<Config, Vec<Problem>> {
     }
     // Hosts named only by routes get a plain server of their own.
     let declared: BTreeSet<String> = gateway.hosts.iter().map(|h| h.name.clone()).collect();
-    let implied: BTreeSet<&String> = routes.iter().filter_map(|r: &(usize, Route)| r.1.host.as_ref()).filter(|h| !declared.contains(*h)).collect();
+    let implied: BTreeSet<&String> =
+        routes.iter().filter_map(|r: &(usize, Route)| r.1.host.as_ref()).filter(|h| !declared.contains(*h)).collect();
     gateway.hosts.extend(implied.into_iter().map(|name| Host { name: name.clone(), public_url: None, tls: None }));
 
     cx.overlaps(&routes);
@@ -55,12 +56,7 @@ fn route_subject(i: usize, name: Option<&str>) -> String {
 
 impl Cx<'_> {
     fn report(&mut self, subject: &str, path: &str, field: &str, message: impl Into<String>) {
-        self.problems.push(Problem {
-            pos: self.spans.value(path),
-            subject: subject.into(),
-            field: field.into(),
-            message: message.into(),
-        });
+        self.problems.push(Problem { pos: self.spans.value(path), subject: subject.into(), field: field.into(), message: message.into() });
     }
 
     fn unknown(&mut self, subject: &str, base: &str, unknown: &Unknown, allowed: &[&str]) {
@@ -85,7 +81,14 @@ impl Cx<'_> {
         }
     }
 
-    fn check_list(&mut self, subject: &str, base: &str, field: &str, values: Vec<String>, f: impl Fn(&str) -> Result<String, String>) -> Vec<String> {
+    fn check_list(
+        &mut self,
+        subject: &str,
+        base: &str,
+        field: &str,
+        values: Vec<String>,
+        f: impl Fn(&str) -> Result<String, String>,
+    ) -> Vec<String> {
         let mut out = Vec::new();
         for (i, v) in values.iter().enumerate() {
             let (path, field) = (format!("{base}[{i}]"), format!("{field}[{i}]"));
@@ -96,7 +99,12 @@ impl Cx<'_> {
 
     fn gateway(&mut self, g: RawGateway) -> Gateway {
         const S: &str = "gateway";
-        self.unknown(S, S, &g.unknown, &["listen", "tls_listen", "resolver", "access_log", "trusted_ca", "redirect_user_agents", "hosts", "redis"]);
+        self.unknown(
+            S,
+            S,
+            &g.unknown,
+            &["listen", "tls_listen", "resolver", "access_log", "trusted_ca", "redirect_user_agents", "hosts", "redis"],
+        );
         let redis = g.redis.and_then(|r| {
             let b = "gateway.redis";
             self.unknown(S, b, &r.unknown, &["url", "key"]);
@@ -114,9 +122,11 @@ impl Cx<'_> {
         let tls_listen = self.check_list(S, "gateway.tls_listen", "tls_listen", list(g.tls_listen, DEFAULT_TLS_LISTEN), grammar::listen);
         let resolver = self.check_list(S, "gateway.resolver", "resolver", g.resolver.unwrap_or_default(), grammar::resolver);
         let access_log = g.access_log.unwrap_or_else(|| DEFAULT_ACCESS_LOG.into());
-        let access_log = self.check(S, "gateway.access_log", "access_log", &access_log, |s| grammar::file_path(s, false)).unwrap_or_default();
+        let access_log =
+            self.check(S, "gateway.access_log", "access_log", &access_log, |s| grammar::file_path(s, false)).unwrap_or_default();
         let trusted_ca = g.trusted_ca.unwrap_or_else(|| DEFAULT_TRUSTED_CA.into());
-        let trusted_ca = self.check(S, "gateway.trusted_ca", "trusted_ca", &trusted_ca, |s| grammar::file_path(s, true)).unwrap_or_default();
+        let trusted_ca =
+            self.check(S, "gateway.trusted_ca", "trusted_ca", &trusted_ca, |s| grammar::file_path(s, true)).unwrap_or_default();
         let uas = g.redirect_user_agents.unwrap_or_else(|| DEFAULT_REDIRECT_USER_AGENTS.iter().map(|s| s.to_string()).collect());
         let redirect_user_agents = self.check_list(S, "gateway.redirect_user_agents", "redirect_user_agents", uas, grammar::ua_pattern);
         let mut hosts: Vec<Host> = Vec::new();
@@ -132,7 +142,10 @@ impl Cx<'_> {
                     None
                 }
             };
-            let public_url = h.public_url.as_deref().and_then(|u| self.check(S, &join(&base, "public_url"), &field("public_url"), u, grammar::public_url));
+            let public_url = h
+                .public_url
+                .as_deref()
+                .and_then(|u| self.check(S, &join(&base, "public_url"), &field("public_url"), u, grammar::public_url));
             let tls = h.tls.and_then(|t| {
                 let tb = join(&base, "tls");
                 self.unknown(S, &tb, &t.unknown, &["cert", "key"]);
@@ -163,7 +176,12 @@ impl Cx<'_> {
         let subject = route_subject(i, r.name.as_deref());
         let s = subject.as_str();
         let p = |f: &str| join(&base, f);
-        self.unknown(s, &base, &r.unknown, &["name", "kind", "host", "image", "path", "upstream", "fallback", "mode", "redirect_user_agents", "auth"]);
+        self.unknown(
+            s,
+            &base,
+            &r.unknown,
+            &["name", "kind", "host", "image", "path", "upstream", "fallback", "mode", "redirect_user_agents", "auth"],
+        );
 
         let name = match &r.name {
             Some(n) => self.check(s, &p("name"), "name", n, grammar::route_name),
@@ -246,7 +264,9 @@ impl Cx<'_> {
             let Some(u) = self.check(s, &path, &field, f, grammar::oci_upstream) else { continue };
             if glob.is_some_and(|g| g != u.repo.is_glob()) {
                 self.report(s, &path, &field, "must be a glob exactly when `image` is one, like `upstream`");
-            } else if upstream.as_ref().is_some_and(|p| p.origin == u.origin) || fallback_upstreams.iter().any(|x: &OciUpstream| x.origin == u.origin) {
+            } else if upstream.as_ref().is_some_and(|p| p.origin == u.origin)
+                || fallback_upstreams.iter().any(|x: &OciUpstream| x.origin == u.origin)
+            {
                 self.report(s, &path, &field, "names a registry already used by this route; fallbacks are other registries");
             } else {
                 fallback_upstreams.push(u);
@@ -268,7 +288,9 @@ impl Cx<'_> {
                 let ab = p("auth");
                 self.unknown(s, &ab, &t.unknown, &["realm", "service"]);
                 let realm = self.required(s, &ab, "auth.realm", &t.realm, "the upstream token endpoint URL");
-                let realm = realm.and_then(|v| self.check(s, &join(&ab, "realm"), "auth.realm", v, grammar::plain_url).map(|(o, path)| format!("{o}{path}")));
+                let realm = realm.and_then(|v| {
+                    self.check(s, &join(&ab, "realm"), "auth.realm", v, grammar::plain_url).map(|(o, path)| format!("{o}{path}"))
+                });
                 let service = self.required(s, &ab, "auth.service", &t.service, "the upstream's service name");
                 let service = service.and_then(|v| self.check(s, &join(&ab, "service"), "auth.service", v, grammar::service));
                 Some(UpstreamAuth::Token { realm: realm?, service: service? })
@@ -290,7 +312,13 @@ impl Cx<'_> {
         let p = |f: &str| join(base, f);
         let path = self.required(s, base, "path", &r.path, "a path template such as `/downloads/{version}/{file}`");
         let path = path.and_then(|v| self.check(s, &p("path"), "path", v, grammar::path_template));
-        let upstream = self.required(s, base, "upstream", &r.upstream, "a URL template such as `https://github.com/acme/app/releases/download/v{version}/{file}`");
+        let upstream = self.required(
+            s,
+            base,
+            "upstream",
+            &r.upstream,
+            "a URL template such as `https://github.com/acme/app/releases/download/v{version}/{file}`",
+        );
         let (origin, upstream_path) = upstream.and_then(|v| self.check(s, &p("upstream"), "upstream", v, grammar::url_template))?;
         let path = path?;
         let declared: BTreeSet<&str> = vars(&path).collect();
@@ -322,7 +350,12 @@ impl Cx<'_> {
             if let Some(prev) = first.insert(name, idx) {
                 let line = self.spans.value(&format!("routes[{prev}].name")).map(|p| format!(" at line {}", p.line)).unwrap_or_default();
                 let subject = route_subject(idx, Some(name));
-                self.report(&subject, &format!("routes[{idx}].name"), "name", format!("duplicate name; first used by route #{}{line}", prev + 1));
+                self.report(
+                    &subject,
+                    &format!("routes[{idx}].name"),
+                    "name",
+                    format!("duplicate name; first used by route #{}{line}", prev + 1),
+                );
             }
         }
     }
@@ -383,7 +416,12 @@ impl Cx<'_> {
                 _ => "path overlaps".to_string(),
             };
             let field = if matches!(r.target, Target::Oci(_)) { "image" } else { "path" };
-            self.at_route(*idx, r, field, format!("{what} of route \"{}\" on the same host; a request must match one route only", other.name));
+            self.at_route(
+                *idx,
+                r,
+                field,
+                format!("{what} of route \"{}\" on the same host; a request must match one route only", other.name),
+            );
         }
     }
 
@@ -398,32 +436,50 @@ impl Cx<'_> {
             }
             for (idx, r) in config.routes.iter().enumerate() {
                 let Target::Oci(o) = &r.target else { continue };
-                let missing = std::iter::once((&o.upstream, &o.auth)).chain(o.fallbacks.iter().map(|f| (&f.upstream, &f.auth))).find(|(_, a)| a.is_none());
+                let missing = std::iter::once((&o.upstream, &o.auth))
+                    .chain(o.fallbacks.iter().map(|f| (&f.upstream, &f.auth)))
+                    .find(|(_, a)| a.is_none());
                 if let Some((u, _)) = missing.filter(|_| r.host.as_deref().is_none_or(|h| h == server) && reported.insert(idx)) {
-                    self.at_route(indices[idx], r, "auth", format!(
-                        "the gateway issues its own tokens for this host (it renames images or fronts several upstreams), \
+                    self.at_route(
+                        indices[idx],
+                        r,
+                        "auth",
+                        format!(
+                            "the gateway issues its own tokens for this host (it renames images or fronts several upstreams), \
                          so it must know how to get one from `{}`: set `auth: none` for an anonymous registry, \
                          or `auth: {{realm: URL, service: NAME}}` from its `WWW-Authenticate` header",
-                        u.origin
-                    ));
+                            u.origin
+                        ),
+                    );
                 }
             }
         }
         for (idx, r) in config.routes.iter().enumerate() {
             if matches!(&r.target, Target::Oci(o) if o.mode == Mode::Redirect) && config.redirect_loses_auth(r, &auths) {
-                self.at_route(indices[idx], r, "mode", "`redirect` cannot work here: the upstream needs a token and this host \
+                self.at_route(
+                    indices[idx],
+                    r,
+                    "mode",
+                    "`redirect` cannot work here: the upstream needs a token and this host \
                     issues its own challenge (it renames images or fronts several upstreams), so clients would reach \
-                    the upstream without their token; use `auto` or `proxy`, or give the route a host of its own without renaming".into());
+                    the upstream without their token; use `auto` or `proxy`, or give the route a host of its own without renaming"
+                        .into(),
+                );
             }
         }
         // nginx resolves proxy targets at request time and needs a resolver for names.
         if config.gateway.resolver.is_empty() {
             if let Some((r, host)) = config.routes.iter().find_map(|r| proxied_dns_host(&auths, r).map(|h| (r, h))) {
-                self.report("gateway", "gateway", "resolver", format!(
-                    "required because route \"{}\" may proxy to `{host}`, which nginx resolves at request time; \
+                self.report(
+                    "gateway",
+                    "gateway",
+                    "resolver",
+                    format!(
+                        "required because route \"{}\" may proxy to `{host}`, which nginx resolves at request time; \
                      e.g. `resolver: [\"127.0.0.53\"]`",
-                    r.name
-                ));
+                        r.name
+                    ),
+                );
             }
         }
     }
@@ -439,7 +495,9 @@ fn proxied_dns_host(auths: &HostAuths, r: &Route) -> Option<String> {
         Target::Oci(o) => {
             let proxies = o.mode != Mode::Redirect;
             let token_host = match (&o.auth, r.host.as_deref().map(|h| auths.get(h))) {
-                (Some(UpstreamAuth::Token { realm, .. }), Some(HostAuth::Gateway) | None) => grammar::plain_url(realm).ok().map(|(o, _)| o.host),
+                (Some(UpstreamAuth::Token { realm, .. }), Some(HostAuth::Gateway) | None) => {
+                    grammar::plain_url(realm).ok().map(|(o, _)| o.host)
+                }
                 _ => None,
             };
             let up = &o.upstream.origin.host;

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::config::{self, Config, ConfigError, Origin, Target};
 use super::health::HealthMap;
+use crate::config::{self, Config, ConfigError, Origin, Target};
 use crate::nginx::{self, NginxError};
 use crate::render::{self, RenderError, Rendered};
 
@@ -88,7 +88,16 @@ pub struct Applier {
 impl Applier {
     pub fn new(live_dir: PathBuf, scratch: PathBuf, control_socket: PathBuf, reload: ReloadMethod) -> Applier {
         let publisher = super::publish::Publisher::new(live_dir.clone());
-        Applier { live_dir, scratch, control_socket, reload, verify_timeout: Duration::from_secs(10), last_good: None, last_source: None, publisher }
+        Applier {
+            live_dir,
+            scratch,
+            control_socket,
+            reload,
+            verify_timeout: Duration::from_secs(10),
+            last_good: None,
+            last_source: None,
+            publisher,
+        }
     }
 
     pub fn version(&self) -> Option<&str> {
@@ -137,9 +146,7 @@ impl Applier {
         }
         let rendered_at = started.elapsed();
         let (staged, scratch) = (rendered.clone(), self.scratch.clone());
-        tokio::task::spawn_blocking(move || nginx::check(&staged, &scratch))
-            .await
-            .map_err(|e| ApplyError::Reload(e.to_string()))??;
+        tokio::task::spawn_blocking(move || nginx::check(&staged, &scratch)).await.map_err(|e| ApplyError::Reload(e.to_string()))??;
         tracing::debug!(load_and_render = ?rendered_at, nginx_t = ?(started.elapsed() - rendered_at), "prepared");
         Ok(Some((config, rendered, Change::Structural)))
     }
@@ -220,7 +227,11 @@ impl Applier {
             }
             ReloadMethod::Command(argv) => {
                 let (program, args) = argv.split_first().ok_or_else(|| ApplyError::Reload("empty reload command".into()))?;
-                let out = tokio::process::Command::new(program).args(args).output().await.map_err(|e| ApplyError::Reload(format!("{program}: {e}")))?;
+                let out = tokio::process::Command::new(program)
+                    .args(args)
+                    .output()
+                    .await
+                    .map_err(|e| ApplyError::Reload(format!("{program}: {e}")))?;
                 if out.status.success() {
                     Ok(())
                 } else {

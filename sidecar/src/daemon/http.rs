@@ -44,6 +44,6 @@ pub async fn get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
     let text = String::from_utf8_lossy(&buf).into_owned();
     match text.split_once("\r\n\r\n") {
         Some((head, body)) if head.starts_with("HTTP/1.0 200") => Ok(body.to_string()),
-        _ => Err(std::io::Error::other(format!("unexpected answer from {addr}: {}", text.lines().next().unwrap_or(""))))
+        _ => Err(std::io::Error::other(format!("unexpected answer from {addr}: {}", text.lines().next().unwrap_or("")))),
     }
 }

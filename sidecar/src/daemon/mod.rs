@@ -42,7 +42,14 @@ pub async fn serve_status(addr: Option<std::net::SocketAddr>, status: status::Sh
 
 impl Daemon {
     /// A daemon for `applier`'s config, with health checks of its fallbacks started.
-    pub fn new(config_path: PathBuf, applier: Applier, status: status::Shared, debounce: Debounce, min_interval: Duration, health: health::HealthArgs) -> Daemon {
+    pub fn new(
+        config_path: PathBuf,
+        applier: Applier,
+        status: status::Shared,
+        debounce: Debounce,
+        min_interval: Duration,
+        health: health::HealthArgs,
+    ) -> Daemon {
         let health = health::Health::start(applier.failover_origins(), health);
         Daemon { config_path, applier, health, status, debounce, min_interval }
     }

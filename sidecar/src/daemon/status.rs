@@ -51,27 +51,84 @@ impl Status {
                 out.push_str(&format!("{name}{labels} {value}\n"));
             }
         };
-        metric("pullgate_reloads_total", "counter", "Config changes applied, by result.", vec![
-            ("{result=\"ok\"}".into(), self.reloads_ok.to_string()),
-            ("{result=\"failed\"}".into(), self.reloads_failed.to_string()),
-        ]);
+        metric(
+            "pullgate_reloads_total",
+            "counter",
+            "Config changes applied, by result.",
+            vec![("{result=\"ok\"}".into(), self.reloads_ok.to_string()), ("{result=\"failed\"}".into(), self.reloads_failed.to_string())],
+        );
         metric(
             "pullgate_reload_failures_total",
             "counter",
             "Failed config changes, by the stage that failed.",
             self.failures_by_stage.iter().map(|(stage, n)| (format!("{{stage=\"{stage}\"}}"), n.to_string())).collect(),
         );
-        metric("pullgate_last_reload_success_timestamp_seconds", "gauge", "When a config change last went live.", vec![(String::new(), self.last_reload_ok.unwrap_or(0.0).to_string())]);
-        metric("pullgate_last_reload_duration_seconds", "gauge", "How long the last successful change took, from event to verified.", vec![(String::new(), self.last_reload_seconds.unwrap_or(0.0).to_string())]);
-        metric("pullgate_config_error", "gauge", "1 while the latest routes.yaml is not live because of an error.", vec![(String::new(), u8::from(self.last_error.is_some()).to_string())]);
-        metric("pullgate_config_info", "gauge", "The config version nginx serves.", vec![(format!("{{version=\"{}\"}}", self.serving_version.as_deref().unwrap_or("")), "1".into())]);
-        metric("pullgate_watch_events_total", "counter", "File-system events seen in the config directory.", vec![(String::new(), self.watch_events.to_string())]);
-        metric("pullgate_watch_batches_total", "counter", "Debounced batches of events.", vec![(String::new(), self.watch_batches.to_string())]);
-        metric("pullgate_watch_skipped_total", "counter", "Batches that did not change the parsed routes.", vec![(String::new(), self.skipped_unchanged.to_string())]);
-        metric("pullgate_tables_published_total", "counter", "Route-target changes published without a reload (Lua mode).", vec![(String::new(), self.tables_published.to_string())]);
-        metric("pullgate_redis_up", "gauge", "1 if the last exchange with Redis worked (Lua mode).", vec![(String::new(), u8::from(self.redis.ok == Some(true)).to_string())]);
-        metric("pullgate_redis_publishes_total", "counter", "Route tables written to Redis.", vec![(String::new(), self.redis.publishes.to_string())]);
-        metric("pullgate_redis_failures_total", "counter", "Exchanges with Redis that failed.", vec![(String::new(), self.redis.failures.to_string())]);
+        metric(
+            "pullgate_last_reload_success_timestamp_seconds",
+            "gauge",
+            "When a config change last went live.",
+            vec![(String::new(), self.last_reload_ok.unwrap_or(0.0).to_string())],
+        );
+        metric(
+            "pullgate_last_reload_duration_seconds",
+            "gauge",
+            "How long the last successful change took, from event to verified.",
+            vec![(String::new(), self.last_reload_seconds.unwrap_or(0.0).to_string())],
+        );
+        metric(
+            "pullgate_config_error",
+            "gauge",
+            "1 while the latest routes.yaml is not live because of an error.",
+            vec![(String::new(), u8::from(self.last_error.is_some()).to_string())],
+        );
+        metric(
+            "pullgate_config_info",
+            "gauge",
+            "The config version nginx serves.",
+            vec![(format!("{{version=\"{}\"}}", self.serving_version.as_deref().unwrap_or("")), "1".into())],
+        );
+        metric(
+            "pullgate_watch_events_total",
+            "counter",
+            "File-system events seen in the config directory.",
+            vec![(String::new(), self.watch_events.to_string())],
+        );
+        metric(
+            "pullgate_watch_batches_total",
+            "counter",
+            "Debounced batches of events.",
+            vec![(String::new(), self.watch_batches.to_string())],
+        );
+        metric(
+            "pullgate_watch_skipped_total",
+            "counter",
+            "Batches that did not change the parsed routes.",
+            vec![(String::new(), self.skipped_unchanged.to_string())],
+        );
+        metric(
+            "pullgate_tables_published_total",
+            "counter",
+            "Route-target changes published without a reload (Lua mode).",
+            vec![(String::new(), self.tables_published.to_string())],
+        );
+        metric(
+            "pullgate_redis_up",
+            "gauge",
+            "1 if the last exchange with Redis worked (Lua mode).",
+            vec![(String::new(), u8::from(self.redis.ok == Some(true)).to_string())],
+        );
+        metric(
+            "pullgate_redis_publishes_total",
+            "counter",
+            "Route tables written to Redis.",
+            vec![(String::new(), self.redis.publishes.to_string())],
+        );
+        metric(
+            "pullgate_redis_failures_total",
+            "counter",
+            "Exchanges with Redis that failed.",
+            vec![(String::new(), self.redis.failures.to_string())],
+        );
         metric(
             "pullgate_redis_table_info",
             "gauge",

@@ -36,9 +36,8 @@ impl Events {
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             let Ok(e) = event else { return };
             // Access events (reads, including our own) change nothing.
-            let concerns_config = e.paths.iter().any(|p| {
-                p.file_name().is_some_and(|n| n == name.as_os_str() || n.as_encoded_bytes().starts_with(b".."))
-            });
+            let concerns_config =
+                e.paths.iter().any(|p| p.file_name().is_some_and(|n| n == name.as_os_str() || n.as_encoded_bytes().starts_with(b"..")));
             if concerns_config && !e.kind.is_access() {
                 let _ = tx.send(());
             }

@@ -40,7 +40,6 @@ pub fn ua<T: Display>(value: T, _: &dyn askama::Values) -> askama::Result<String
     Ok(v)
 }
 
-
 /// A config value inside an already quoted string.
 pub fn bare<T: Display>(value: T, _: &dyn askama::Values) -> askama::Result<String> {
     let v = value.to_string();

@@ -166,11 +166,14 @@ impl Plan {
             up_prefix_by_route.push(entry(prefix.clone()));
             let mode = if oci.mode == Mode::Auto && config.redirect_loses_auth(route, &auths) { Mode::Proxy } else { oci.mode };
             table_lines.push(table_line(route, oci, mode, &prefix));
-            mode_by_route.push((route.name.clone(), match mode {
-                Mode::Auto => ModeValue::UserAgents(ua_list_of(&oci.redirect_user_agents)),
-                Mode::Redirect => ModeValue::Redirect,
-                Mode::Proxy => ModeValue::Proxy,
-            }));
+            mode_by_route.push((
+                route.name.clone(),
+                match mode {
+                    Mode::Auto => ModeValue::UserAgents(ua_list_of(&oci.redirect_user_agents)),
+                    Mode::Redirect => ModeValue::Redirect,
+                    Mode::Proxy => ModeValue::Proxy,
+                },
+            ));
             if let Some(UpstreamAuth::Token { realm, service }) = &oci.auth {
                 token_by_route.push(entry(format!("{realm}?service={}&scope=repository:", query_escape(service))));
             }
@@ -340,4 +343,3 @@ fn bucket_size(longest_key: usize) -> usize {
     let elt = 8 + (longest_key + 2).div_ceil(8) * 8;
     (elt + 8).next_power_of_two().max(64)
 }
-

@@ -53,7 +53,8 @@ fn primary_dies(w: &World) -> Result<(), String> {
     let mut pull_from = |g: &Gateway, phase: &str| -> Result<(), String> {
         pulls += 1;
         let reference = format!("{}/dual/app:1.0", g.host());
-        let blobs = skopeo_copy(&reference, &dir.join(format!("copy-{pulls}")), false).map_err(|e| format!("pull {pulls} ({phase}): {e}"))?;
+        let blobs =
+            skopeo_copy(&reference, &dir.join(format!("copy-{pulls}")), false).map_err(|e| format!("pull {pulls} ({phase}): {e}"))?;
         ensure!(blobs.contains(&pushed.layers()[0]), "pull {pulls} ({phase}) lacks the layer");
         Ok(())
     };
@@ -86,14 +87,17 @@ fn primary_dies(w: &World) -> Result<(), String> {
     for _ in 0..5 {
         pull_from(&gw, "primary back")?;
     }
-    let after: Vec<_> = gw.log()?.into_iter().skip(log_mark).filter(|l| l["uri"].as_str().is_some_and(|u| u.contains("/manifests/"))).collect();
+    let after: Vec<_> =
+        gw.log()?.into_iter().skip(log_mark).filter(|l| l["uri"].as_str().is_some_and(|u| u.contains("/manifests/"))).collect();
     ensure!(
         !after.is_empty() && after.iter().all(|l| l["upstream"].as_str().is_some_and(|u| u.starts_with(&primary_origin))),
         "pulls after the primary came back did not go to it: {after:?}"
     );
     let metrics = crate::support::gateway::curl("GET", &format!("http://{}/metrics", gw.status_addr), &[])?.text();
     ensure!(metrics.contains(&format!("pullgate_upstream_healthy{{upstream=\"{primary_origin}\"}} 1")), "metrics:\n{metrics}");
-    eprintln!("{pulls} pulls, none failed; primary down {down_for:?}, switched to the mirror after {switched:?}, back {back:?} after restart");
+    eprintln!(
+        "{pulls} pulls, none failed; primary down {down_for:?}, switched to the mirror after {switched:?}, back {back:?} after restart"
+    );
     drop(primary);
     Ok(())
 }

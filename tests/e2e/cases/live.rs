@@ -10,8 +10,8 @@ use super::WithWorld;
 use crate::ensure;
 use crate::support::gateway::{curl, Gateway, PULLGATE};
 use crate::support::load::Load;
-use crate::support::wait_until;
 use crate::support::process::require;
+use crate::support::wait_until;
 use crate::world::World;
 
 const DOCKER_UA: &str = "User-Agent: docker/20.10.24 go/go1.19.8";
@@ -127,8 +127,10 @@ fn broken_edits(w: &World) -> Result<(), String> {
         ),
         (
             "config nginx rejects",
-            good.replace("routes:\n", "  hosts:\n    - {name: tls.example, tls: {cert: /nonexistent/cert.pem, key: /nonexistent/key.pem}}\nroutes:\n")
-                + &route(w, "multi", "acme/multi"),
+            good.replace(
+                "routes:\n",
+                "  hosts:\n    - {name: tls.example, tls: {cert: /nonexistent/cert.pem, key: /nonexistent/key.pem}}\nroutes:\n",
+            ) + &route(w, "multi", "acme/multi"),
             "nginx rejected the rendered config".to_string(),
         ),
     ];
@@ -146,7 +148,10 @@ fn broken_edits(w: &World) -> Result<(), String> {
     // pullgate status tells a person what is wrong.
     let out = Command::new(PULLGATE).args(["status", "--status", &gw.status_addr.to_string()]).output().map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&out.stdout);
-    ensure!(out.status.success() && text.contains("the previous config keeps serving") && text.contains("nginx rejected"), "pullgate status:\n{text}");
+    ensure!(
+        out.status.success() && text.contains("the previous config keeps serving") && text.contains("nginx rejected"),
+        "pullgate status:\n{text}"
+    );
     // A good edit after the broken ones goes live and clears the error.
     std::fs::write(&path, format!("{good}{}", route(w, "multi", "acme/multi"))).map_err(|e| e.to_string())?;
     wait_until(Duration::from_secs(5), "the fixed edit serving", || Ok(status_of(&gw, "acme/multi")? == 307))?;
@@ -155,7 +160,12 @@ fn broken_edits(w: &World) -> Result<(), String> {
     let s = gw.status()?;
     ensure!(s["last_error"].is_null() && s["serving_version"] != version, "after the fix: {s}");
     let metrics = curl("GET", &format!("http://{}/metrics", gw.status_addr), &[])?.text();
-    for line in ["pullgate_reloads_total{result=\"failed\"} 3", "pullgate_reload_failures_total{stage=\"check\"} 1", "pullgate_reload_failures_total{stage=\"validate\"} 2", "pullgate_config_error 0"] {
+    for line in [
+        "pullgate_reloads_total{result=\"failed\"} 3",
+        "pullgate_reload_failures_total{stage=\"check\"} 1",
+        "pullgate_reload_failures_total{stage=\"validate\"} 2",
+        "pullgate_config_error 0",
+    ] {
         ensure!(metrics.lines().any(|l| l == line), "metrics lack `{line}`:\n{metrics}");
     }
     Ok(())
@@ -209,7 +219,8 @@ fn edit_storm(w: &World) -> Result<(), String> {
         std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
         std::thread::sleep(Duration::from_millis(5));
     }
-    wait_until(Duration::from_secs(5), "the last edit serving", || Ok(status_of(&gw, "acme/multi")? == 307)).map_err(|e| format!("the last edit never served: {e}"))?;
+    wait_until(Duration::from_secs(5), "the last edit serving", || Ok(status_of(&gw, "acme/multi")? == 307))
+        .map_err(|e| format!("the last edit never served: {e}"))?;
     std::thread::sleep(Duration::from_millis(600));
     let s = gw.status()?;
     let reloads = counter(&s, "reloads_ok");

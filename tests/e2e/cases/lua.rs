@@ -88,7 +88,12 @@ fn three_nodes(w: &World) -> Result<(), String> {
     let s = nodes[0].status()?;
     ensure!(s["reloads_ok"] == 0 && s["redis"]["ok"] == true, "node 1 status: {s}");
     let line = nodes[1].log()?.into_iter().rev().find(|l| l["uri"] == "/v2/acme/multi/manifests/1.0").ok_or("node 2 logged nothing")?;
-    ensure!(line["route"] == "multi" && line["mode"] == "proxy" && line["upstream"].as_str().is_some_and(|u| u.contains("/v2/acme/multi/manifests/1.0")), "node 2 log: {line}");
+    ensure!(
+        line["route"] == "multi"
+            && line["mode"] == "proxy"
+            && line["upstream"].as_str().is_some_and(|u| u.contains("/v2/acme/multi/manifests/1.0")),
+        "node 2 log: {line}"
+    );
 
     // Redis goes away: every node keeps serving the routes it has.
     drop(redis.take());

@@ -45,7 +45,10 @@ fn line(gw: &Gateway, uri: &str) -> Result<Value, String> {
 
 fn expect_line(gw: &Gateway, uri: &str, route: &str, mode: &str, status: u64) -> Result<Value, String> {
     let l = line(gw, uri)?;
-    ensure!(l["route"] == route && l["mode"] == mode && l["status"] == status, "log for {uri}: want route={route} mode={mode} status={status}, got {l}");
+    ensure!(
+        l["route"] == route && l["mode"] == mode && l["status"] == status,
+        "log for {uri}: want route={route} mode={mode} status={status}, got {l}"
+    );
     Ok(l)
 }
 
@@ -180,7 +183,13 @@ fn range_resume(w: &World) -> Result<(), String> {
     let got = format!("sha256:{}", sha256_hex(&all));
     ensure!(&got == layer, "reassembled layer hashes to {got}, want {layer}");
     let lines = gw.log_for(&path)?;
-    ensure!(lines.len() == 2 && lines.iter().all(|l| l["mode"] == "proxy" && l["status"] == 206 && l["range"].as_str().is_some_and(|r| r.starts_with("bytes="))), "{lines:?}");
+    ensure!(
+        lines.len() == 2
+            && lines
+                .iter()
+                .all(|l| l["mode"] == "proxy" && l["status"] == 206 && l["range"].as_str().is_some_and(|r| r.starts_with("bytes="))),
+        "{lines:?}"
+    );
     Ok(())
 }
 
@@ -198,7 +207,11 @@ fn token_flow(w: &World) -> Result<(), String> {
     let r = curl("GET", &url(&gw, "/token?scope=repository%3Aapps%2Fskopeo-r%3Apull&service=pullgate"), &[])?;
     let token: Value = serde_json::from_slice(&r.body).map_err(|e| format!("{e}: {}", r.text()))?;
     ensure!(r.status == 200 && token["token"].is_string(), "token: {} {token}", r.status);
-    ensure!(w.token.scopes_seen().iter().any(|s| s == "repository:acme-org/skopeo-r:pull"), "scope not rewritten: {:?}", w.token.scopes_seen());
+    ensure!(
+        w.token.scopes_seen().iter().any(|s| s == "repository:acme-org/skopeo-r:pull"),
+        "scope not rewritten: {:?}",
+        w.token.scopes_seen()
+    );
     let auth = format!("Authorization: Bearer {}", token["token"].as_str().unwrap());
     let r = curl("GET", &url(&gw, "/v2/apps/skopeo-r/manifests/1.0"), &[&auth, OCI_ACCEPT])?;
     ensure!(r.status == 200, "manifest with token: {} {}", r.status, r.text());
@@ -209,13 +222,21 @@ fn token_flow(w: &World) -> Result<(), String> {
     let r = curl("GET", &url(&gw, "/token?scope=repository:app:pull"), &[])?;
     ensure!(r.status == 200 && r.text().contains("pullgate-anonymous"), "anonymous token: {}", r.text());
     let l = line(&gw, "/token?scope=repository%3Aapps%2Fskopeo-r%3Apull&service=pullgate")?;
-    ensure!(l["route"] == "renamed" && l["mode"] == "proxy" && l["upstream"].as_str().is_some_and(|u| u.contains("acme-org/skopeo-r")), "{l}");
+    ensure!(
+        l["route"] == "renamed" && l["mode"] == "proxy" && l["upstream"].as_str().is_some_and(|u| u.contains("acme-org/skopeo-r")),
+        "{l}"
+    );
     Ok(())
 }
 
 fn push_refused(w: &World) -> Result<(), String> {
     let gw = w.gateway("push-refused", &w.routes_anon("proxy"))?;
-    for (method, path) in [("POST", "/v2/acme/app/blobs/uploads/"), ("PUT", "/v2/acme/app/manifests/9.9"), ("DELETE", "/v2/acme/app/manifests/1.0"), ("PATCH", "/v2/acme/app/blobs/uploads/x")] {
+    for (method, path) in [
+        ("POST", "/v2/acme/app/blobs/uploads/"),
+        ("PUT", "/v2/acme/app/manifests/9.9"),
+        ("DELETE", "/v2/acme/app/manifests/1.0"),
+        ("PATCH", "/v2/acme/app/blobs/uploads/x"),
+    ] {
         let r = curl(method, &url(&gw, path), &["Content-Type: application/json"])?;
         ensure!(r.status == 405, "{method} {path}: {}", r.status);
     }
@@ -243,10 +264,20 @@ fn cdn_redirects(w: &World) -> Result<(), String> {
     let layer = &w.image("anon/acme/app:1.0").layers()[0];
     let r = curl("GET", &url(&gw, &format!("/v2/acme/app/blobs/{layer}")), &[])?;
     let want = format!("http://{}/v2/acme/app/blobs/{layer}?signature=abc", w.anon.addr);
-    ensure!(r.status == 307 && r.header("location") == Some(want.as_str()), "CDN redirect: {} {:?}, want {want}", r.status, r.header("location"));
+    ensure!(
+        r.status == 307 && r.header("location") == Some(want.as_str()),
+        "CDN redirect: {} {:?}, want {want}",
+        r.status,
+        r.header("location")
+    );
     let r = curl("GET", &url(&gw, "/v2/acme/app/manifests/1.0"), &[])?;
     let want = format!("http://{}/mirror/v2/acme/app/manifests/1.0", cdn.addr);
-    ensure!(r.status == 307 && r.header("location") == Some(want.as_str()), "relative redirect: {} {:?}, want {want}", r.status, r.header("location"));
+    ensure!(
+        r.status == 307 && r.header("location") == Some(want.as_str()),
+        "relative redirect: {} {:?}, want {want}",
+        r.status,
+        r.header("location")
+    );
     Ok(())
 }
 

@@ -3,10 +3,10 @@
 use serde_json::Value;
 
 use super::WithWorld;
+use crate::ensure;
 use crate::support::clients::{podman_pull, skopeo_copy};
 use crate::support::gateway::Gateway;
 use crate::world::{World, CLIENTS};
-use crate::ensure;
 
 /// How a scenario names the image at the gateway and where it really lives.
 #[derive(Clone, Copy)]
@@ -43,9 +43,16 @@ impl Scenario {
     /// (routes, gateway repository, pushed image key, route name)
     fn setup(self, w: &World, client: &str) -> (String, String, String, &'static str) {
         match self {
-            Scenario::Anon | Scenario::ByDigest => (w.routes_anon("auto"), format!("acme/{client}"), format!("anon/acme/{client}:1.0"), "acme"),
+            Scenario::Anon | Scenario::ByDigest => {
+                (w.routes_anon("auto"), format!("acme/{client}"), format!("anon/acme/{client}:1.0"), "acme")
+            }
             Scenario::TokenPassThrough => (w.routes_authed(), format!("acme/{client}-t"), format!("authed/acme/{client}-t:1.0"), "acme-t"),
-            Scenario::ForcedRedirect => (w.routes_authed().replace("\n    upstream:", "\n    mode: redirect\n    upstream:"), format!("acme/{client}-t"), format!("authed/acme/{client}-t:1.0"), "acme-t"),
+            Scenario::ForcedRedirect => (
+                w.routes_authed().replace("\n    upstream:", "\n    mode: redirect\n    upstream:"),
+                format!("acme/{client}-t"),
+                format!("authed/acme/{client}-t:1.0"),
+                "acme-t",
+            ),
             Scenario::Renamed => (w.routes_renamed(), format!("apps/{client}-r"), format!("authed/acme-org/{client}-r:1.0"), "renamed"),
             Scenario::MultiArch => (w.routes_renamed(), format!("apps/{client}-m"), format!("authed/acme-org/{client}-m:1.0"), "renamed"),
         }

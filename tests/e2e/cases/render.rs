@@ -65,12 +65,20 @@ fn deterministic() -> Result<(), String> {
     }
     // Route order in the file does not matter for the maps either.
     let yaml = |order: &[usize]| {
-        let routes = ["  - {name: a, image: a, upstream: http://127.0.0.2:5000/a}\n", "  - {name: b, image: b/*, upstream: http://127.0.0.2:5000/b/*}\n", "  - {name: c, image: c, upstream: http://127.0.0.2:5000/c}\n"];
+        let routes = [
+            "  - {name: a, image: a, upstream: http://127.0.0.2:5000/a}\n",
+            "  - {name: b, image: b/*, upstream: http://127.0.0.2:5000/b/*}\n",
+            "  - {name: c, image: c, upstream: http://127.0.0.2:5000/c}\n",
+        ];
         format!("version: 1\nroutes:\n{}", order.iter().map(|i| routes[*i]).collect::<String>())
     };
     let render = |y: &str| render::render(&config::parse(y, "t").map_err(|e| e.to_string())?).map_err(|e| e.to_string());
     let (x, y) = (render(&yaml(&[0, 1, 2]))?, render(&yaml(&[2, 0, 1]))?);
-    ensure!(x.files[0].1.lines().filter(|l| l.contains("\"_/")).collect::<Vec<_>>() == y.files[0].1.lines().filter(|l| l.contains("\"_/")).collect::<Vec<_>>(), "map entries depend on route order");
+    ensure!(
+        x.files[0].1.lines().filter(|l| l.contains("\"_/")).collect::<Vec<_>>()
+            == y.files[0].1.lines().filter(|l| l.contains("\"_/")).collect::<Vec<_>>(),
+        "map entries depend on route order"
+    );
     Ok(())
 }
 
@@ -86,7 +94,8 @@ fn golden_nginx_t() -> Result<(), String> {
         let rendered = render::Rendered { files: vec![(rendered.files[0].0.clone(), text.clone())], ..rendered };
         // TLS files named by a golden do not exist here; those configs are checked without them.
         if text.contains("ssl_certificate") {
-            let stripped: String = text.lines().filter(|l| !l.contains("ssl_certificate") && !l.contains(" ssl;")).map(|l| format!("{l}\n")).collect();
+            let stripped: String =
+                text.lines().filter(|l| !l.contains("ssl_certificate") && !l.contains(" ssl;")).map(|l| format!("{l}\n")).collect();
             let rendered = render::Rendered { files: vec![(rendered.files[0].0.clone(), stripped)], ..rendered };
             nginx::check(&rendered, &scratch()).map_err(|e| format!("{}: {e}", input.display()))?;
         } else {
@@ -189,14 +198,63 @@ fn shape(conf: &str) -> Vec<(usize, char)> {
 
 fn hostile_string() -> impl Strategy<Value = String> {
     let nasty = prop::sample::select(vec![
-        ";", "{", "}", "$", "\"", "'", "\\", " ", "\n", "\r\n", "#", "%", "..", "//", "@", "*", "?", "&", "=", ":", "/", "\t", "\u{0}",
-        "é", "ß", "${host}", "\";return 302 http://evil/;#", "}server{", "~*", "(?<x>.)", "|", "^", "a", "0", "-", ".", "_",
+        ";",
+        "{",
+        "}",
+        "$",
+        "\"",
+        "'",
+        "\\",
+        " ",
+        "\n",
+        "\r\n",
+        "#",
+        "%",
+        "..",
+        "//",
+        "@",
+        "*",
+        "?",
+        "&",
+        "=",
+        ":",
+        "/",
+        "\t",
+        "\u{0}",
+        "é",
+        "ß",
+        "${host}",
+        "\";return 302 http://evil/;#",
+        "}server{",
+        "~*",
+        "(?<x>.)",
+        "|",
+        "^",
+        "a",
+        "0",
+        "-",
+        ".",
+        "_",
     ]);
-    let base = prop::sample::select(vec!["app", "acme/app", "127.0.0.2:5000/app", "http://127.0.0.2:5000/app", "/d/{file}", "a.dev", "^docker/", "logs/x.log", "8080"]);
+    let base = prop::sample::select(vec![
+        "app",
+        "acme/app",
+        "127.0.0.2:5000/app",
+        "http://127.0.0.2:5000/app",
+        "/d/{file}",
+        "a.dev",
+        "^docker/",
+        "logs/x.log",
+        "8080",
+    ]);
     (base, prop::collection::vec((nasty, any::<bool>()), 1..4)).prop_map(|(base, parts)| {
         let mut s = base.to_string();
         for (p, front) in parts {
-            if front { s.insert_str(0, p) } else { s.push_str(p) }
+            if front {
+                s.insert_str(0, p)
+            } else {
+                s.push_str(p)
+            }
         }
         s
     })
@@ -213,8 +271,10 @@ fn hostile() -> Result<(), String> {
         let yaml = |v: &str| format!("version: 1\n{}", template.replace("@@", &serde_json::to_string(v).unwrap()));
         let Ok(config) = config::parse(&yaml(&value), "hostile.yaml") else { return Ok(()) };
         // Accepted: it must render (a filter refusing it means the grammar has a gap) ...
-        let rendered = render::render(&config).map_err(|e| TestCaseError::fail(format!("{field}={value:?} validated but did not render: {e}")))?;
-        let baseline = config::parse(&yaml(benign(field)), "benign.yaml").map_err(|e| TestCaseError::fail(format!("benign {field}: {e}")))?;
+        let rendered =
+            render::render(&config).map_err(|e| TestCaseError::fail(format!("{field}={value:?} validated but did not render: {e}")))?;
+        let baseline =
+            config::parse(&yaml(benign(field)), "benign.yaml").map_err(|e| TestCaseError::fail(format!("benign {field}: {e}")))?;
         let baseline = render::render(&baseline).map_err(|e| TestCaseError::fail(e.to_string()))?;
         // ... with the same directives as a benign value ...
         if shape(&rendered.files[0].1) != shape(&baseline.files[0].1) {

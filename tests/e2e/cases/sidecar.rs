@@ -54,7 +54,8 @@ fn external_nginx(w: &World) -> Result<(), String> {
     ensure!(get("acme/app")? == 307, "the first apply is not serving");
     // An edit goes live through SIGHUP and verification.
     let tmp = dir.join(".routes.yaml.new");
-    std::fs::write(&tmp, Gateway::yaml(addr, "", &format!("{}{}", route(w, "app", "acme/app"), route(w, "multi", "acme/multi")))).map_err(|e| e.to_string())?;
+    std::fs::write(&tmp, Gateway::yaml(addr, "", &format!("{}{}", route(w, "app", "acme/app"), route(w, "multi", "acme/multi"))))
+        .map_err(|e| e.to_string())?;
     std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
     wait_until(Duration::from_secs(5), "the edit serving", || Ok(get("acme/multi")? == 307))?;
     // The daemon records the reload a moment after nginx serves it.

@@ -11,8 +11,9 @@ use super::process::{free_port, wait_for_http, wait_for_port, Server};
 pub const PULLGATE: &str = env!("CARGO_BIN_EXE_pullgate");
 
 /// The schema v1 keys, in order (docs/access-log.md).
-pub const SCHEMA_V1: [&str; 17] =
-    ["ts", "id", "ip", "host", "method", "uri", "status", "bytes", "rt", "ua", "accept", "auth", "range", "dnt", "route", "upstream", "mode"];
+pub const SCHEMA_V1: [&str; 17] = [
+    "ts", "id", "ip", "host", "method", "uri", "status", "bytes", "rt", "ua", "accept", "auth", "range", "dnt", "route", "upstream", "mode",
+];
 
 pub struct Gateway {
     /// `pullgate up`; stopping it stops nginx.

@@ -42,7 +42,11 @@ impl Load {
         self.stop.store(true, Ordering::Relaxed);
         let mut total = LoadReport::default();
         for t in self.threads {
-            let r = t.join().unwrap_or_else(|_| LoadReport { failures: 1, first_failure: Some("load thread panicked".into()), ..Default::default() });
+            let r = t.join().unwrap_or_else(|_| LoadReport {
+                failures: 1,
+                first_failure: Some("load thread panicked".into()),
+                ..Default::default()
+            });
             total.ok += r.ok;
             total.stale_retries += r.stale_retries;
             total.failures += r.failures;
@@ -62,7 +66,11 @@ enum Attempt {
 
 fn attempt(conn: &mut BufReader<TcpStream>, request: &str) -> Attempt {
     if let Err(e) = conn.get_mut().write_all(request.as_bytes()) {
-        return if matches!(e.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset) { Attempt::ClosedBeforeAnswer } else { Attempt::Error(e.to_string()) };
+        return if matches!(e.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset) {
+            Attempt::ClosedBeforeAnswer
+        } else {
+            Attempt::Error(e.to_string())
+        };
     }
     let mut line = String::new();
     match conn.read_line(&mut line) {
@@ -71,7 +79,9 @@ fn attempt(conn: &mut BufReader<TcpStream>, request: &str) -> Attempt {
         Err(e) => return Attempt::Error(e.to_string()),
         Ok(_) => {}
     }
-    let Some(status) = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()) else { return Attempt::Error(format!("bad status line {line:?}")) };
+    let Some(status) = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()) else {
+        return Attempt::Error(format!("bad status line {line:?}"));
+    };
     let (mut length, mut close) = (0usize, false);
     loop {
         let mut h = String::new();

@@ -21,7 +21,11 @@ macro_rules! ensure {
 }
 
 /// Poll until `cond` holds; how long it took. `what` names it in the error.
-pub fn wait_until(limit: std::time::Duration, what: &str, mut cond: impl FnMut() -> Result<bool, String>) -> Result<std::time::Duration, String> {
+pub fn wait_until(
+    limit: std::time::Duration,
+    what: &str,
+    mut cond: impl FnMut() -> Result<bool, String>,
+) -> Result<std::time::Duration, String> {
     let start = std::time::Instant::now();
     while start.elapsed() < limit {
         if cond()? {

@@ -127,7 +127,11 @@ impl Layout {
         let gz_hash = tar_hash.inner.finish().expect("finish gzip");
         let digest = hex(gz_hash.hash);
         std::fs::rename(&tmp, self.dir.join("blobs/sha256").join(&digest)).expect("move layer");
-        let desc = Desc { media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(), digest: format!("sha256:{digest}"), size: gz_hash.len };
+        let desc = Desc {
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            digest: format!("sha256:{digest}"),
+            size: gz_hash.len,
+        };
         (desc, diff_id)
     }
 

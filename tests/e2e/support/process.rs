@@ -129,13 +129,7 @@ pub fn run(cmd: &mut Command) -> Result<Output, String> {
     if out.status.success() {
         Ok(out)
     } else {
-        Err(format!(
-            "{:?} failed ({}):\n{}{}",
-            cmd,
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
+        Err(format!("{:?} failed ({}):\n{}{}", cmd, out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
     }
 }
 
