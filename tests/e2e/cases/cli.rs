@@ -15,6 +15,7 @@ pub fn tests() -> Vec<(String, Standalone)> {
         ("cli::validate_accepts_the_example", validate_example),
         ("cli::render_check_reports_nginx_message", render_check_nginx_error),
         ("cli::schema_file_is_in_sync", schema_in_sync),
+        ("cli::example_nginx_conf_accepts_the_include", example_nginx_conf),
     ];
     cases.into_iter().map(|(n, f)| (n.to_string(), f)).collect()
 }
@@ -43,10 +44,7 @@ fn expect_problems(path: &Path, expected: &[(u32, u32, &str)]) -> Result<(), Str
     let file = path.display().to_string();
     for (line, col, fragment) in expected {
         let prefix = format!("{file}:{line}:{col}: ");
-        ensure!(
-            err.lines().any(|l| l.starts_with(&prefix) && l.contains(fragment)),
-            "no problem `{prefix}...{fragment}` in:\n{err}"
-        );
+        ensure!(err.lines().any(|l| l.starts_with(&prefix) && l.contains(fragment)), "no problem `{prefix}...{fragment}` in:\n{err}");
     }
     let reported = err.lines().filter(|l| l.starts_with(&file)).count();
     ensure!(reported == expected.len(), "{reported} problems reported, {} expected:\n{err}", expected.len());
@@ -155,7 +153,16 @@ fn render_check_nginx_error() -> Result<(), String> {
     let path = scratch("tls", yaml);
     let out_dir = path.parent().unwrap().join("out");
     let state = path.parent().unwrap().join("state");
-    let out = pullgate(&["--state-dir", state.to_str().unwrap(), "render", "-c", path.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--check"]);
+    let out = pullgate(&[
+        "--state-dir",
+        state.to_str().unwrap(),
+        "render",
+        "-c",
+        path.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--check",
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     ensure!(out.status.code() == Some(1), "exit {:?}: {err}", out.status.code());
     ensure!(err.contains("nginx rejected the rendered config") && err.contains("/nonexistent/cert.pem"), "{err}");
@@ -171,6 +178,31 @@ fn schema_in_sync() -> Result<(), String> {
         std::fs::write(&file, &out.stdout).map_err(|e| e.to_string())?;
         return Ok(());
     }
-    ensure!(on_disk.as_bytes() == out.stdout, "docs/routes.schema.json is stale: run `UPDATE_GOLDEN=1 cargo test` (or `pullgate schema > docs/routes.schema.json`)");
+    ensure!(
+        on_disk.as_bytes() == out.stdout,
+        "docs/routes.schema.json is stale: run `UPDATE_GOLDEN=1 cargo test` (or `pullgate schema > docs/routes.schema.json`)"
+    );
+    Ok(())
+}
+
+/// nginx/nginx.conf, pointed at a rendered include, passes `nginx -t`.
+fn example_nginx_conf() -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("pg-cli-{}-example", std::process::id()));
+    let out = dir.join("pullgate");
+    let state = dir.join("state");
+    std::fs::create_dir_all(dir.join("logs")).map_err(|e| e.to_string())?;
+    let routes = repo_root().join("compose/routes.yaml");
+    let r = pullgate(&["--state-dir", state.to_str().unwrap(), "render", "-c", routes.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    ensure!(r.status.success(), "render: {}", String::from_utf8_lossy(&r.stderr));
+    let example = std::fs::read_to_string(repo_root().join("nginx/nginx.conf")).map_err(|e| e.to_string())?;
+    let d = dir.display();
+    let conf = example
+        .replace("/etc/pullgate/", &format!("{}/", out.display()))
+        .replace("/run/nginx.pid", &format!("{d}/nginx.pid"))
+        .replace("/var/log/nginx/", &format!("{d}/logs/"));
+    ensure!(conf != example, "the example's paths changed; update this test");
+    std::fs::write(dir.join("nginx.conf"), conf).map_err(|e| e.to_string())?;
+    let t = Command::new("nginx").arg("-t").arg("-p").arg(&dir).arg("-c").arg(dir.join("nginx.conf")).output().map_err(|e| e.to_string())?;
+    ensure!(t.status.success(), "nginx -t on nginx/nginx.conf: {}", String::from_utf8_lossy(&t.stderr));
     Ok(())
 }
