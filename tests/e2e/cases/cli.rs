@@ -202,7 +202,8 @@ fn example_nginx_conf() -> Result<(), String> {
         .replace("/var/log/nginx/", &format!("{d}/logs/"));
     ensure!(conf != example, "the example's paths changed; update this test");
     std::fs::write(dir.join("nginx.conf"), conf).map_err(|e| e.to_string())?;
-    let t = Command::new("nginx").arg("-t").arg("-p").arg(&dir).arg("-c").arg(dir.join("nginx.conf")).output().map_err(|e| e.to_string())?;
+    let t =
+        Command::new("nginx").arg("-t").arg("-p").arg(&dir).arg("-c").arg(dir.join("nginx.conf")).output().map_err(|e| e.to_string())?;
     ensure!(t.status.success(), "nginx -t on nginx/nginx.conf: {}", String::from_utf8_lossy(&t.stderr));
     Ok(())
 }
