@@ -92,6 +92,30 @@ pub enum Command {
     },
     /// Print the JSON Schema of routes.yaml (for editors).
     Schema,
+    /// Ship the access log: tail it through rotation, parse schema v1, replace
+    /// the client address by keyed hashes, and append the events to the local
+    /// sink, checkpointing only what the sink has made durable.
+    ///
+    /// At least once: after a crash it re-ships from its checkpoint; each
+    /// event's `id` is the dedupe key. Lines it cannot parse go, with the
+    /// reason, to STATE_DIR/ship/dead-letters.jsonl.
+    Ship {
+        /// The access log (schema v1).
+        #[arg(long, value_name = "FILE")]
+        log: PathBuf,
+        /// Directory of the local sink (default STATE_DIR/events).
+        #[arg(long, value_name = "DIR")]
+        sink_dir: Option<PathBuf>,
+        /// Longer lines are dead-lettered.
+        #[arg(long, default_value_t = 65536, value_name = "BYTES")]
+        max_line: usize,
+        /// At most this much is read per batch.
+        #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+        batch_bytes: usize,
+        /// A sink file is closed past this size and a new one begun.
+        #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
+        sink_file_bytes: u64,
+    },
 }
 
 #[derive(Debug, clap::Args)]

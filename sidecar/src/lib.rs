@@ -6,6 +6,7 @@ pub mod config;
 pub mod daemon;
 pub mod nginx;
 pub mod render;
+pub mod ship;
 pub mod sidecar;
 pub mod state;
 pub mod up;

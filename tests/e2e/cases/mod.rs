@@ -7,6 +7,7 @@ mod lua;
 mod protocol;
 mod pulls;
 mod render;
+mod ship;
 mod sidecar;
 
 use crate::world::World;
@@ -30,6 +31,7 @@ pub fn with_world() -> Vec<(String, WithWorld)> {
     v.extend(lua::tests());
     v.extend(protocol::tests());
     v.extend(pulls::tests());
+    v.extend(ship::tests());
     v.extend(sidecar::tests());
     v
 }

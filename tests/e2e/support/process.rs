@@ -33,6 +33,12 @@ impl Server {
         Ok(Server { name: name.to_string(), child, log: log.to_path_buf() })
     }
 
+    /// SIGKILL, as a crash: no cleanup runs.
+    pub fn crash(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

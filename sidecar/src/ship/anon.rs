@@ -1,0 +1,145 @@
+//! Anonymisation: the raw IP is replaced by keyed hashes under a secret salt
+//! that rotates daily (UTC). Salts live in STATE/salts with 0600
+//! permissions; salts older than 48 h are deleted, so yesterday's origins
+//! cannot be linked to today's once both days are over.
+
+use std::net::IpAddr;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::PathBuf;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::record::{Event, Record};
+
+const DAY_MS: u64 = 86_400_000;
+/// Salts are kept this long after their day began.
+const KEEP_MS: u64 = 2 * DAY_MS;
+
+pub struct Anonymiser {
+    dir: PathBuf,
+    /// (day number, salt) of the last day used.
+    current: Option<(u64, [u8; 32])>,
+}
+
+impl Anonymiser {
+    pub fn new(dir: PathBuf) -> std::io::Result<Anonymiser> {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        Ok(Anonymiser { dir, current: None })
+    }
+
+    /// The record as it may leave the box.
+    pub fn event(&mut self, r: Record, ts_ms: u64) -> std::io::Result<Event> {
+        let dnt = r.dnt == "1";
+        let (origin, ip_origin) = if dnt {
+            (None, None)
+        } else {
+            let salt = self.salt(ts_ms / DAY_MS)?;
+            let ip = network_of(&r.ip);
+            (Some(keyed(&salt, &[ip.as_bytes(), b"\n", r.ua.as_bytes()])), Some(keyed(&salt, &[ip.as_bytes()])))
+        };
+        Ok(Event {
+            ts_ms,
+            id: r.id,
+            host: r.host,
+            method: r.method,
+            uri: r.uri,
+            status: r.status,
+            bytes: r.bytes,
+            rt: r.rt,
+            ua: r.ua,
+            accept: r.accept,
+            auth: r.auth,
+            range: r.range,
+            dnt,
+            route: r.route,
+            upstream: r.upstream,
+            mode: r.mode,
+            origin,
+            ip_origin,
+        })
+    }
+
+    /// The salt of `day` (days since the epoch, UTC): created on first use,
+    /// 0600; salts older than 48 h are deleted then.
+    fn salt(&mut self, day: u64) -> std::io::Result<[u8; 32]> {
+        if let Some((d, salt)) = self.current {
+            if d == day {
+                return Ok(salt);
+            }
+        }
+        let path = self.dir.join(format!("{day}.salt"));
+        let salt = match std::fs::read(&path) {
+            Ok(bytes) if bytes.len() == 32 => bytes.try_into().expect("32 bytes"),
+            _ => {
+                let mut salt = [0u8; 32];
+                std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut salt)?;
+                let tmp = path.with_extension("tmp");
+                let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+                std::io::Write::write_all(&mut f, &salt)?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, &path)?;
+                salt
+            }
+        };
+        self.forget_old(day);
+        self.current = Some((day, salt));
+        Ok(salt)
+    }
+
+    fn forget_old(&self, today: u64) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(day) = name.strip_suffix(".salt").and_then(|d| d.parse::<u64>().ok()) else { continue };
+            if (today * DAY_MS).saturating_sub(day * DAY_MS) > KEEP_MS {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// The address as hashed: IPv4 whole, IPv6 cut to its /64 network.
+fn network_of(ip: &str) -> String {
+    match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => ip.to_string(),
+    }
+}
+
+/// HMAC-SHA256 of the parts, first 16 bytes as hex.
+fn keyed(salt: &[u8; 32], parts: &[&[u8]]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(salt).expect("any key length");
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes()[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_is_cut_to_its_network() {
+        assert_eq!(network_of("2001:db8:1:2:aaaa::1"), network_of("2001:db8:1:2:bbbb::9"));
+        assert_ne!(network_of("2001:db8:1:2::1"), network_of("2001:db8:1:3::1"));
+    }
+
+    #[test]
+    fn salts_are_private_and_old_ones_go() {
+        let dir = std::env::temp_dir().join(format!("pg-salt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut a = Anonymiser::new(dir.clone()).unwrap();
+        a.salt(100).unwrap();
+        a.salt(103).unwrap();
+        let mode = std::fs::metadata(dir.join("103.salt")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(!dir.join("100.salt").exists(), "a salt older than 48 h survived");
+    }
+}

@@ -1,0 +1,91 @@
+//! Log shipping through crashes: real nginx writes the log under traffic,
+//! `pullgate ship` is killed with SIGKILL again and again, and every request
+//! id nginx logged still reaches the sink.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::WithWorld;
+use crate::ensure;
+use crate::support::gateway::PULLGATE;
+use crate::support::load::Load;
+use crate::support::process::Server;
+use crate::support::wait_until;
+use crate::world::World;
+
+pub fn tests() -> Vec<(String, WithWorld)> {
+    vec![("ship::sigkill_25_times_loses_no_request_id".to_string(), Box::new(crash_test) as WithWorld)]
+}
+
+/// Request id -> how many times it is in the sink.
+fn shipped_ids(sink: &std::path::Path) -> Result<(HashMap<String, u32>, String), String> {
+    let mut ids = HashMap::new();
+    let mut text = String::new();
+    for entry in std::fs::read_dir(sink).map_err(|e| e.to_string())?.flatten() {
+        let body = std::fs::read_to_string(entry.path()).map_err(|e| e.to_string())?;
+        for line in body.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("sink line {line:?}: {e}"))?;
+            *ids.entry(v["id"].as_str().unwrap_or("").to_string()).or_insert(0) += 1;
+        }
+        text.push_str(&body);
+    }
+    Ok((ids, text))
+}
+
+fn crash_test(w: &World) -> Result<(), String> {
+    const CRASHES: usize = 25;
+    let routes = format!("  - {{name: app, image: acme/app, upstream: \"http://{}/acme/app\", mode: redirect}}\n", w.anon.addr);
+    let gw = w.gateway("ship-crash", &routes)?;
+    let log = gw.access_log();
+    let sink = gw.dir.join("events");
+    let ship = || {
+        let mut cmd = Command::new(PULLGATE);
+        cmd.arg("--state-dir").arg(gw.dir.join("ship-state")).args(["ship", "--log"]).arg(&log).arg("--sink-dir").arg(&sink);
+        cmd.args(["--batch-bytes", "65536"]);
+        Server::start("pullgate ship", cmd, &gw.dir.join("ship.log"))
+    };
+
+    let load = Load::start(gw.addr, "/v2/acme/app/manifests/1.0", "docker/20.10.24", 307, 1);
+    let mut shipper = ship()?;
+    // Kill at moments the shipper cannot predict: mid-read, mid-write, mid-checkpoint.
+    let mut x: u64 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    for _ in 0..CRASHES {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        std::thread::sleep(Duration::from_millis(40 + x % 120));
+        shipper.crash();
+        shipper = ship()?;
+    }
+    let traffic = load.finish();
+    ensure!(traffic.failures == 0 && traffic.ok > 1000, "the traffic itself failed: {traffic:?}");
+
+    // Every id nginx logged must arrive, once the shipper has caught up.
+    let logged: Vec<String> = gw.log()?.iter().filter_map(|l| l["id"].as_str().map(str::to_string)).collect();
+    let start = Instant::now();
+    wait_until(Duration::from_secs(60), "the shipper catching up", || {
+        let (ids, _) = shipped_ids(&sink)?;
+        Ok(logged.iter().all(|id| ids.contains_key(id)))
+    })
+    .map_err(|e| {
+        let (ids, _) = shipped_ids(&sink).unwrap_or_default();
+        let missing = logged.iter().filter(|id| !ids.contains_key(*id)).count();
+        format!("{e}: {missing} of {} ids missing; shipper log:\n{}", logged.len(), shipper.log_text())
+    })?;
+    let (ids, text) = shipped_ids(&sink)?;
+    let duplicates: u32 = ids.values().map(|n| n - 1).sum();
+    // Nothing shipped carries the client's address.
+    ensure!(!text.contains("127.0.0.1\"") && !text.contains("\"ip\""), "a raw address was shipped");
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap_or("{}")).map_err(|e| e.to_string())?;
+    ensure!(first["origin"].as_str().is_some_and(|o| o.len() == 32), "events carry no origin: {first}");
+    eprintln!(
+        "{} ids logged under {} SIGKILLs, all shipped ({} duplicates, caught up {:?} after the traffic)",
+        logged.len(),
+        CRASHES,
+        duplicates,
+        start.elapsed()
+    );
+    drop(shipper);
+    Ok(())
+}
