@@ -84,6 +84,12 @@ pub struct Follower {
     path: PathBuf,
     max_line: usize,
     current: Option<Open>,
+    /// After a new file appears at the path, the old one is read until it
+    /// has been quiet this long: nginx's workers reopen their logs one by
+    /// one after USR1, and may still append to the old file meanwhile.
+    pub rotate_grace: std::time::Duration,
+    /// When the path was first seen naming another file.
+    rotated_at: Option<std::time::Instant>,
 }
 
 impl Follower {
@@ -91,7 +97,7 @@ impl Follower {
     /// If the checkpointed file was rotated away while nobody read it, it is
     /// found beside `path` by its identity and read to its end first.
     pub fn new(path: PathBuf, max_line: usize, resume: Option<Position>) -> std::io::Result<Follower> {
-        let mut f = Follower { path, max_line, current: None };
+        let mut f = Follower { path, max_line, current: None, rotate_grace: std::time::Duration::from_millis(500), rotated_at: None };
         if let Some(pos) = resume {
             if let Some(file) = f.find(&pos.file)? {
                 f.current = Some(Open { file, id: pos.file, offset: pos.offset, pending_len: 0, pending: Vec::new() });
@@ -185,11 +191,18 @@ impl Follower {
     /// none), this one is done; move on to the new one.
     fn maybe_rotate(&mut self, chunk: &mut Chunk) -> std::io::Result<()> {
         let open = self.current.as_mut().expect("a file is open");
-        let same = match std::fs::metadata(&self.path) {
-            Ok(m) => m.ino() == open.id.ino && m.dev() == open.id.dev,
+        let moved_on = match std::fs::metadata(&self.path) {
+            Ok(m) => m.ino() != open.id.ino || m.dev() != open.id.dev,
+            // Renamed or deleted, and nothing new yet: nginx still writes to
+            // the file we hold until it reopens its log.
             Err(_) => false,
         };
-        if same {
+        if !moved_on {
+            self.rotated_at = None;
+            return Ok(());
+        }
+        let since = *self.rotated_at.get_or_insert_with(std::time::Instant::now);
+        if since.elapsed() < self.rotate_grace {
             return Ok(());
         }
         // A last line without a newline will not be finished: hand it on.
@@ -203,6 +216,7 @@ impl Follower {
         }
         tracing::info!(file = %self.path.display(), "the log was rotated; following the new file");
         self.current = None;
+        self.rotated_at = None;
         Ok(())
     }
 }
@@ -279,6 +293,7 @@ mod tests {
         let log = d.join("access.log");
         append(&log, "a\n");
         let mut f = Follower::new(log.clone(), 100, None).unwrap();
+        f.rotate_grace = std::time::Duration::ZERO;
         assert_eq!(lines(&f.poll(1 << 20).unwrap()), ["a"]);
         append(&log, "b\n");
         std::fs::rename(&log, d.join("access.log.1")).unwrap();
@@ -288,6 +303,32 @@ mod tests {
             seen.extend(lines(&f.poll(1 << 20).unwrap()));
         }
         assert_eq!(seen, ["b", "c"]);
+    }
+
+    #[test]
+    fn a_renamed_file_is_read_until_a_new_one_appears_and_the_grace_passes() {
+        let d = dir("grace");
+        let log = d.join("access.log");
+        append(&log, "a\n");
+        let mut f = Follower::new(log.clone(), 100, None).unwrap();
+        f.rotate_grace = std::time::Duration::from_millis(200);
+        f.poll(1 << 20).unwrap();
+        let old = d.join("access.log.1");
+        std::fs::rename(&log, &old).unwrap();
+        // nginx has not reopened yet: it still appends to the renamed file.
+        append(&old, "b\n");
+        assert_eq!(lines(&f.poll(1 << 20).unwrap()), ["b"]);
+        append(&log, "new\n");
+        // A worker that has not reopened yet appends once more.
+        append(&old, "c\n");
+        assert_eq!(lines(&f.poll(1 << 20).unwrap()), ["c"]);
+        assert!(f.poll(1 << 20).unwrap().lines.is_empty(), "switched before the grace passed");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            seen.extend(lines(&f.poll(1 << 20).unwrap()));
+        }
+        assert_eq!(seen, ["new"]);
     }
 
     #[test]
@@ -314,6 +355,7 @@ mod tests {
         std::fs::rename(&log, d.join("access.log.1")).unwrap();
         append(&log, "new\n");
         let mut f = Follower::new(log.clone(), 100, Some(pos)).unwrap();
+        f.rotate_grace = std::time::Duration::ZERO;
         let mut seen = Vec::new();
         for _ in 0..4 {
             seen.extend(lines(&f.poll(1 << 20).unwrap()));

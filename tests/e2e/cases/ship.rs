@@ -15,7 +15,10 @@ use crate::support::wait_until;
 use crate::world::World;
 
 pub fn tests() -> Vec<(String, WithWorld)> {
-    vec![("ship::sigkill_25_times_loses_no_request_id".to_string(), Box::new(crash_test) as WithWorld)]
+    vec![
+        ("ship::sigkill_25_times_loses_no_request_id".to_string(), Box::new(crash_test) as WithWorld),
+        ("ship::rotation_during_traffic_loses_no_request_id".to_string(), Box::new(rotation) as WithWorld),
+    ]
 }
 
 /// Request id -> how many times it is in the sink.
@@ -87,5 +90,66 @@ fn crash_test(w: &World) -> Result<(), String> {
         start.elapsed()
     );
     drop(shipper);
+    Ok(())
+}
+
+fn ids_in(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["id"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn rotation(w: &World) -> Result<(), String> {
+    let routes = format!("  - {{name: app, image: acme/app, upstream: \"http://{}/acme/app\", mode: redirect}}\n", w.anon.addr);
+    let gw = w.gateway("ship-rotation", &routes)?;
+    let log = gw.access_log();
+    let sink = gw.dir.join("events");
+    let mut cmd = Command::new(PULLGATE);
+    cmd.arg("--state-dir").arg(gw.dir.join("ship-state")).args(["ship", "--log"]).arg(&log).arg("--sink-dir").arg(&sink);
+    let shipper = Server::start("pullgate ship", cmd, &gw.dir.join("ship.log"))?;
+    let master: i32 =
+        std::fs::read_to_string(gw.dir.join("state/nginx/nginx.pid")).map_err(|e| e.to_string())?.trim().parse().map_err(|_| "no pid")?;
+    let load = Load::start(gw.addr, "/v2/acme/app/manifests/1.0", "docker/20.10.24", 307, 1);
+    let pause = || std::thread::sleep(Duration::from_millis(700));
+    pause();
+    // logrotate's default: rename, then USR1 so that nginx reopens its log.
+    let renamed = log.with_extension("log.1");
+    std::fs::rename(&log, &renamed).map_err(|e| e.to_string())?;
+    // SAFETY: kill(2) on the gateway's nginx master.
+    unsafe { libc::kill(master, libc::SIGUSR1) };
+    pause();
+    // copytruncate: copy, then truncate in place (nginx appends with O_APPEND).
+    let copied = log.with_extension("log.2");
+    std::fs::copy(&log, &copied).map_err(|e| e.to_string())?;
+    std::fs::OpenOptions::new().write(true).open(&log).and_then(|f| f.set_len(0)).map_err(|e| e.to_string())?;
+    pause();
+    // truncate to zero, no copy.
+    std::fs::OpenOptions::new().write(true).open(&log).and_then(|f| f.set_len(0)).map_err(|e| e.to_string())?;
+    pause();
+    let traffic = load.finish();
+    ensure!(traffic.failures == 0 && traffic.ok > 1000, "the traffic itself failed: {traffic:?}");
+    std::thread::sleep(Duration::from_millis(300));
+
+    let must: Vec<String> = ids_in(&renamed).into_iter().chain(ids_in(&log)).collect();
+    let copy_only = ids_in(&copied);
+    wait_until(Duration::from_secs(60), "the shipper catching up", || {
+        let (ids, _) = shipped_ids(&sink)?;
+        Ok(must.iter().all(|id| ids.contains_key(id)))
+    })
+    .map_err(|e| {
+        let (ids, _) = shipped_ids(&sink).unwrap_or_default();
+        let missing = must.iter().filter(|id| !ids.contains_key(*id)).count();
+        format!("{e}: {missing} of {} ids missing; shipper log:\n{}", must.len(), shipper.log_text())
+    })?;
+    let (ids, _) = shipped_ids(&sink)?;
+    let window = copy_only.iter().filter(|id| !ids.contains_key(*id)).count();
+    eprintln!(
+        "rotation: {} ids in the renamed and live files, all shipped; copytruncate copy held {}, {} of them only there (its window)",
+        must.len(),
+        copy_only.len(),
+        window
+    );
     Ok(())
 }
