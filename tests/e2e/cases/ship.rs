@@ -18,6 +18,7 @@ pub fn tests() -> Vec<(String, WithWorld)> {
     vec![
         ("ship::sigkill_25_times_loses_no_request_id".to_string(), Box::new(crash_test) as WithWorld),
         ("ship::rotation_during_traffic_loses_no_request_id".to_string(), Box::new(rotation) as WithWorld),
+        ("ship::bad_input_is_dead_lettered_and_shipping_goes_on".to_string(), Box::new(bad_input) as WithWorld),
     ]
 }
 
@@ -151,5 +152,53 @@ fn rotation(w: &World) -> Result<(), String> {
         copy_only.len(),
         window
     );
+    Ok(())
+}
+
+fn bad_input(w: &World) -> Result<(), String> {
+    let dir = w.dir("ship-bad-input");
+    let log = dir.join("access.log");
+    let sink = dir.join("events");
+    let line = |n: u32| {
+        format!(
+            r#"{{"ts":"1795347790.{n:03}","id":"{n:032x}","ip":"198.51.100.7","host":"h","method":"GET","uri":"/v2/","status":200,"bytes":2,"rt":0.001,"ua":"docker/27","accept":"*/*","auth":"bearer","range":"","dnt":"","route":"","upstream":"","mode":"local"}}"#
+        )
+    };
+    let mut text: Vec<u8> = Vec::new();
+    text.extend(format!("{}\n", line(1)).as_bytes());
+    text.extend(b"\x00\x01\x02 binary garbage \xff\n");
+    text.extend(b"{\"ts\":\"1\",\"id\":\"\xe9t\xe9\"}\n");
+    text.extend(vec![b'x'; 1 << 20]);
+    text.push(b'\n');
+    text.extend(br#"{"ts":"1795347790.5","id":"00000000000000000000000000000009"}"#);
+    text.push(b'\n');
+    text.extend(format!("{}\n", line(2)).as_bytes());
+    std::fs::write(&log, &text).map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(PULLGATE);
+    cmd.arg("--state-dir").arg(dir.join("state")).args(["ship", "--log"]).arg(&log).arg("--sink-dir").arg(&sink);
+    let shipper = Server::start("pullgate ship", cmd, &dir.join("ship.log"))?;
+    wait_until(Duration::from_secs(20), "the valid lines shipping", || Ok(shipped_ids(&sink).map(|(ids, _)| ids.len()).unwrap_or(0) == 2))?;
+    // It keeps going after the bad lines.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{}\n", line(3)).as_bytes()))
+        .map_err(|e| e.to_string())?;
+    wait_until(Duration::from_secs(20), "a later line shipping", || Ok(shipped_ids(&sink).map(|(ids, _)| ids.len()).unwrap_or(0) == 3))?;
+    let dead = std::fs::read_to_string(dir.join("state/ship/dead-letters.jsonl")).map_err(|e| e.to_string())?;
+    let reasons: Vec<String> =
+        dead.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["reason"].as_str().map(str::to_string)).collect();
+    ensure!(reasons.len() == 4, "dead letters: {reasons:?}");
+    for (want, n) in [("not UTF-8", 2), ("over the bound", 1), ("not a schema v1 line", 1)] {
+        let found = reasons.iter().filter(|r| r.contains(want)).count();
+        ensure!(found == n, "{found} dead letters for {want:?}, expected {n}: {reasons:?}");
+    }
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.join("state/ship/dead-letters.jsonl")).map_err(|e| e.to_string())?.permissions(),
+    );
+    ensure!(mode & 0o777 == 0o600, "dead letters are readable by others: {mode:o}");
+    let (_, shipped) = shipped_ids(&sink)?;
+    ensure!(!shipped.contains("198.51.100.7"), "a raw address was shipped");
+    drop(shipper);
     Ok(())
 }
