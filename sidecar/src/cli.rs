@@ -104,8 +104,11 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         log: PathBuf,
         /// Directory of the local sink (default STATE_DIR/events).
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", conflicts_with = "null_sink")]
         sink_dir: Option<PathBuf>,
+        /// Discard the events instead (for measuring the shipper itself).
+        #[arg(long)]
+        null_sink: bool,
         /// Longer lines are dead-lettered.
         #[arg(long, default_value_t = 65536, value_name = "BYTES")]
         max_line: usize,

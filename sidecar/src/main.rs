@@ -30,16 +30,18 @@ fn main() -> ExitCode {
             pullgate::sidecar::run(&config.path, &state_dir, &daemon, out, reload, socket)
         }
         Command::Status { status, json } => status_cmd(status, json),
-        Command::Ship { log, sink_dir, max_line, batch_bytes, sink_file_bytes } => pullgate::ship::run(pullgate::ship::ShipArgs {
-            log,
-            sink_dir: sink_dir.unwrap_or_else(|| state_dir.join("events")),
-            state: state_dir.join("ship"),
-            max_line,
-            batch_bytes,
-            poll: std::time::Duration::from_millis(100),
-            sink_file_bytes,
-        })
-        .map_err(Failure::other),
+        Command::Ship { log, sink_dir, null_sink, max_line, batch_bytes, sink_file_bytes } => {
+            pullgate::ship::run(pullgate::ship::ShipArgs {
+                log,
+                sink_dir: (!null_sink).then(|| sink_dir.unwrap_or_else(|| state_dir.join("events"))),
+                state: state_dir.join("ship"),
+                max_line,
+                batch_bytes,
+                poll: std::time::Duration::from_millis(100),
+                sink_file_bytes,
+            })
+            .map_err(Failure::other)
+        }
         Command::Schema => {
             print!("{}", config::json_schema());
             Ok(())

@@ -18,8 +18,9 @@ const KEEP_MS: u64 = 2 * DAY_MS;
 
 pub struct Anonymiser {
     dir: PathBuf,
-    /// (day number, salt) of the last day used.
-    current: Option<(u64, [u8; 32])>,
+    /// The last day used, with its HMAC already keyed (cloned per use:
+    /// keying costs two SHA-256 blocks, and the salt changes once a day).
+    current: Option<(u64, Hmac<Sha256>)>,
 }
 
 impl Anonymiser {
@@ -30,14 +31,14 @@ impl Anonymiser {
     }
 
     /// The record as it may leave the box.
-    pub fn event(&mut self, r: Record, ts_ms: u64) -> std::io::Result<Event> {
+    pub fn event<'a>(&mut self, r: Record<'a>, ts_ms: u64) -> std::io::Result<Event<'a>> {
         let dnt = r.dnt == "1";
         let (origin, ip_origin) = if dnt {
             (None, None)
         } else {
-            let salt = self.salt(ts_ms / DAY_MS)?;
+            let mac = self.keyed_for(ts_ms / DAY_MS)?;
             let ip = network_of(&r.ip);
-            (Some(keyed(&salt, &[ip.as_bytes(), b"\n", r.ua.as_bytes()])), Some(keyed(&salt, &[ip.as_bytes()])))
+            (Some(keyed(mac.clone(), &[ip.as_bytes(), b"\n", r.ua.as_bytes()])), Some(keyed(mac, &[ip.as_bytes()])))
         };
         Ok(Event {
             ts_ms,
@@ -61,14 +62,22 @@ impl Anonymiser {
         })
     }
 
+    /// The HMAC keyed with the salt of `day`.
+    fn keyed_for(&mut self, day: u64) -> std::io::Result<Hmac<Sha256>> {
+        if let Some((d, mac)) = &self.current {
+            if *d == day {
+                return Ok(mac.clone());
+            }
+        }
+        let salt = self.salt(day)?;
+        let mac = Hmac::<Sha256>::new_from_slice(&salt).expect("any key length");
+        self.current = Some((day, mac.clone()));
+        Ok(mac)
+    }
+
     /// The salt of `day` (days since the epoch, UTC): created on first use,
     /// 0600; salts older than 48 h are deleted then.
     fn salt(&mut self, day: u64) -> std::io::Result<[u8; 32]> {
-        if let Some((d, salt)) = self.current {
-            if d == day {
-                return Ok(salt);
-            }
-        }
         let path = self.dir.join(format!("{day}.salt"));
         let salt = match std::fs::read(&path) {
             Ok(bytes) if bytes.len() == 32 => bytes.try_into().expect("32 bytes"),
@@ -84,7 +93,6 @@ impl Anonymiser {
             }
         };
         self.forget_old(day);
-        self.current = Some((day, salt));
         Ok(salt)
     }
 
@@ -113,12 +121,18 @@ fn network_of(ip: &str) -> String {
 }
 
 /// HMAC-SHA256 of the parts, first 16 bytes as hex.
-fn keyed(salt: &[u8; 32], parts: &[&[u8]]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(salt).expect("any key length");
+fn keyed(mut mac: Hmac<Sha256>, parts: &[&[u8]]) -> String {
     for p in parts {
         mac.update(p);
     }
-    mac.finalize().into_bytes()[..16].iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = mac.finalize().into_bytes();
+    let mut out = String::with_capacity(32);
+    for b in &digest[..16] {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 15)] as char);
+    }
+    out
 }
 
 #[cfg(test)]

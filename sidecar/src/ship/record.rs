@@ -2,51 +2,78 @@
 //! shipped from them. Parsing accepts unknown extra keys (forward
 //! compatible) and rejects, with a reason, anything else that is off.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 /// One access-log line as nginx wrote it. The raw IP is here; it never
 /// leaves the box (see [`Event`]).
 #[derive(Debug, Deserialize)]
-pub struct Record {
-    pub ts: String,
-    pub id: String,
-    pub ip: String,
-    pub host: String,
-    pub method: String,
-    pub uri: String,
+pub struct Record<'a> {
+    #[serde(borrow)]
+    pub ts: Cow<'a, str>,
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub ip: Cow<'a, str>,
+    #[serde(borrow)]
+    pub host: Cow<'a, str>,
+    #[serde(borrow)]
+    pub method: Cow<'a, str>,
+    #[serde(borrow)]
+    pub uri: Cow<'a, str>,
     pub status: u16,
     pub bytes: u64,
     pub rt: f64,
-    pub ua: String,
-    pub accept: String,
-    pub auth: String,
-    pub range: String,
-    pub dnt: String,
-    pub route: String,
-    pub upstream: String,
-    pub mode: String,
+    #[serde(borrow)]
+    pub ua: Cow<'a, str>,
+    #[serde(borrow)]
+    pub accept: Cow<'a, str>,
+    #[serde(borrow)]
+    pub auth: Cow<'a, str>,
+    #[serde(borrow)]
+    pub range: Cow<'a, str>,
+    #[serde(borrow)]
+    pub dnt: Cow<'a, str>,
+    #[serde(borrow)]
+    pub route: Cow<'a, str>,
+    #[serde(borrow)]
+    pub upstream: Cow<'a, str>,
+    #[serde(borrow)]
+    pub mode: Cow<'a, str>,
 }
 
 /// What leaves the box: the record without its IP, with keyed hashes in its place.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
-pub struct Event {
+pub struct Event<'a> {
     /// Milliseconds since the epoch.
     pub ts_ms: u64,
-    pub id: String,
-    pub host: String,
-    pub method: String,
-    pub uri: String,
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub host: Cow<'a, str>,
+    #[serde(borrow)]
+    pub method: Cow<'a, str>,
+    #[serde(borrow)]
+    pub uri: Cow<'a, str>,
     pub status: u16,
     pub bytes: u64,
     pub rt: f64,
-    pub ua: String,
-    pub accept: String,
-    pub auth: String,
-    pub range: String,
+    #[serde(borrow)]
+    pub ua: Cow<'a, str>,
+    #[serde(borrow)]
+    pub accept: Cow<'a, str>,
+    #[serde(borrow)]
+    pub auth: Cow<'a, str>,
+    #[serde(borrow)]
+    pub range: Cow<'a, str>,
     pub dnt: bool,
-    pub route: String,
-    pub upstream: String,
-    pub mode: String,
+    #[serde(borrow)]
+    pub route: Cow<'a, str>,
+    #[serde(borrow)]
+    pub upstream: Cow<'a, str>,
+    #[serde(borrow)]
+    pub mode: Cow<'a, str>,
     /// Keyed hash of (IP, user agent); absent when DNT/GPC asked not to be tracked.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub origin: Option<String>,
@@ -59,14 +86,14 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadLine(pub String);
 
-impl Record {
-    pub fn parse(line: &[u8]) -> Result<Record, BadLine> {
+impl<'a> Record<'a> {
+    pub fn parse(line: &'a [u8]) -> Result<Record<'a>, BadLine> {
         let text = std::str::from_utf8(line).map_err(|e| BadLine(format!("not UTF-8: {e}")))?;
         let r: Record = serde_json::from_str(text).map_err(|e| BadLine(format!("not a schema v1 line: {e}")))?;
         if r.id.len() != 32 || !r.id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(BadLine(format!("`id` is not 32 hex characters: {:?}", r.id)));
         }
-        if !matches!(r.auth.as_str(), "none" | "basic" | "bearer") {
+        if !matches!(r.auth.as_ref(), "none" | "basic" | "bearer") {
             return Err(BadLine("`auth` is not none, basic or bearer".into()));
         }
         r.ts_ms().ok_or_else(|| BadLine(format!("`ts` is not seconds since the epoch: {:?}", r.ts)))?;
@@ -88,6 +115,7 @@ mod tests {
     #[test]
     fn parses_schema_v1_and_accepts_extra_keys() {
         let r = Record::parse(LINE.as_bytes()).unwrap();
+        assert!(matches!(r.host, std::borrow::Cow::Borrowed(_)), "strings without escapes are borrowed");
         assert_eq!(r.ts_ms(), Some(1_795_347_790_304));
         assert_eq!(r.status, 401);
     }

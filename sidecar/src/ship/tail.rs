@@ -84,6 +84,8 @@ pub struct Follower {
     path: PathBuf,
     max_line: usize,
     current: Option<Open>,
+    /// The read buffer, kept between polls.
+    buf: Vec<u8>,
     /// After a new file appears at the path, the old one is read until it
     /// has been quiet this long: nginx's workers reopen their logs one by
     /// one after USR1, and may still append to the old file meanwhile.
@@ -97,7 +99,14 @@ impl Follower {
     /// If the checkpointed file was rotated away while nobody read it, it is
     /// found beside `path` by its identity and read to its end first.
     pub fn new(path: PathBuf, max_line: usize, resume: Option<Position>) -> std::io::Result<Follower> {
-        let mut f = Follower { path, max_line, current: None, rotate_grace: std::time::Duration::from_millis(500), rotated_at: None };
+        let mut f = Follower {
+            path,
+            max_line,
+            current: None,
+            buf: Vec::new(),
+            rotate_grace: std::time::Duration::from_millis(500),
+            rotated_at: None,
+        };
         if let Some(pos) = resume {
             if let Some(file) = f.find(&pos.file)? {
                 f.current = Some(Open { file, id: pos.file, offset: pos.offset, pending_len: 0, pending: Vec::new() });
@@ -152,10 +161,13 @@ impl Follower {
         }
         let start = open.offset + open.pending_len;
         open.file.seek(SeekFrom::Start(start))?;
-        let mut buf = vec![0u8; max_bytes.min(size.saturating_sub(start) as usize)];
-        let n = read_full(&mut open.file, &mut buf)?;
-        buf.truncate(n);
-        let mut rest = &buf[..];
+        let want = max_bytes.min(size.saturating_sub(start) as usize);
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
+        let n = read_full(&mut open.file, &mut self.buf[..want])?;
+        let buf = &self.buf[..n];
+        let mut rest = buf;
         while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
             let piece = &rest[..nl];
             let total = open.pending_len + piece.len() as u64;

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Shipper throughput: tail + parse + anonymise + batch into a null sink, and
+# into the local sink, on a generated schema-v1 log.
+#
+#   tests/bench/ship.sh [LINES]     (default 1,000,000)
+#
+# Prints lines/s, MiB/s, CPU seconds and peak RSS of `pullgate ship`
+# (release build), measured from /proc until its checkpoint reaches the end
+# of the log.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+lines="${1:-1000000}"
+cargo build -q --release -p pullgate
+pg="${CARGO_TARGET_DIR:-target}/release/pullgate"
+work="$(mktemp -d /tmp/pg-ship-bench.XXXXXX)"
+trap 'kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+pid=""
+
+python3 - "$lines" "$work/access.log" <<'PY'
+import sys, random
+n, path = int(sys.argv[1]), sys.argv[2]
+uas = ["docker/27.1.1 go/go1.22.5 git-commit/cc13f95 kernel/6.8.0 os/linux arch/amd64 UpstreamClient(Docker-Client/27.1.1 \\(linux\\))",
+       "containerd/1.7.20", "skopeo/1.15.1", "libpod/5.2.0", "Go-http-client/1.1"]
+with open(path, "w") as f:
+    for i in range(n):
+        ip = f"{random.randint(1,223)}.{random.randint(0,255)}.{random.randint(0,255)}.{random.randint(1,254)}"
+        f.write('{"ts":"%d.%03d","id":"%032x","ip":"%s","host":"get.acme.dev","method":"GET","uri":"/v2/acme/app/manifests/1.%d","status":307,"bytes":0,"rt":0.000,"ua":"%s","accept":"application/vnd.oci.image.index.v1+json","auth":"bearer","range":"","dnt":"","route":"app","upstream":"https://ghcr.io/v2/acme-org/app/manifests/1.%d","mode":"redirect"}\n'
+                % (1795300000 + i // 1000, i % 1000, i, ip, i % 50, random.choice(uas), i % 50))
+PY
+size=$(stat -c %s "$work/access.log")
+ticks=$(getconf CLK_TCK)
+
+measure() { # LABEL ARGS...
+  local label=$1; shift
+  rm -rf "$work/state" "$work/events"
+  local t0; t0=$(date +%s%N)
+  "$pg" --state-dir "$work/state" ship --log "$work/access.log" "$@" > "$work/ship.log" 2>&1 &
+  pid=$!
+  until grep -q "\"offset\":$size}" "$work/state/ship/ship.checkpoint" 2>/dev/null; do sleep 0.02; done
+  local wall=$(( $(date +%s%N) - t0 ))
+  local cpu rss
+  cpu=$(awk -v t="$ticks" '{printf "%.2f", ($14 + $15) / t}' "/proc/$pid/stat")
+  rss=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  awk -v l="$lines" -v b="$size" -v w="$wall" -v c="$cpu" -v r="$rss" -v label="$label" 'BEGIN {
+    s = w / 1e9
+    printf "  %-24s %10.0f lines/s %8.1f MiB/s   wall %5.2f s   cpu %5.2f s   %5.1f MiB/s per cpu-s   peak rss %5.1f MiB\n",
+      label, l / s, b / 1048576 / s, s, c, b / 1048576 / c, r }'
+}
+
+printf 'shipper on %d lines (%.0f MiB), release build\n' "$lines" "$(echo "$size / 1048576" | bc -l)"
+measure "null sink" --null-sink
+measure "local sink (fsync/batch)" --sink-dir "$work/events"
