@@ -118,6 +118,10 @@ pub enum Command {
         /// A sink file is closed past this size and a new one begun.
         #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
         sink_file_bytes: u64,
+        /// Directory of tor-geoipdb's `geoip` and `geoip6`, for each event's
+        /// country; `none` for no country.
+        #[arg(long, default_value = "/usr/share/tor", value_name = "DIR|none")]
+        geoip_dir: String,
     },
 }
 

@@ -30,9 +30,10 @@ fn main() -> ExitCode {
             pullgate::sidecar::run(&config.path, &state_dir, &daemon, out, reload, socket)
         }
         Command::Status { status, json } => status_cmd(status, json),
-        Command::Ship { log, sink_dir, null_sink, max_line, batch_bytes, sink_file_bytes } => {
+        Command::Ship { log, sink_dir, null_sink, max_line, batch_bytes, sink_file_bytes, geoip_dir } => {
             pullgate::ship::run(pullgate::ship::ShipArgs {
                 log,
+                geoip_dir: (geoip_dir != "none").then(|| geoip_dir.into()),
                 sink_dir: (!null_sink).then(|| sink_dir.unwrap_or_else(|| state_dir.join("events"))),
                 state: state_dir.join("ship"),
                 max_line,

@@ -59,6 +59,7 @@ impl Anonymiser {
             mode: r.mode,
             origin,
             ip_origin,
+            country: None,
         })
     }
 

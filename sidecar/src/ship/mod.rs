@@ -3,6 +3,7 @@
 //! a crash re-ships from the last checkpoint; `id` is the dedupe key.
 
 pub mod anon;
+pub mod geo;
 pub mod local_sink;
 pub mod record;
 pub mod tail;
@@ -27,6 +28,8 @@ pub struct ShipArgs {
     pub batch_bytes: usize,
     pub poll: Duration,
     pub sink_file_bytes: u64,
+    /// tor-geoipdb files for country enrichment; `None`: no country.
+    pub geoip_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +53,16 @@ pub fn run(args: ShipArgs) -> std::io::Result<()> {
         None => None,
     };
     let mut dead = DeadLetters::open(args.state.join("dead-letters.jsonl"))?;
+    let geo = match &args.geoip_dir {
+        Some(dir) => match geo::Geo::load_tor(dir) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "no country enrichment (install tor-geoipdb)");
+                None
+            }
+        },
+        None => None,
+    };
     let mut c = Counters::default();
     let mut last_report = Instant::now();
     let mut dead_synced = 0;
@@ -64,8 +77,12 @@ pub fn run(args: ShipArgs) -> std::io::Result<()> {
             match Record::parse(line) {
                 Ok(r) => {
                     let ts = r.ts_ms().expect("checked by parse");
+                    // Enrich with the raw address, which the event then drops.
+                    let country = geo.as_ref().and_then(|g| g.country(&r.ip));
+                    let mut event = anon.event(r, ts)?;
+                    event.country = country;
                     let mut out = Vec::with_capacity(line.len() + 64);
-                    serde_json::to_writer(&mut out, &anon.event(r, ts)?).expect("serialises");
+                    serde_json::to_writer(&mut out, &event).expect("serialises");
                     batch.push(out);
                 }
                 Err(e) => {

@@ -80,6 +80,9 @@ pub struct Event<'a> {
     /// Keyed hash of the IP (IPv6 cut to /64); absent with DNT/GPC.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ip_origin: Option<String>,
+    /// ISO country code of the client's address, where known.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub country: Option<String>,
 }
 
 /// Why a line was not shipped.

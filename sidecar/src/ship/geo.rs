@@ -1,0 +1,95 @@
+//! Country of an address, from Debian's tor-geoipdb files (`geoip`: IPv4
+//! ranges as integers, `geoip6`: IPv6 ranges; `LOW,HIGH,CC` per line, sorted).
+//! Used on the box with the raw address, which is then dropped.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+/// The default location of the files (Debian's tor-geoipdb).
+pub const TOR_GEOIP_DIR: &str = "/usr/share/tor";
+
+pub struct Geo {
+    v4: Vec<(u32, u32, [u8; 2])>,
+    v6: Vec<(u128, u128, [u8; 2])>,
+}
+
+fn code(cc: &str) -> Option<[u8; 2]> {
+    let b = cc.as_bytes();
+    (b.len() == 2 && b.iter().all(u8::is_ascii_uppercase)).then(|| [b[0], b[1]])
+}
+
+impl Geo {
+    /// Load `geoip` and `geoip6` from `dir`. Lines it cannot read are skipped
+    /// and counted in the log; unknown countries (`??`) are left out.
+    pub fn load_tor(dir: &Path) -> std::io::Result<Geo> {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        let mut skipped = 0usize;
+        for line in std::fs::read_to_string(dir.join("geoip"))?.lines().filter(|l| !l.starts_with('#')) {
+            let mut f = line.split(',');
+            match (f.next().and_then(|x| x.parse().ok()), f.next().and_then(|x| x.parse().ok()), f.next().and_then(code)) {
+                (Some(lo), Some(hi), Some(cc)) => v4.push((lo, hi, cc)),
+                _ => skipped += 1,
+            }
+        }
+        for line in std::fs::read_to_string(dir.join("geoip6"))?.lines().filter(|l| !l.starts_with('#')) {
+            let mut f = line.split(',');
+            let ip = |s: Option<&str>| s.and_then(|x| x.parse::<std::net::Ipv6Addr>().ok()).map(u128::from);
+            match (ip(f.next()), ip(f.next()), f.next().and_then(code)) {
+                (Some(lo), Some(hi), Some(cc)) => v6.push((lo, hi, cc)),
+                _ => skipped += 1,
+            }
+        }
+        v4.sort_unstable();
+        v6.sort_unstable();
+        tracing::debug!(v4 = v4.len(), v6 = v6.len(), skipped, "geoip loaded");
+        Ok(Geo { v4, v6 })
+    }
+
+    /// The ISO country code of `ip`, if known.
+    pub fn country(&self, ip: &str) -> Option<String> {
+        fn find<T: Ord + Copy>(ranges: &[(T, T, [u8; 2])], x: T) -> Option<[u8; 2]> {
+            let i = ranges.partition_point(|r| r.0 <= x).checked_sub(1)?;
+            let (lo, hi, cc) = ranges[i];
+            (lo <= x && x <= hi).then_some(cc)
+        }
+        let cc = match ip.parse::<IpAddr>().ok()? {
+            IpAddr::V4(v4) => find(&self.v4, u32::from(v4)),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => find(&self.v4, u32::from(v4)),
+                None => find(&self.v6, u128::from(v6)),
+            },
+        }?;
+        Some(String::from_utf8_lossy(&cc).into_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn looks_up_both_families_from_tor_format_files() {
+        let dir = std::env::temp_dir().join(format!("pg-geo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("geoip"), "# comment\n16777216,16777471,AU\n16777472,16778239,CN\n16778240,16779263,??\n").unwrap();
+        std::fs::write(dir.join("geoip6"), "2001:2::,2001:2:0:ffff:ffff:ffff:ffff:ffff,JP\n").unwrap();
+        let g = Geo::load_tor(&dir).unwrap();
+        assert_eq!(g.country("1.0.0.1").as_deref(), Some("AU"));
+        assert_eq!(g.country("1.0.1.1").as_deref(), Some("CN"));
+        assert_eq!(g.country("1.0.4.1"), None, "?? is unknown");
+        assert_eq!(g.country("127.0.0.1"), None);
+        assert_eq!(g.country("2001:2::5").as_deref(), Some("JP"));
+        assert_eq!(g.country("::ffff:1.0.0.7").as_deref(), Some("AU"));
+    }
+
+    #[test]
+    fn debians_tor_geoipdb_loads() {
+        let dir = Path::new(TOR_GEOIP_DIR);
+        assert!(dir.join("geoip").exists(), "tor-geoipdb is not installed (apt-get install tor-geoipdb; tests/run installs it)");
+        let g = Geo::load_tor(dir).unwrap();
+        assert!(g.v4.len() > 100_000 && g.v6.len() > 100_000, "{} IPv4 and {} IPv6 ranges", g.v4.len(), g.v6.len());
+        // The first range of Debian's file, as a spot check.
+        assert_eq!(g.country("1.0.0.1").as_deref(), Some("AU"));
+    }
+}
