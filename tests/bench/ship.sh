@@ -49,5 +49,6 @@ measure() { # LABEL ARGS...
 }
 
 printf 'shipper on %d lines (%.0f MiB), release build\n' "$lines" "$(echo "$size / 1048576" | bc -l)"
+measure "null sink, no country" --null-sink --geoip-dir none
 measure "null sink" --null-sink
 measure "local sink (fsync/batch)" --sink-dir "$work/events"
