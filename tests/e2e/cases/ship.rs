@@ -37,6 +37,20 @@ fn shipped_ids(sink: &std::path::Path) -> Result<(HashMap<String, u32>, String),
     Ok((ids, text))
 }
 
+/// Wait until every id in `expected` is in the sink; say how many are missing if not.
+fn wait_all_shipped(sink: &std::path::Path, expected: &[String], shipper: &Server) -> Result<(), String> {
+    wait_until(Duration::from_secs(60), "the shipper catching up", || {
+        let (ids, _) = shipped_ids(sink)?;
+        Ok(expected.iter().all(|id| ids.contains_key(id)))
+    })
+    .map(|_| ())
+    .map_err(|e| {
+        let (ids, _) = shipped_ids(sink).unwrap_or_default();
+        let missing = expected.iter().filter(|id| !ids.contains_key(*id)).count();
+        format!("{e}: {missing} of {} ids missing; shipper log:\n{}", expected.len(), shipper.log_text())
+    })
+}
+
 fn crash_test(w: &World) -> Result<(), String> {
     const CRASHES: usize = 25;
     let routes = format!("  - {{name: app, image: acme/app, upstream: \"http://{}/acme/app\", mode: redirect}}\n", w.anon.addr);
@@ -70,15 +84,7 @@ fn crash_test(w: &World) -> Result<(), String> {
     // Every id nginx logged must arrive, once the shipper has caught up.
     let logged: Vec<String> = gw.log()?.iter().filter_map(|l| l["id"].as_str().map(str::to_string)).collect();
     let start = Instant::now();
-    wait_until(Duration::from_secs(60), "the shipper catching up", || {
-        let (ids, _) = shipped_ids(&sink)?;
-        Ok(logged.iter().all(|id| ids.contains_key(id)))
-    })
-    .map_err(|e| {
-        let (ids, _) = shipped_ids(&sink).unwrap_or_default();
-        let missing = logged.iter().filter(|id| !ids.contains_key(*id)).count();
-        format!("{e}: {missing} of {} ids missing; shipper log:\n{}", logged.len(), shipper.log_text())
-    })?;
+    wait_all_shipped(&sink, &logged, &shipper)?;
     let (ids, text) = shipped_ids(&sink)?;
     let duplicates: u32 = ids.values().map(|n| n - 1).sum();
     // Nothing shipped carries the client's address.
@@ -138,15 +144,7 @@ fn rotation(w: &World) -> Result<(), String> {
 
     let must: Vec<String> = ids_in(&renamed).into_iter().chain(ids_in(&log)).collect();
     let copy_only = ids_in(&copied);
-    wait_until(Duration::from_secs(60), "the shipper catching up", || {
-        let (ids, _) = shipped_ids(&sink)?;
-        Ok(must.iter().all(|id| ids.contains_key(id)))
-    })
-    .map_err(|e| {
-        let (ids, _) = shipped_ids(&sink).unwrap_or_default();
-        let missing = must.iter().filter(|id| !ids.contains_key(*id)).count();
-        format!("{e}: {missing} of {} ids missing; shipper log:\n{}", must.len(), shipper.log_text())
-    })?;
+    wait_all_shipped(&sink, &must, &shipper)?;
     let (ids, _) = shipped_ids(&sink)?;
     let window = copy_only.iter().filter(|id| !ids.contains_key(*id)).count();
     eprintln!(
