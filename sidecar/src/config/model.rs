@@ -219,9 +219,11 @@ impl Config {
     /// proxied. `auths` is [`Config::host_auths`].
     pub fn redirect_loses_auth(&self, route: &Route, auths: &HostAuths) -> bool {
         let Target::Oci(oci) = &route.target else { return false };
-        if !matches!(oci.auth, Some(UpstreamAuth::Token { .. })) {
-            return false;
-        }
+        matches!(oci.auth, Some(UpstreamAuth::Token { .. })) && self.on_gateway_host(route, auths)
+    }
+
+    /// Whether some host `route` serves issues the gateway's own challenge.
+    pub fn on_gateway_host(&self, route: &Route, auths: &HostAuths) -> bool {
         match &route.host {
             Some(h) => auths.get(h) == HostAuth::Gateway,
             None => self.server_names().any(|s| auths.get(s) == HostAuth::Gateway),

@@ -429,29 +429,23 @@ impl Cx<'_> {
     fn cross_checks(&mut self, config: &Config, indices: &[usize]) {
         let auths = config.host_auths();
         // A host that renames or fronts several upstreams hands out tokens itself.
-        let mut reported = BTreeSet::new();
-        for server in config.server_names() {
-            if auths.get(server) != HostAuth::Gateway {
-                continue;
-            }
-            for (idx, r) in config.routes.iter().enumerate() {
-                let Target::Oci(o) = &r.target else { continue };
-                let missing = std::iter::once((&o.upstream, &o.auth))
-                    .chain(o.fallbacks.iter().map(|f| (&f.upstream, &f.auth)))
-                    .find(|(_, a)| a.is_none());
-                if let Some((u, _)) = missing.filter(|_| r.host.as_deref().is_none_or(|h| h == server) && reported.insert(idx)) {
-                    self.at_route(
-                        indices[idx],
-                        r,
-                        "auth",
-                        format!(
-                            "the gateway issues its own tokens for this host (it renames images or fronts several upstreams), \
+        for (idx, r) in config.routes.iter().enumerate() {
+            let Target::Oci(o) = &r.target else { continue };
+            let missing = std::iter::once((&o.upstream, &o.auth))
+                .chain(o.fallbacks.iter().map(|f| (&f.upstream, &f.auth)))
+                .find(|(_, a)| a.is_none());
+            if let Some((u, _)) = missing.filter(|_| config.on_gateway_host(r, &auths)) {
+                self.at_route(
+                    indices[idx],
+                    r,
+                    "auth",
+                    format!(
+                        "the gateway issues its own tokens for this host (it renames images or fronts several upstreams), \
                          so it must know how to get one from `{}`: set `auth: none` for an anonymous registry, \
                          or `auth: {{realm: URL, service: NAME}}` from its `WWW-Authenticate` header",
-                            u.origin
-                        ),
-                    );
-                }
+                        u.origin
+                    ),
+                );
             }
         }
         for (idx, r) in config.routes.iter().enumerate() {
