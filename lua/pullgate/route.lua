@@ -45,9 +45,13 @@ local function current()
     return routes
 end
 
+-- The part of the name a glob route matched ("" for an exact route).
+local function rest_of(route)
+    return route.glob and (ngx.var.pg_rest or "") or ""
+end
+
 local function target(route, base)
-    local rest = route.glob and (ngx.var.pg_rest or "") or ""
-    return base .. rest .. "/" .. ngx.var.pg_tail .. ngx.var.is_args .. (ngx.var.args or "")
+    return base .. rest_of(route) .. "/" .. ngx.var.pg_tail .. ngx.var.is_args .. (ngx.var.args or "")
 end
 
 -- Answer the request here with a JSON body.
@@ -94,8 +98,7 @@ function _M.token()
     if not route or route.token == "" then
         return answer(200, '{"token":"pullgate-anonymous","access_token":"pullgate-anonymous","expires_in":3600}')
     end
-    local rest = route.glob and (ngx.var.pg_rest or "") or ""
-    ngx.var.pg_target = route.token .. route.prefix .. rest .. ":pull"
+    ngx.var.pg_target = route.token .. route.prefix .. rest_of(route) .. ":pull"
     ngx.var.pg_log_mode = "proxy"
 end
 

@@ -100,8 +100,7 @@ fn render_cmd(path: &std::path::Path, out: &std::path::Path, check: bool, state_
     nginx::write_set(&rendered, out).map_err(Failure::other)?;
     let mut names: Vec<&str> = rendered.files.iter().map(|(n, _)| n.as_str()).collect();
     if let Some(table) = &rendered.table {
-        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        nginx::write_atomic(&out.join(render::TABLE_FILE), &table.text(stamp)).map_err(Failure::other)?;
+        nginx::write_atomic(&out.join(render::TABLE_FILE), &table.text_now()).map_err(Failure::other)?;
         names.push(render::TABLE_FILE);
     }
     println!("wrote {} to {}{}", names.join(", "), out.display(), if check { " (nginx -t passed)" } else { "" });

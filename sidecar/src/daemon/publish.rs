@@ -4,7 +4,7 @@
 //! and the file keeps this node serving the table meanwhile.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use redis::AsyncCommands;
 
@@ -35,10 +35,6 @@ pub struct Publisher {
     pub state: RedisState,
 }
 
-fn stamp() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 impl Publisher {
     pub fn new(dir: PathBuf) -> Publisher {
         Publisher { dir, redis: None, pending: None, current: None, state: RedisState::default() }
@@ -62,7 +58,7 @@ impl Publisher {
 
     /// Write the table to the local file, then to Redis.
     pub async fn publish(&mut self, table: &RouteTable) -> Result<(), nginx::NginxError> {
-        let text = table.text(stamp());
+        let text = table.text_now();
         nginx::write_atomic(&self.dir.join(TABLE_FILE), &text)?;
         self.current = Some(table.clone());
         self.pending = Some(text);
@@ -89,7 +85,7 @@ impl Publisher {
                 }
             }
             let Some(table) = &self.current else { return };
-            self.pending = Some(table.text(stamp()));
+            self.pending = Some(table.text_now());
         }
         self.flush().await;
     }

@@ -94,6 +94,12 @@ impl RouteTable {
     pub fn text(&self, stamp: u64) -> String {
         format!("pullgate-routes 1 {} {stamp}\n{}", self.version, self.body)
     }
+
+    /// The table as published now (stamped with the current time).
+    pub fn text_now(&self) -> String {
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        self.text(stamp)
+    }
 }
 
 /// Where and how the set will be used.
