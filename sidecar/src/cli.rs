@@ -50,12 +50,18 @@ pub enum Command {
     /// checked with `nginx -t`, swapped in, reloaded and verified; a broken edit
     /// never goes live and is reported (log, `pullgate status`, metrics).
     /// The access log goes to STATE_DIR/nginx/logs/ unless routes.yaml says
-    /// otherwise. Ctrl-C (or SIGTERM) stops nginx gracefully.
+    /// otherwise, and is shipped (see `pullgate ship`). Ctrl-C (or SIGTERM)
+    /// stops nginx gracefully.
     Up {
         #[command(flatten)]
         config: ConfigArg,
         #[command(flatten)]
         daemon: DaemonArgs,
+        /// Do not ship the access log.
+        #[arg(long)]
+        no_ship: bool,
+        #[command(flatten)]
+        ship: ShipOpts,
     },
     /// The sidecar for an nginx that pullgate does not start: keep DIR/pullgate.conf
     /// in step with routes.yaml and reload that nginx.
@@ -80,6 +86,15 @@ pub enum Command {
         /// Unix socket the rendered config answers on (default STATE_DIR/control.sock).
         #[arg(long, value_name = "PATH")]
         control_socket: Option<PathBuf>,
+        /// The access log to ship (default: routes.yaml's `gateway.access_log`
+        /// if it is an absolute path; else nothing is shipped).
+        #[arg(long, value_name = "FILE")]
+        access_log: Option<PathBuf>,
+        /// Do not ship the access log.
+        #[arg(long, conflicts_with = "access_log")]
+        no_ship: bool,
+        #[command(flatten)]
+        ship: ShipOpts,
     },
     /// Show what a running `up` or `run` reports: the config serving, reloads, the last error.
     Status {
@@ -93,36 +108,135 @@ pub enum Command {
     /// Print the JSON Schema of routes.yaml (for editors).
     Schema,
     /// Ship the access log: tail it through rotation, parse schema v1, replace
-    /// the client address by keyed hashes, and append the events to the local
-    /// sink, checkpointing only what the sink has made durable.
+    /// the client address by keyed hashes, and send the events to CloudWatch
+    /// Logs or the local sink, checkpointing only what the sink has taken.
     ///
     /// At least once: after a crash it re-ships from its checkpoint; each
-    /// event's `id` is the dedupe key. Lines it cannot parse go, with the
-    /// reason, to STATE_DIR/ship/dead-letters.jsonl.
+    /// event's `id` is the dedupe key. Lines it cannot parse, and events a
+    /// sink refuses, go with the reason to STATE_DIR/ship/dead-letters.jsonl.
+    /// `up` and `run` ship too; this runs the shipper alone.
     Ship {
         /// The access log (schema v1).
         #[arg(long, value_name = "FILE")]
         log: PathBuf,
-        /// Directory of the local sink (default STATE_DIR/events).
-        #[arg(long, value_name = "DIR", conflicts_with = "null_sink")]
-        sink_dir: Option<PathBuf>,
-        /// Discard the events instead (for measuring the shipper itself).
-        #[arg(long)]
-        null_sink: bool,
-        /// Longer lines are dead-lettered.
-        #[arg(long, default_value_t = 65536, value_name = "BYTES")]
-        max_line: usize,
-        /// At most this much is read per batch.
-        #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
-        batch_bytes: usize,
-        /// A sink file is closed past this size and a new one begun.
-        #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
-        sink_file_bytes: u64,
-        /// Directory of tor-geoipdb's `geoip` and `geoip6`, for each event's
-        /// country; `none` for no country.
-        #[arg(long, default_value = "/usr/share/tor", value_name = "DIR|none")]
-        geoip_dir: String,
+        #[command(flatten)]
+        ship: ShipOpts,
     },
+}
+
+/// Where and how the access log is shipped.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Shipping the access log")]
+pub struct ShipOpts {
+    /// Where events go: `cloudwatch` (CloudWatch Logs), `local` (JSON-lines
+    /// files), `null` (discard: measures the shipper), or `auto`: cloudwatch
+    /// when a log group is set, else local.
+    #[arg(long, default_value = "auto", env = "PULLGATE_SINK", value_name = "auto|cloudwatch|local|null")]
+    pub sink: SinkKind,
+    /// The local sink's directory (default STATE_DIR/events).
+    #[arg(long, value_name = "DIR")]
+    pub sink_dir: Option<PathBuf>,
+    /// A local sink file is closed past this size and a new one begun.
+    #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
+    pub sink_file_bytes: u64,
+    /// CloudWatch Logs group; created if missing. Credentials come from the
+    /// standard chain (environment, profile, web identity, instance role).
+    #[arg(long, env = "PULLGATE_CLOUDWATCH_GROUP", value_name = "NAME")]
+    pub cloudwatch_group: Option<String>,
+    /// The stream this node writes to (default: the host name).
+    #[arg(long, env = "PULLGATE_CLOUDWATCH_STREAM", value_name = "NAME")]
+    pub cloudwatch_stream: Option<String>,
+    /// Region (default: the standard chain, e.g. AWS_REGION).
+    #[arg(long, value_name = "REGION")]
+    pub aws_region: Option<String>,
+    /// Another CloudWatch Logs endpoint than the region's (a VPC endpoint, a test server).
+    #[arg(long, env = "PULLGATE_CLOUDWATCH_ENDPOINT", value_name = "URL")]
+    pub cloudwatch_endpoint: Option<String>,
+    /// Retention set on the log group when pullgate creates it (1, 3, 5, 7, 14, 30, 60, 90, ... days).
+    #[arg(long, value_name = "DAYS", value_parser = retention_days)]
+    pub cloudwatch_retention_days: Option<i32>,
+    /// Longest wait between two attempts while the sink is down or throttling.
+    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    pub retry_max_ms: u64,
+    /// One request to CloudWatch Logs fails after this long.
+    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    pub sink_timeout_ms: u64,
+    /// Longer lines are dead-lettered.
+    #[arg(long, default_value_t = 65536, value_name = "BYTES")]
+    pub max_line: usize,
+    /// At most this much is read per batch; two batches are queued for the
+    /// sink at most, which bounds memory while it is slow or down.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    pub batch_bytes: usize,
+    /// Directory of tor-geoipdb's `geoip` and `geoip6`, for each event's
+    /// country; `none` for no country.
+    #[arg(long, default_value = "/usr/share/tor", value_name = "DIR|none")]
+    pub geoip_dir: String,
+    /// A MaxMind DB (GeoLite2/GeoIP2 Country, City or ASN, DB-IP lite):
+    /// country, `asn` and `as_org` of each event. Repeat for several; the
+    /// first that knows a field wins, before tor-geoipdb for the country.
+    #[arg(long, value_name = "FILE")]
+    pub mmdb: Vec<PathBuf>,
+    /// A cloud provider's published ranges (AWS ip-ranges.json, Google
+    /// Cloud cloud.json, Azure Service Tags, Oracle Cloud): each event's
+    /// `cloud`. Repeat for several.
+    #[arg(long, value_name = "FILE")]
+    pub cloud_ranges: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SinkKind {
+    Auto,
+    Cloudwatch,
+    Local,
+    Null,
+}
+
+/// The retention periods CloudWatch Logs accepts.
+const RETENTION_DAYS: [i32; 22] = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+
+fn retention_days(s: &str) -> Result<i32, String> {
+    let days: i32 = s.parse().map_err(|e| format!("{e}"))?;
+    RETENTION_DAYS.contains(&days).then_some(days).ok_or_else(|| format!("CloudWatch Logs accepts only {RETENTION_DAYS:?}"))
+}
+
+impl ShipOpts {
+    /// What to ship `log` with, state under `state_dir`.
+    pub fn ship_args(&self, log: PathBuf, state_dir: &std::path::Path) -> Result<crate::ship::ShipArgs, String> {
+        use crate::ship::{cloudwatch, sink};
+        let kind = match (self.sink, &self.cloudwatch_group) {
+            (SinkKind::Auto, Some(_)) | (SinkKind::Cloudwatch, _) => SinkKind::Cloudwatch,
+            (SinkKind::Auto, None) => SinkKind::Local,
+            (k, _) => k,
+        };
+        let sink = match kind {
+            SinkKind::Null => sink::Settings::Null,
+            SinkKind::Local | SinkKind::Auto => sink::Settings::Local {
+                dir: self.sink_dir.clone().unwrap_or_else(|| state_dir.join("events")),
+                file_bytes: self.sink_file_bytes,
+            },
+            SinkKind::Cloudwatch => sink::Settings::CloudWatch(cloudwatch::Settings {
+                group: self.cloudwatch_group.clone().ok_or("--sink cloudwatch needs --cloudwatch-group")?,
+                stream: self.cloudwatch_stream.clone(),
+                region: self.aws_region.clone(),
+                endpoint: self.cloudwatch_endpoint.clone(),
+                retention_days: self.cloudwatch_retention_days,
+                retry_max: Duration::from_millis(self.retry_max_ms),
+                timeout: Duration::from_millis(self.sink_timeout_ms),
+            }),
+        };
+        Ok(crate::ship::ShipArgs {
+            log,
+            state: state_dir.join("ship"),
+            sink,
+            max_line: self.max_line,
+            batch_bytes: self.batch_bytes,
+            poll: Duration::from_millis(100),
+            geoip_dir: (self.geoip_dir != "none").then(|| self.geoip_dir.clone().into()),
+            mmdb: self.mmdb.clone(),
+            cloud_ranges: self.cloud_ranges.clone(),
+        })
+    }
 }
 
 #[derive(Debug, clap::Args)]

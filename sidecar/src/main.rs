@@ -19,29 +19,20 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(c) => validate(&c.path),
         Command::Render { config, out, check } => render_cmd(&config.path, &out, check, &state_dir),
-        Command::Up { config, daemon } => pullgate::up::run(&config.path, &state_dir, &daemon),
-        Command::Run { config, daemon, out, pid_file, reload_command, control_socket } => {
+        Command::Up { config, daemon, no_ship, ship } => pullgate::up::run(&config.path, &state_dir, &daemon, (!no_ship).then_some(&ship)),
+        Command::Run { config, daemon, out, pid_file, reload_command, control_socket, access_log, no_ship, ship } => {
             let reload = match (pid_file, reload_command) {
                 (Some(p), _) => ReloadMethod::PidFile(p),
                 (None, Some(c)) => ReloadMethod::Command(c.split_whitespace().map(str::to_string).collect()),
                 (None, None) => unreachable!("clap requires one"),
             };
             let socket = control_socket.unwrap_or_else(|| state_dir.join("control.sock"));
-            pullgate::sidecar::run(&config.path, &state_dir, &daemon, out, reload, socket)
+            let ship = (!no_ship).then_some((access_log, &ship));
+            pullgate::sidecar::run(&config.path, &state_dir, &daemon, out, reload, socket, ship)
         }
         Command::Status { status, json } => status_cmd(status, json),
-        Command::Ship { log, sink_dir, null_sink, max_line, batch_bytes, sink_file_bytes, geoip_dir } => {
-            pullgate::ship::run(pullgate::ship::ShipArgs {
-                log,
-                geoip_dir: (geoip_dir != "none").then(|| geoip_dir.into()),
-                sink_dir: (!null_sink).then(|| sink_dir.unwrap_or_else(|| state_dir.join("events"))),
-                state: state_dir.join("ship"),
-                max_line,
-                batch_bytes,
-                poll: std::time::Duration::from_millis(100),
-                sink_file_bytes,
-            })
-            .map_err(Failure::other)
+        Command::Ship { log, ship } => {
+            ship.ship_args(log, &state_dir).and_then(pullgate::ship::run).map_err(|e| Failure::other(format!("shipping: {e}")))
         }
         Command::Schema => {
             print!("{}", config::json_schema());

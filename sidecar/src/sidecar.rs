@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::cli::DaemonArgs;
+use crate::cli::{DaemonArgs, ShipOpts};
 use crate::daemon::{self, status::Status, Applier, Daemon, Events, Outcome, ReloadMethod};
 use crate::Failure;
 
@@ -14,6 +14,7 @@ pub fn run(
     out: PathBuf,
     reload: ReloadMethod,
     socket: PathBuf,
+    ship: Option<(Option<PathBuf>, &ShipOpts)>,
 ) -> Result<(), Failure> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Failure::other)?;
     rt.block_on(async {
@@ -24,7 +25,19 @@ pub fn run(
             Outcome::Published { .. } | Outcome::Unchanged => unreachable!("nothing is live yet: the first change is structural"),
         };
         tracing::info!(%version, "nginx serves the config");
+        // Ship the log named on the command line, or the one routes.yaml names by absolute path.
+        let ship_stats = match ship {
+            Some((log, opts)) => match log.or_else(|| applier.access_log().filter(|l| l.is_absolute())) {
+                Some(log) => Some(crate::ship::start_with(opts, log, state_dir).map_err(Failure::other)?),
+                None => {
+                    tracing::warn!("the access log is not shipped: give --access-log (routes.yaml names it by a relative path)");
+                    None
+                }
+            },
+            None => None,
+        };
         let status = Arc::new(Mutex::new(Status {
+            ship_stats,
             config_path: config_path.display().to_string(),
             serving_version: Some(version),
             reloads_ok: 1,

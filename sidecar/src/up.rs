@@ -7,16 +7,16 @@ use std::sync::{Arc, Mutex};
 
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::cli::DaemonArgs;
+use crate::cli::{DaemonArgs, ShipOpts};
 use crate::daemon::{self, status::Status, Applier, Daemon, Events, ReloadMethod};
 use crate::{nginx, Failure};
 
-pub fn run(config_path: &Path, state_dir: &Path, args: &DaemonArgs) -> Result<(), Failure> {
+pub fn run(config_path: &Path, state_dir: &Path, args: &DaemonArgs, ship: Option<&ShipOpts>) -> Result<(), Failure> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Failure::other)?;
-    rt.block_on(run_async(config_path, state_dir, args))
+    rt.block_on(run_async(config_path, state_dir, args, ship))
 }
 
-async fn run_async(config_path: &Path, state_dir: &Path, args: &DaemonArgs) -> Result<(), Failure> {
+async fn run_async(config_path: &Path, state_dir: &Path, args: &DaemonArgs, ship: Option<&ShipOpts>) -> Result<(), Failure> {
     let prefix = nginx::Prefix::create(state_dir.join("nginx")).map_err(Failure::other)?;
     let socket = prefix.root.join("control.sock");
     let mut applier = Applier::new(prefix.conf_dir(), state_dir.join("scratch"), socket.clone(), ReloadMethod::PidFile(prefix.pid_file()));
@@ -30,10 +30,14 @@ async fn run_async(config_path: &Path, state_dir: &Path, args: &DaemonArgs) -> R
     // A socket file left by an nginx that did not exit cleanly would stop this one.
     let _ = std::fs::remove_file(&socket);
 
-    let status = Arc::new(Mutex::new(Status { config_path: config_path.display().to_string(), ..Status::default() }));
+    let log = if access_log.starts_with('/') { access_log } else { prefix.root.join(&access_log).display().to_string() };
+    let ship_stats = match ship {
+        Some(opts) => Some(crate::ship::start_with(opts, log.clone().into(), state_dir).map_err(Failure::other)?),
+        None => None,
+    };
+    let status = Arc::new(Mutex::new(Status { config_path: config_path.display().to_string(), ship_stats, ..Status::default() }));
     daemon::serve_status(args.status_listen.0, status.clone()).await.map_err(Failure::other)?;
 
-    let log = if access_log.starts_with('/') { access_log } else { prefix.root.join(&access_log).display().to_string() };
     tracing::info!(prefix = %prefix.root.display(), access_log = %log, ?listen, "starting nginx");
     let mut cmd = prefix.command(&[]);
     // Its own process group: Ctrl-C reaches pullgate only, which stops nginx gracefully.

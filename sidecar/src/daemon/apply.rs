@@ -104,6 +104,11 @@ impl Applier {
         self.last_good.as_ref().map(|(_, r)| r.version.as_str())
     }
 
+    /// The access log the serving config names.
+    pub fn access_log(&self) -> Option<PathBuf> {
+        self.last_source.as_ref().map(|c| PathBuf::from(&c.gateway.access_log))
+    }
+
     /// Upstreams that routes fail over between, in the last good routes.yaml.
     pub fn failover_origins(&self) -> Vec<Origin> {
         self.last_source.as_ref().map(Config::failover_origins).unwrap_or_default()

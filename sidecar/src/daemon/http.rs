@@ -21,7 +21,8 @@ pub async fn serve(listener: TcpListener, status: Shared) {
             let request = String::from_utf8_lossy(&buf[..n]);
             let path = request.split_whitespace().nth(1).unwrap_or("/");
             let (code, kind, body) = {
-                let s = status.lock().expect("status lock");
+                let mut s = status.lock().expect("status lock");
+                s.refresh();
                 match path {
                     "/metrics" => ("200 OK", "text/plain; version=0.0.4", s.prometheus()),
                     "/status" => ("200 OK", "application/json", serde_json::to_string_pretty(&*s).unwrap_or_default()),

@@ -33,6 +33,11 @@ pub struct Status {
     pub tables_published: u64,
     /// Lua mode: the Redis the route table goes to.
     pub redis: super::publish::RedisState,
+    /// The access-log shipper, when it runs here.
+    pub shipping: Option<crate::ship::stats::Snapshot>,
+    /// Where `shipping` is read from.
+    #[serde(skip)]
+    pub ship_stats: Option<Arc<crate::ship::Stats>>,
 }
 
 pub type Shared = Arc<Mutex<Status>>;
@@ -42,6 +47,13 @@ pub fn now() -> f64 {
 }
 
 impl Status {
+    /// Bring what other threads count up to date.
+    pub fn refresh(&mut self) {
+        if let Some(stats) = &self.ship_stats {
+            self.shipping = Some(stats.snapshot());
+        }
+    }
+
     /// Prometheus text exposition format.
     pub fn prometheus(&self) -> String {
         let mut out = String::new();
@@ -147,6 +159,16 @@ impl Status {
             "The upstream a route with fallbacks is served from.",
             self.route_upstreams.iter().map(|(r, u)| (format!("{{route=\"{r}\",upstream=\"{u}\"}}"), "1".to_string())).collect(),
         );
+        if let Some(ship) = &self.shipping {
+            let mut last = "";
+            for (name, kind, help, labels, value) in ship.metrics() {
+                if name != last {
+                    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+                    last = name;
+                }
+                out.push_str(&format!("{name}{labels} {value}\n"));
+            }
+        }
         out
     }
 
@@ -182,6 +204,18 @@ impl Status {
         }
         for (upstream, ok) in &self.upstream_health {
             s.push_str(&format!("upstream {upstream}: {}\n", if *ok { "healthy" } else { "DOWN" }));
+        }
+        if let Some(ship) = &self.shipping {
+            s.push_str(&format!(
+                "shipping: {} lines read, {} shipped, {} dead-lettered, {} retries; lag {} bytes, {:.1}s{}\n",
+                ship.lines_read,
+                ship.shipped,
+                ship.dead_lettered_unparsed + ship.dead_lettered_refused,
+                ship.retries,
+                ship.lag_bytes,
+                ship.lag_seconds,
+                ship.failed.as_ref().map(|f| format!("; STOPPED: {f}")).unwrap_or_default()
+            ));
         }
         if let Some(e) = &self.last_error {
             s.push_str(&format!("error ({}), the previous config keeps serving:\n", ago(self.last_error_at)));

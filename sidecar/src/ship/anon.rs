@@ -10,7 +10,17 @@ use std::path::PathBuf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use std::borrow::Cow;
+
 use super::record::{Event, Record};
+
+/// `s` without secrets in its query string.
+fn scrubbed(s: Cow<'_, str>) -> Cow<'_, str> {
+    match super::scrub::query(&s) {
+        Cow::Borrowed(_) => s,
+        Cow::Owned(o) => Cow::Owned(o),
+    }
+}
 
 const DAY_MS: u64 = 86_400_000;
 /// Salts are kept this long after their day began.
@@ -45,7 +55,7 @@ impl Anonymiser {
             id: r.id,
             host: r.host,
             method: r.method,
-            uri: r.uri,
+            uri: scrubbed(r.uri),
             status: r.status,
             bytes: r.bytes,
             rt: r.rt,
@@ -55,11 +65,14 @@ impl Anonymiser {
             range: r.range,
             dnt,
             route: r.route,
-            upstream: r.upstream,
+            upstream: scrubbed(r.upstream),
             mode: r.mode,
             origin,
             ip_origin,
             country: None,
+            asn: None,
+            as_org: None,
+            cloud: None,
         })
     }
 

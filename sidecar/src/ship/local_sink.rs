@@ -5,6 +5,8 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
 
+use super::batch::Prepared;
+
 pub struct LocalSink {
     dir: PathBuf,
     max_file_bytes: u64,
@@ -28,8 +30,10 @@ impl LocalSink {
         self.dir.join(format!("events-{:06}.jsonl", self.seq))
     }
 
-    /// Append one batch durably (fsync) before returning: this is the acknowledgement.
-    pub fn write(&mut self, events: &[Vec<u8>]) -> std::io::Result<()> {
+    /// Append one batch durably (fsync) before returning: this is the
+    /// acknowledgement. A failed append is cut off again, so that a retry
+    /// leaves no half line behind.
+    pub fn write(&mut self, events: &[Prepared]) -> std::io::Result<()> {
         if events.is_empty() {
             return Ok(());
         }
@@ -38,46 +42,63 @@ impl LocalSink {
             self.seq += 1;
         }
         if self.file.is_none() {
-            let f = OpenOptions::new().create(true).append(true).open(self.path())?;
-            let size = f.metadata()?.len();
+            let f = OpenOptions::new().create(true).read(true).append(true).open(self.path())?;
+            let size = whole_lines(&f)?;
             self.file = Some((f, size));
         }
         let (f, size) = self.file.as_mut().expect("opened above");
-        let mut buf = Vec::with_capacity(events.iter().map(|e| e.len() + 1).sum());
+        let mut buf = Vec::with_capacity(events.iter().map(|e| e.json.len() + 1).sum());
         for e in events {
-            buf.extend_from_slice(e);
+            buf.extend_from_slice(e.json.as_bytes());
             buf.push(b'\n');
         }
-        f.write_all(&buf)?;
-        f.sync_data()?;
+        if let Err(e) = f.write_all(&buf).and_then(|()| f.sync_data()) {
+            let _ = f.set_len(*size);
+            return Err(e);
+        }
         *size += buf.len() as u64;
         Ok(())
     }
 }
 
-/// Lines that could not be shipped, with why: JSON lines in a 0600 file on
-/// this machine (they may hold raw addresses; they are never shipped).
-pub struct DeadLetters {
-    file: File,
+/// Cut a half-written last line off `f`, and say how long it is then. A
+/// SIGKILL can stop a write(2) part way (the kernel checks for fatal signals
+/// between pages); that batch was not acknowledged, so it is shipped again.
+fn whole_lines(f: &File) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let size = f.metadata()?.len();
+    let mut end = size;
+    let mut buf = [0u8; 4096];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        f.read_exact_at(chunk, start)?;
+        if let Some(nl) = chunk.iter().rposition(|b| *b == b'\n') {
+            end = start + nl as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    if end < size {
+        tracing::warn!(cut = size - end, "the local sink ended in a half-written line (a crash); cut off, it is shipped again");
+        f.set_len(end)?;
+    }
+    Ok(end)
 }
 
-impl DeadLetters {
-    pub fn open(path: PathBuf) -> std::io::Result<DeadLetters> {
-        use std::os::unix::fs::OpenOptionsExt;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
-        Ok(DeadLetters { file })
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    pub fn add(&mut self, reason: &str, line: &[u8], len: u64) -> std::io::Result<()> {
-        let sample = String::from_utf8_lossy(&line[..line.len().min(1024)]);
-        let entry = serde_json::json!({"reason": reason, "length": len, "line": sample});
-        writeln!(self.file, "{entry}")
-    }
-
-    pub fn sync(&mut self) -> std::io::Result<()> {
-        self.file.sync_data()
+    #[test]
+    fn a_torn_last_line_is_cut_before_appending() {
+        let dir = std::env::temp_dir().join(format!("pullgate-sink-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("events-000001.jsonl"), "{\"a\":1}\n{\"b\":").unwrap();
+        let mut sink = LocalSink::open(dir.clone(), 1 << 20).unwrap();
+        sink.write(&[Prepared { ts_ms: 1, json: "{\"c\":3}".into() }]).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("events-000001.jsonl")).unwrap(), "{\"a\":1}\n{\"c\":3}\n");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

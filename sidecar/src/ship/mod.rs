@@ -1,125 +1,217 @@
 //! Log shipping: tail the access log, parse schema v1, anonymise, and ship
 //! to a sink, checkpointing only what the sink acknowledged. At least once:
 //! a crash re-ships from the last checkpoint; `id` is the dedupe key.
+//!
+//! Two threads: the reader (tail, parse, enrich, anonymise: CPU work) and the
+//! sink (I/O, retries). Between them a queue of two batches: when the sink is
+//! slow or down, reading pauses, and memory stays bounded.
 
 pub mod anon;
+pub mod batch;
+pub mod cloud;
+pub mod cloudwatch;
+pub mod dead_letters;
+pub mod enrich;
 pub mod geo;
 pub mod local_sink;
+pub mod mmdb;
 pub mod record;
+pub mod retry;
+pub mod scrub;
+pub mod sink;
+pub mod stats;
 pub mod tail;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
 
-use anon::Anonymiser;
-use local_sink::{DeadLetters, LocalSink};
-use record::Record;
+use batch::Batch;
+use dead_letters::DeadLetters;
+use enrich::Enricher;
+use sink::Sink;
+pub use stats::Stats;
 use tail::Follower;
+use tokio::sync::mpsc;
 
 pub struct ShipArgs {
     pub log: PathBuf,
     /// Checkpoint, salts and dead letters live here.
     pub state: PathBuf,
-    /// The local sink's directory; `None`: discard events (benchmarks).
-    pub sink_dir: Option<PathBuf>,
+    pub sink: sink::Settings,
     pub max_line: usize,
-    /// Read at most this much per batch: memory stays bounded, and a slow
-    /// sink slows reading down.
+    /// Read at most this much per batch: with the two-batch queue, this bounds memory.
     pub batch_bytes: usize,
     pub poll: Duration,
-    pub sink_file_bytes: u64,
     /// tor-geoipdb files for country enrichment; `None`: no country.
     pub geoip_dir: Option<PathBuf>,
+    /// MaxMind DB files: country (before tor-geoipdb's), ASN, organisation.
+    pub mmdb: Vec<PathBuf>,
+    /// Cloud providers' published range files.
+    pub cloud_ranges: Vec<PathBuf>,
 }
 
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub lines: u64,
-    pub shipped: u64,
-    pub dead: u64,
-    pub bytes: u64,
-    pub batches: u64,
+/// Batches between reader and sink.
+const QUEUE: usize = 2;
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Ship until killed.
-pub fn run(args: ShipArgs) -> std::io::Result<()> {
-    std::fs::create_dir_all(&args.state)?;
+/// Start shipping on threads of its own, once the sink is open; runs until
+/// the process ends. A failure later is logged and kept in `stats.failed`.
+pub fn start(args: ShipArgs, stats: Arc<Stats>) -> Result<std::thread::JoinHandle<()>, String> {
+    stats.started_ms.store(now_ms(), Relaxed);
+    std::fs::create_dir_all(&args.state).map_err(|e| format!("{}: {e}", args.state.display()))?;
     let checkpoint = args.state.join("ship.checkpoint");
     let resume = tail::load_checkpoint(&checkpoint);
-    let mut follower = Follower::new(args.log.clone(), args.max_line, resume)?;
-    let mut anon = Anonymiser::new(args.state.join("salts"))?;
-    let mut sink = match &args.sink_dir {
-        Some(dir) => Some(LocalSink::open(dir.clone(), args.sink_file_bytes)?),
-        None => None,
-    };
-    let mut dead = DeadLetters::open(args.state.join("dead-letters.jsonl"))?;
-    let geo = match &args.geoip_dir {
-        Some(dir) => match geo::Geo::load_tor(dir) {
-            Ok(g) => Some(g),
-            Err(e) => {
-                tracing::warn!(dir = %dir.display(), error = %e, "no country enrichment (install tor-geoipdb)");
-                None
+    let follower = Follower::new(args.log.clone(), args.max_line, resume).map_err(|e| format!("{}: {e}", args.log.display()))?;
+    let anon = anon::Anonymiser::new(args.state.join("salts")).map_err(|e| format!("salts: {e}"))?;
+    // Loaded before starting: a file named but unreadable is a setup error, said at once.
+    let mmdb = (!args.mmdb.is_empty()).then(|| mmdb::Mmdb::open(&args.mmdb)).transpose()?;
+    let clouds = (!args.cloud_ranges.is_empty()).then(|| cloud::Clouds::load(&args.cloud_ranges)).transpose()?;
+    let dead = DeadLetters::open(args.state.join("dead-letters.jsonl")).map_err(|e| format!("dead letters: {e}"))?;
+    tracing::info!(log = %args.log.display(), resume = ?resume, "shipping");
+
+    let (tx, rx) = mpsc::channel::<Batch>(QUEUE);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let sink_stats = stats.clone();
+    let settings = args.sink.clone();
+    let sink_thread = std::thread::Builder::new()
+        .name("ship-sink".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => return drop(ready_tx.send(Err(e.to_string()))),
+            };
+            rt.block_on(async move {
+                let sink = match Sink::open(settings).await {
+                    Ok(s) => s,
+                    Err(e) => return drop(ready_tx.send(Err(e))),
+                };
+                let _ = ready_tx.send(Ok(()));
+                if let Err(e) = deliver_all(rx, sink, dead, checkpoint, &sink_stats).await {
+                    fail(&sink_stats, format!("the sink stage stopped: {e}"));
+                }
+            })
+        })
+        .map_err(|e| e.to_string())?;
+    ready_rx.recv().map_err(|_| "the sink thread ended".to_string())??;
+    let reader_stats = stats.clone();
+    std::thread::Builder::new()
+        .name("ship-read".into())
+        .spawn(move || {
+            // Loaded here, not before: a quarter second that start-up need not wait for.
+            let geo = args.geoip_dir.as_ref().and_then(|dir| match geo::Geo::load_tor(dir) {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "no country enrichment (install tor-geoipdb)");
+                    None
+                }
+            });
+            let enricher = Enricher { anon, geo, mmdb, clouds, max_line: args.max_line };
+            if let Err(e) = read_all(follower, enricher, tx, &args, &reader_stats) {
+                fail(&reader_stats, format!("reading {} stopped: {e}", args.log.display()));
             }
-        },
-        None => None,
-    };
-    let mut c = Counters::default();
-    let mut last_report = Instant::now();
-    let mut dead_synced = 0;
-    tracing::info!(log = %args.log.display(), sink = ?args.sink_dir, resume = ?resume, "shipping");
+            let _ = sink_thread.join();
+        })
+        .map_err(|e| e.to_string())
+}
+
+fn fail(stats: &Stats, why: String) {
+    tracing::error!("shipping stopped: {why}");
+    *stats.failed.lock().expect("stats lock") = Some(why);
+}
+
+/// The reader: poll the log, prepare batches, queue them; wait while the queue is full.
+fn read_all(
+    mut follower: Follower,
+    mut enricher: Enricher,
+    tx: mpsc::Sender<Batch>,
+    args: &ShipArgs,
+    stats: &Stats,
+) -> std::io::Result<()> {
     loop {
         let chunk = follower.poll(args.batch_bytes)?;
-        let idle = chunk.lines.is_empty() && chunk.too_long.is_empty();
-        let mut batch = Vec::with_capacity(chunk.lines.len());
-        for line in &chunk.lines {
-            c.lines += 1;
-            c.bytes += line.len() as u64 + 1;
-            match Record::parse(line) {
-                Ok(r) => {
-                    let ts = r.ts_ms().expect("checked by parse");
-                    // Enrich with the raw address, which the event then drops.
-                    let country = geo.as_ref().and_then(|g| g.country(&r.ip));
-                    let mut event = anon.event(r, ts)?;
-                    event.country = country;
-                    let mut out = Vec::with_capacity(line.len() + 64);
-                    serde_json::to_writer(&mut out, &event).expect("serialises");
-                    batch.push(out);
-                }
-                Err(e) => {
-                    dead.add(&e.0, line, line.len() as u64)?;
-                    c.dead += 1;
-                }
-            }
-        }
-        for (sample, len) in &chunk.too_long {
-            c.lines += 1;
-            c.bytes += len + 1;
-            dead.add(&format!("line of {len} bytes is over the bound of {}", args.max_line), sample, *len)?;
-            c.dead += 1;
-        }
-        if !idle {
-            if c.dead > dead_synced {
-                dead.sync()?;
-                dead_synced = c.dead;
-            }
-            if let Some(sink) = &mut sink {
-                sink.write(&batch)?;
-            }
-            c.shipped += batch.len() as u64;
-            c.batches += 1;
-        }
-        // Acknowledged: the checkpoint may move past these lines.
-        if let Some(pos) = chunk.position {
-            if !idle {
-                tail::save_checkpoint(&checkpoint, &pos)?;
-            }
-        }
-        if last_report.elapsed() > Duration::from_secs(10) {
-            tracing::info!(lines = c.lines, shipped = c.shipped, dead_lettered = c.dead, bytes = c.bytes, batches = c.batches, "shipping");
-            last_report = Instant::now();
-        }
-        if idle {
+        stats.unread.store(chunk.unread, Relaxed);
+        if chunk.lines.is_empty() && chunk.too_long.is_empty() {
             std::thread::sleep(args.poll);
+            continue;
         }
+        let mut batch = enricher.batch(chunk)?;
+        stats.lines_read.fetch_add(batch.lines, Relaxed);
+        stats.bytes_read.fetch_add(batch.bytes, Relaxed);
+        loop {
+            match tx.try_send(batch) {
+                Ok(()) => break,
+                Err(mpsc::error::TrySendError::Full(b)) => {
+                    // Backpressure: the log keeps growing; say by how much.
+                    batch = b;
+                    std::thread::sleep(Duration::from_millis(20));
+                    stats.unread.store(follower.unread(), Relaxed);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()),
+            }
+        }
+    }
+}
+
+/// The sink stage: deliver each batch, dead-letter what is refused, then checkpoint.
+async fn deliver_all(
+    mut rx: mpsc::Receiver<Batch>,
+    mut sink: Sink,
+    mut dead: DeadLetters,
+    checkpoint: PathBuf,
+    stats: &Stats,
+) -> std::io::Result<()> {
+    while let Some(batch) = rx.recv().await {
+        dead.add(&batch.dead)?;
+        let refused = sink.deliver(&batch.events, stats).await;
+        dead.add(&refused)?;
+        // Acknowledged: the checkpoint may move past these lines.
+        if let Some(pos) = &batch.position {
+            tail::save_checkpoint(&checkpoint, pos)?;
+        }
+        stats.dead_unparsed.fetch_add(batch.dead.len() as u64, Relaxed);
+        stats.dead_refused.fetch_add(refused.len() as u64, Relaxed);
+        stats.shipped.fetch_add((batch.events.len() - refused.len()) as u64, Relaxed);
+        stats.bytes_acked.fetch_add(batch.bytes, Relaxed);
+        if let Some(newest) = batch.events.iter().map(|e| e.ts_ms.max(0) as u64).max() {
+            stats.newest_acked_ms.fetch_max(newest, Relaxed);
+        }
+    }
+    Ok(())
+}
+
+/// Start shipping `log` as `opts` say, for `up` and `run`: its counters go on the status endpoint.
+pub fn start_with(opts: &crate::cli::ShipOpts, log: PathBuf, state_dir: &std::path::Path) -> Result<Arc<Stats>, String> {
+    let stats = Arc::new(Stats::default());
+    start(opts.ship_args(log, state_dir)?, stats.clone()).map_err(|e| format!("shipping the access log: {e}"))?;
+    Ok(stats)
+}
+
+/// `pullgate ship`: ship until killed, with a summary in the log every 10 s.
+pub fn run(args: ShipArgs) -> Result<(), String> {
+    let stats = Arc::new(Stats::default());
+    let shipping = start(args, stats.clone())?;
+    loop {
+        std::thread::sleep(Duration::from_secs(10));
+        let s = stats.snapshot();
+        if let Some(why) = s.failed {
+            return Err(why);
+        }
+        if shipping.is_finished() {
+            return Err("shipping stopped".into());
+        }
+        tracing::info!(
+            lines = s.lines_read,
+            shipped = s.shipped,
+            dead_lettered = s.dead_lettered_unparsed + s.dead_lettered_refused,
+            batches = s.batches,
+            retries = s.retries,
+            lag_bytes = s.lag_bytes,
+            "shipping"
+        );
     }
 }

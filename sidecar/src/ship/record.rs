@@ -83,6 +83,14 @@ pub struct Event<'a> {
     /// ISO country code of the client's address, where known.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub country: Option<String>,
+    /// Autonomous system of the address, and its organisation (from a MaxMind DB).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub asn: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub as_org: Option<String>,
+    /// The cloud provider whose published ranges hold the address.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cloud: Option<String>,
 }
 
 /// Why a line was not shipped.

@@ -64,6 +64,8 @@ pub struct Chunk {
     pub too_long: Vec<(Vec<u8>, u64)>,
     /// Where reading stands after these lines (the checkpoint once they are acknowledged).
     pub position: Option<Position>,
+    /// Bytes in the file past what this poll read.
+    pub unread: u64,
 }
 
 struct Open {
@@ -136,6 +138,11 @@ impl Follower {
         Ok(None)
     }
 
+    /// Bytes in the open file past what was read.
+    pub fn unread(&self) -> u64 {
+        self.current.as_ref().map_or(0, |o| o.file.metadata().map_or(0, |m| m.len().saturating_sub(o.offset + o.pending_len)))
+    }
+
     /// Read up to `max_bytes` of complete lines.
     pub fn poll(&mut self, max_bytes: usize) -> std::io::Result<Chunk> {
         if self.current.is_none() {
@@ -166,6 +173,7 @@ impl Follower {
             self.buf.resize(want, 0);
         }
         let n = read_full(&mut open.file, &mut self.buf[..want])?;
+        chunk.unread = size.saturating_sub(start + n as u64);
         let buf = &self.buf[..n];
         let mut rest = buf;
         while let Some(nl) = rest.iter().position(|b| *b == b'\n') {

@@ -44,6 +44,9 @@ fn external_nginx(w: &World) -> Result<(), String> {
     let mut run = Command::new(PULLGATE);
     run.arg("--state-dir").arg(dir.join("state")).args(["run", "-c"]).arg(&path).arg("--out").arg(&out);
     run.arg("--pid-file").arg(dir.join("nginx.pid")).args(["--status-listen", &status_addr]);
+    // It ships the operator's access log too (routes.yaml names it relative to nginx's prefix).
+    let access_log = dir.join("logs/pullgate.access.log");
+    run.arg("--access-log").arg(&access_log).args(["--geoip-dir", "none"]);
     let mut sidecar = Server::start("pullgate run", run, &dir.join("run.log"))?;
     // The first apply reloads the operator's nginx into serving the routes.
     wait_for_http(&mut sidecar, addr)?;
@@ -62,5 +65,15 @@ fn external_nginx(w: &World) -> Result<(), String> {
     let status = || -> Result<String, String> { Ok(curl("GET", &format!("http://{status_addr}/status"), &[])?.text()) };
     wait_until(Duration::from_secs(2), "the daemon recording the reload", || Ok(status()?.contains("\"reloads_ok\": 2")))
         .map_err(|e| format!("{e}; status: {}", status().unwrap_or_default()))?;
+    // Every request nginx logged reaches the local sink, and the status says so.
+    let logged = std::fs::read_to_string(&access_log).map_err(|e| e.to_string())?.lines().count();
+    ensure!(logged >= 2, "nginx logged {logged} requests");
+    wait_until(Duration::from_secs(10), "the access log shipped", || {
+        let s: serde_json::Value = serde_json::from_str(&status()?).map_err(|e| e.to_string())?;
+        Ok(s["shipping"]["shipped"].as_u64().unwrap_or(0) as usize >= logged && s["shipping"]["lag_bytes"] == 0)
+    })
+    .map_err(|e| format!("{e}; status: {}", status().unwrap_or_default()))?;
+    let sink = std::fs::read_to_string(dir.join("state/events/events-000001.jsonl")).map_err(|e| e.to_string())?;
+    ensure!(sink.lines().count() >= logged && !sink.contains("\"ip\""), "the local sink holds {} events", sink.lines().count());
     Ok(())
 }

@@ -45,12 +45,26 @@ impl Gateway {
     }
 
     /// Run `pullgate up -c config_path ARGS` in `dir`; the file must listen on `addr`.
+    /// It does not ship its log (the shipping tests ask for that with [`Gateway::launch_with`]).
     pub fn launch(dir: &Path, addr: SocketAddr, routes_path: &Path, args: &[&str]) -> Result<Gateway, String> {
+        let args: Vec<&str> = args.iter().copied().chain(["--no-ship"]).collect();
+        Gateway::launch_with(dir, addr, routes_path, &args, |_| {})
+    }
+
+    /// [`Gateway::launch`], with `setup` adding to the command (environment, arguments).
+    pub fn launch_with(
+        dir: &Path,
+        addr: SocketAddr,
+        routes_path: &Path,
+        args: &[&str],
+        setup: impl FnOnce(&mut Command),
+    ) -> Result<Gateway, String> {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         let status_addr: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap();
         let mut cmd = Command::new(PULLGATE);
         cmd.arg("--state-dir").arg(dir.join("state")).arg("up").arg("-c").arg(routes_path);
         cmd.arg("--status-listen").arg(status_addr.to_string()).args(args);
+        setup(&mut cmd);
         let mut server = Server::start("pullgate up", cmd, &dir.join("up.log"))?;
         wait_for_http(&mut server, addr)?;
         wait_for_port(&mut server, status_addr)?;

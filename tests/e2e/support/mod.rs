@@ -1,8 +1,10 @@
 //! Real components for the end-to-end tests, and small helpers around them.
 
 pub mod clients;
+pub mod fake_cloudwatch;
 pub mod gateway;
 pub mod load;
+pub mod moto;
 pub mod oci;
 pub mod plain_nginx;
 pub mod process;

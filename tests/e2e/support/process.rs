@@ -33,6 +33,10 @@ impl Server {
         Ok(Server { name: name.to_string(), child, log: log.to_path_buf() })
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL, as a crash: no cleanup runs.
     pub fn crash(mut self) {
         let _ = self.child.kill();

@@ -1,0 +1,60 @@
+//! From raw lines to events that may leave the box: parse schema v1, look the
+//! client's address up while it is still at hand, replace it by keyed hashes.
+
+use std::net::IpAddr;
+
+use super::anon::Anonymiser;
+use super::batch::{Batch, DeadLetter, Prepared};
+use super::cloud::Clouds;
+use super::geo::Geo;
+use super::mmdb::{Found, Mmdb};
+use super::record::Record;
+use super::tail::Chunk;
+
+pub struct Enricher {
+    pub anon: Anonymiser,
+    pub geo: Option<Geo>,
+    pub mmdb: Option<Mmdb>,
+    pub clouds: Option<Clouds>,
+    /// Lines longer than this were cut by the tailer; said in their dead letter.
+    pub max_line: usize,
+}
+
+impl Enricher {
+    pub fn batch(&mut self, chunk: Chunk) -> std::io::Result<Batch> {
+        let mut b =
+            Batch { events: Vec::with_capacity(chunk.lines.len()), position: chunk.position, unread: chunk.unread, ..Batch::default() };
+        for line in &chunk.lines {
+            b.lines += 1;
+            b.bytes += line.len() as u64 + 1;
+            match Record::parse(line) {
+                Ok(r) => b.events.push(self.prepare(r)?),
+                Err(e) => b.dead.push(DeadLetter::new(e.0, line, line.len() as u64)),
+            }
+        }
+        for (sample, len) in &chunk.too_long {
+            b.lines += 1;
+            b.bytes += len + 1;
+            b.dead.push(DeadLetter::new(format!("line of {len} bytes is over the bound of {}", self.max_line), sample, *len));
+        }
+        Ok(b)
+    }
+
+    fn prepare(&mut self, r: Record) -> std::io::Result<Prepared> {
+        let ts = r.ts_ms().expect("checked by parse");
+        // Enrich with the raw address, which the event then drops.
+        let ip: Option<IpAddr> = r.ip.parse().ok();
+        let found = match (&self.mmdb, ip) {
+            (Some(db), Some(ip)) => db.lookup(ip),
+            _ => Found::default(),
+        };
+        let country = found.country.or_else(|| self.geo.as_ref().and_then(|g| g.country(&r.ip)));
+        let cloud = self.clouds.as_ref().zip(ip).and_then(|(c, ip)| c.provider(ip));
+        let mut event = self.anon.event(r, ts)?;
+        event.country = country;
+        event.asn = found.asn;
+        event.as_org = found.as_org;
+        event.cloud = cloud.map(str::to_string);
+        Ok(Prepared { ts_ms: ts as i64, json: serde_json::to_string(&event).expect("serialises") })
+    }
+}

@@ -1,0 +1,72 @@
+//! Where events go: CloudWatch Logs, the local sink, or nowhere (benchmarks).
+//! Delivering returns only once the sink has the events: that is what lets
+//! the checkpoint move.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use super::batch::{DeadLetter, Prepared};
+use super::cloudwatch::{self, CloudWatch};
+use super::local_sink::LocalSink;
+use super::retry::Backoff;
+use super::stats::Stats;
+
+#[derive(Debug, Clone)]
+pub enum Settings {
+    /// Discard events (for measuring the shipper itself).
+    Null,
+    /// JSON lines in `dir`, a new file past `file_bytes`.
+    Local {
+        dir: PathBuf,
+        file_bytes: u64,
+    },
+    CloudWatch(cloudwatch::Settings),
+}
+
+pub enum Sink {
+    Null,
+    Local(LocalSink, Backoff),
+    CloudWatch(CloudWatch),
+}
+
+impl Sink {
+    pub async fn open(settings: Settings) -> Result<Sink, String> {
+        Ok(match settings {
+            Settings::Null => Sink::Null,
+            Settings::Local { dir, file_bytes } => {
+                tracing::info!(dir = %dir.display(), "shipping to the local sink");
+                let sink = LocalSink::open(dir.clone(), file_bytes).map_err(|e| format!("local sink {}: {e}", dir.display()))?;
+                Sink::Local(sink, Backoff::new(Duration::from_millis(100), Duration::from_secs(10)))
+            }
+            Settings::CloudWatch(s) => Sink::CloudWatch(CloudWatch::connect(s).await?),
+        })
+    }
+
+    /// Deliver `events`; the ones the sink can never take come back as dead letters.
+    pub async fn deliver(&mut self, events: &[Prepared], stats: &Stats) -> Vec<DeadLetter> {
+        match self {
+            Sink::Null => {
+                stats.batches.fetch_add(1, Relaxed);
+                Vec::new()
+            }
+            Sink::Local(sink, backoff) => loop {
+                match sink.write(events) {
+                    Ok(()) => {
+                        stats.batches.fetch_add(u64::from(!events.is_empty()), Relaxed);
+                        backoff.reset();
+                        return Vec::new();
+                    }
+                    Err(e) => {
+                        // A full or failing disk: the access log keeps the lines meanwhile.
+                        stats.retries.fetch_add(1, Relaxed);
+                        let delay = backoff.next_delay();
+                        tracing::warn!(error = %e, retry_in = ?delay, "the local sink did not take events; retrying");
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            },
+            Sink::CloudWatch(cw) => cw.deliver(events, stats).await,
+        }
+    }
+}
