@@ -172,6 +172,10 @@ pub struct ShipOpts {
     /// country; `none` for no country.
     #[arg(long, default_value = "/usr/share/tor", value_name = "DIR|none")]
     pub geoip_dir: String,
+    /// At the end of the log, look for new lines this often. Longer: fewer,
+    /// larger batches (less CPU, fewer requests), and events later.
+    #[arg(long, default_value_t = 250, value_name = "MS")]
+    pub poll_ms: u64,
     /// A MaxMind DB (GeoLite2/GeoIP2 Country, City or ASN, DB-IP lite):
     /// country, `asn` and `as_org` of each event. Repeat for several; the
     /// first that knows a field wins, before tor-geoipdb for the country.
@@ -231,7 +235,7 @@ impl ShipOpts {
             sink,
             max_line: self.max_line,
             batch_bytes: self.batch_bytes,
-            poll: Duration::from_millis(100),
+            poll: Duration::from_millis(self.poll_ms),
             geoip_dir: (self.geoip_dir != "none").then(|| self.geoip_dir.clone().into()),
             mmdb: self.mmdb.clone(),
             cloud_ranges: self.cloud_ranges.clone(),

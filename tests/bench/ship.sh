@@ -24,7 +24,7 @@ python3 - "$lines" "$work/access.log" <<'PY'
 import sys, random, time
 n, path = int(sys.argv[1]), sys.argv[2]
 start = int(time.time()) - n // 1000 - 1
-uas = ["docker/27.1.1 go/go1.22.5 git-commit/cc13f95 kernel/6.8.0 os/linux arch/amd64 UpstreamClient(Docker-Client/27.1.1 \\(linux\\))",
+uas = ["docker/27.1.1 go/go1.22.5 git-commit/cc13f95 kernel/6.8.0 os/linux arch/amd64 UpstreamClient(Docker-Client/27.1.1 (linux))",
        "containerd/1.7.20", "skopeo/1.15.1", "libpod/5.2.0", "Go-http-client/1.1"]
 with open(path, "w") as f:
     for i in range(n):
@@ -47,6 +47,9 @@ measure() { # LABEL ARGS...
   cpu=$(awk -v t="$ticks" '{printf "%.2f", ($14 + $15) / t}' "/proc/$pid/stat")
   rss=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")
   kill "$pid"; wait "$pid" 2>/dev/null || true
+  if [ -s "$work/state/ship/dead-letters.jsonl" ]; then
+    echo "ship.sh: the generated log has lines the shipper dead-lettered:" >&2; head -2 "$work/state/ship/dead-letters.jsonl" >&2; exit 1
+  fi
   awk -v l="$lines" -v b="$size" -v w="$wall" -v c="$cpu" -v r="$rss" -v label="$label" 'BEGIN {
     s = w / 1e9
     printf "  %-24s %10.0f lines/s %8.1f MiB/s   wall %5.2f s   cpu %5.2f s   %5.1f MiB/s per cpu-s   peak rss %5.1f MiB\n",

@@ -12,13 +12,15 @@ use sha2::Sha256;
 
 use std::borrow::Cow;
 
-use super::record::{Event, Record};
+use serde_json::value::RawValue;
 
-/// `s` without secrets in its query string.
-fn scrubbed(s: Cow<'_, str>) -> Cow<'_, str> {
-    match super::scrub::query(&s) {
-        Cow::Borrowed(_) => s,
-        Cow::Owned(o) => Cow::Owned(o),
+use super::record::{text, Event, Record};
+
+/// `raw` (a JSON string) without secrets in its query string.
+fn scrubbed(raw: &RawValue) -> Cow<'_, RawValue> {
+    match super::scrub::query(text(raw)) {
+        Cow::Borrowed(_) => Cow::Borrowed(raw),
+        Cow::Owned(o) => Cow::Owned(RawValue::from_string(format!("\"{o}\"")).expect("a JSON string with ASCII put in")),
     }
 }
 
@@ -41,14 +43,16 @@ impl Anonymiser {
     }
 
     /// The record as it may leave the box.
-    pub fn event<'a>(&mut self, r: Record<'a>, ts_ms: u64) -> std::io::Result<Event<'a>> {
-        let dnt = r.dnt == "1";
+    /// `ip` is the record's address, parsed once by the caller.
+    pub fn event<'a>(&mut self, r: Record<'a>, ts_ms: u64, ip: Option<IpAddr>) -> std::io::Result<Event<'a>> {
+        let dnt = text(r.dnt) == "1";
         let (origin, ip_origin) = if dnt {
             (None, None)
         } else {
             let mac = self.keyed_for(ts_ms / DAY_MS)?;
-            let ip = network_of(&r.ip);
-            (Some(keyed(mac.clone(), &[ip.as_bytes(), b"\n", r.ua.as_bytes()])), Some(keyed(mac, &[ip.as_bytes()])))
+            let ip = network_of(ip, text(r.ip));
+            // The user agent as logged (JSON-escaped): the same agent, the same bytes.
+            (Some(keyed(mac.clone(), &[ip.as_bytes(), b"\n", text(r.ua).as_bytes()])), Some(keyed(mac, &[ip.as_bytes()])))
         };
         Ok(Event {
             ts_ms,
@@ -122,31 +126,54 @@ impl Anonymiser {
     }
 }
 
-/// The address as hashed: IPv4 whole, IPv6 cut to its /64 network.
-fn network_of(ip: &str) -> String {
-    match ip.parse::<IpAddr>() {
-        Ok(IpAddr::V6(v6)) => {
+/// The address as hashed: IPv4 whole, IPv6 cut to its /64 network; what
+/// does not parse, as it was logged.
+fn network_of(ip: Option<IpAddr>, logged: &str) -> Cow<'_, str> {
+    match ip {
+        Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
             let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            Cow::Owned(format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]))
         }
-        Ok(IpAddr::V4(v4)) => v4.to_string(),
-        Err(_) => ip.to_string(),
+        Some(IpAddr::V6(v6)) => Cow::Owned(v6.to_ipv4_mapped().expect("checked above").to_string()),
+        Some(IpAddr::V4(_)) | None => Cow::Borrowed(logged),
     }
 }
 
 /// HMAC-SHA256 of the parts, first 16 bytes as hex.
-fn keyed(mut mac: Hmac<Sha256>, parts: &[&[u8]]) -> String {
+fn keyed(mut mac: Hmac<Sha256>, parts: &[&[u8]]) -> Hex16 {
     for p in parts {
         mac.update(p);
     }
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = mac.finalize().into_bytes();
-    let mut out = String::with_capacity(32);
-    for b in &digest[..16] {
-        out.push(HEX[usize::from(b >> 4)] as char);
-        out.push(HEX[usize::from(b & 15)] as char);
+    let mut out = [0u8; 32];
+    for (i, b) in digest[..16].iter().enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 15)];
     }
-    out
+    Hex16(out)
+}
+
+/// 16 bytes as 32 lowercase hex digits, without an allocation per event.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Hex16([u8; 32]);
+
+impl Hex16 {
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits")
+    }
+}
+
+impl std::fmt::Debug for Hex16 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Hex16 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 #[cfg(test)]
@@ -155,8 +182,10 @@ mod tests {
 
     #[test]
     fn ipv6_is_cut_to_its_network() {
-        assert_eq!(network_of("2001:db8:1:2:aaaa::1"), network_of("2001:db8:1:2:bbbb::9"));
-        assert_ne!(network_of("2001:db8:1:2::1"), network_of("2001:db8:1:3::1"));
+        let net = |s: &str| network_of(s.parse().ok(), s).into_owned();
+        assert_eq!(net("2001:db8:1:2:aaaa::1"), net("2001:db8:1:2:bbbb::9"));
+        assert_ne!(net("2001:db8:1:2::1"), net("2001:db8:1:3::1"));
+        assert_eq!(net("::ffff:192.0.2.1"), net("192.0.2.1"), "an IPv4-mapped address is its IPv4 address");
     }
 
     #[test]

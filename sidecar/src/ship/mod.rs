@@ -136,7 +136,8 @@ fn read_all(
         let chunk = follower.poll(args.batch_bytes)?;
         stats.unread.store(chunk.unread, Relaxed);
         if chunk.lines.is_empty() && chunk.too_long.is_empty() {
-            std::thread::sleep(args.poll);
+            // Mid-rotation, the new file fills while the old one is awaited.
+            std::thread::sleep(if follower.rotating() { args.poll.min(Duration::from_millis(20)) } else { args.poll });
             continue;
         }
         let mut batch = enricher.batch(chunk)?;

@@ -138,6 +138,12 @@ impl Follower {
         Ok(None)
     }
 
+    /// Whether the log was rotated and the old file is being waited on:
+    /// poll again soon, so that reading the new file starts without delay.
+    pub fn rotating(&self) -> bool {
+        self.rotated_at.is_some()
+    }
+
     /// Bytes in the open file past what was read.
     pub fn unread(&self) -> u64 {
         self.current.as_ref().map_or(0, |o| o.file.metadata().map_or(0, |m| m.len().saturating_sub(o.offset + o.pending_len)))
@@ -176,7 +182,7 @@ impl Follower {
         chunk.unread = size.saturating_sub(start + n as u64);
         let buf = &self.buf[..n];
         let mut rest = buf;
-        while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
+        while let Some(nl) = memchr::memchr(b'\n', rest) {
             let piece = &rest[..nl];
             let total = open.pending_len + piece.len() as u64;
             let mut line = std::mem::take(&mut open.pending);

@@ -155,7 +155,7 @@ fn rotation(w: &World) -> Result<(), String> {
     let (ids, _) = shipped_ids(&sink)?;
     let window = copy_only.iter().filter(|id| !ids.contains_key(*id)).count();
     eprintln!(
-        "rotation: {} ids in the renamed and live files, all shipped; copytruncate copy held {}, {} of them only there (its window)",
+        "rotation: {} ids in the renamed and live files, all shipped; copytruncate copy held {}, {} of them only there: not read before the truncation (copytruncate's window)",
         must.len(),
         copy_only.len(),
         window
