@@ -22,6 +22,32 @@ fn code(cc: &str) -> Option<[u8; 2]> {
     (b.len() == 2 && b.iter().all(u8::is_ascii_uppercase)).then(|| [b[0], b[1]])
 }
 
+/// An ISO 3166 alpha-2 code, two uppercase letters: no allocation per event.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Country([u8; 2]);
+
+impl Country {
+    pub fn parse(cc: &str) -> Option<Country> {
+        code(cc).map(Country)
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("ASCII letters")
+    }
+}
+
+impl std::fmt::Debug for Country {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Country {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 impl Geo {
     /// Load `geoip` and `geoip6` from `dir`. Lines it cannot read are skipped
     /// and counted in the log; unknown countries (`??`) are left out.
@@ -52,7 +78,7 @@ impl Geo {
     }
 
     /// The ISO country code of `ip`, if known.
-    pub fn country(&self, ip: IpAddr) -> Option<String> {
+    pub fn country(&self, ip: IpAddr) -> Option<Country> {
         let cc = match ip {
             IpAddr::V4(v4) => self.find_v4(u32::from(v4)),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -60,7 +86,7 @@ impl Geo {
                 None => find(&self.v6, u128::from(v6)),
             },
         }?;
-        Some(String::from_utf8_lossy(&cc).into_owned())
+        Some(Country(cc))
     }
 
     /// `find` among the ranges that can hold `x`: those starting in its /16,
@@ -91,7 +117,7 @@ mod tests {
         std::fs::write(dir.join("geoip"), "# comment\n16777216,16777471,AU\n16777472,16778239,CN\n16778240,16779263,??\n").unwrap();
         std::fs::write(dir.join("geoip6"), "2001:2::,2001:2:0:ffff:ffff:ffff:ffff:ffff,JP\n").unwrap();
         let g = Geo::load_tor(&dir).unwrap();
-        let at = |ip: &str| g.country(ip.parse().unwrap());
+        let at = |ip: &str| g.country(ip.parse().unwrap()).map(|c| c.as_str().to_string());
         assert_eq!(at("1.0.0.1").as_deref(), Some("AU"));
         assert_eq!(at("1.0.1.1").as_deref(), Some("CN"));
         assert_eq!(at("1.0.4.1"), None, "?? is unknown");
@@ -107,7 +133,7 @@ mod tests {
         let g = Geo::load_tor(dir).unwrap();
         assert!(g.v4.len() > 100_000 && g.v6.len() > 100_000, "{} IPv4 and {} IPv6 ranges", g.v4.len(), g.v6.len());
         // The first range of Debian's file, as a spot check.
-        assert_eq!(g.country("1.0.0.1".parse().unwrap()).as_deref(), Some("AU"));
+        assert_eq!(g.country("1.0.0.1".parse().unwrap()), Country::parse("AU"));
         // The /16 index finds what a search of the whole table finds.
         let mut x: u32 = 0x9e37_79b9;
         for _ in 0..100_000 {
@@ -115,7 +141,7 @@ mod tests {
             x ^= x >> 17;
             x ^= x << 5;
             let whole = g.v4.partition_point(|r| r.0 <= x).checked_sub(1).map(|i| g.v4[i]).filter(|r| r.1 >= x).map(|r| r.2);
-            assert_eq!(g.country(IpAddr::V4(x.into())).map(|c| c.into_bytes()), whole.map(|c| c.to_vec()), "{x}");
+            assert_eq!(g.country(IpAddr::V4(x.into())), whole.map(Country), "{x}");
         }
     }
 }

@@ -9,6 +9,8 @@ use std::path::Path;
 use maxminddb::Reader;
 use serde::Deserialize;
 
+use super::geo::Country;
+
 pub struct Mmdb {
     readers: Vec<(String, Reader<Vec<u8>>)>,
 }
@@ -16,7 +18,7 @@ pub struct Mmdb {
 /// What a lookup found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Found {
-    pub country: Option<String>,
+    pub country: Option<Country>,
     pub asn: Option<u32>,
     pub as_org: Option<String>,
 }
@@ -24,14 +26,14 @@ pub struct Found {
 #[derive(Deserialize)]
 struct Record<'a> {
     #[serde(borrow)]
-    country: Option<Country<'a>>,
+    country: Option<CountryRecord<'a>>,
     autonomous_system_number: Option<u32>,
     #[serde(borrow)]
     autonomous_system_organization: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
-struct Country<'a> {
+struct CountryRecord<'a> {
     #[serde(borrow)]
     iso_code: Option<&'a str>,
 }
@@ -53,7 +55,7 @@ impl Mmdb {
         for (_, r) in &self.readers {
             let Ok(Some(rec)) = r.lookup(ip).and_then(|l| l.decode::<Record>()) else { continue };
             if found.country.is_none() {
-                found.country = rec.country.and_then(|c| c.iso_code).map(str::to_string);
+                found.country = rec.country.and_then(|c| c.iso_code).and_then(Country::parse);
             }
             found.asn = found.asn.or(rec.autonomous_system_number);
             if found.as_org.is_none() {

@@ -76,7 +76,7 @@ pub struct Event<'a> {
     pub ip_origin: Option<super::anon::Hex16>,
     /// ISO country code of the client's address, where known.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub country: Option<String>,
+    pub country: Option<super::geo::Country>,
     /// Autonomous system of the address, and its organisation (from a MaxMind DB).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub asn: Option<u32>,
