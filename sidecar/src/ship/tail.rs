@@ -388,4 +388,39 @@ mod tests {
         }
         assert_eq!(seen, ["second", "new"]);
     }
+
+    #[test]
+    fn delete_and_recreate_moves_to_the_new_file() {
+        let d = dir("recreate");
+        let log = d.join("access.log");
+        append(&log, "a\n");
+        let mut f = Follower::new(log.clone(), 100, None).unwrap();
+        f.rotate_grace = std::time::Duration::ZERO;
+        assert_eq!(lines(&f.poll(1 << 20).unwrap()), ["a"]);
+        std::fs::remove_file(&log).unwrap();
+        assert!(f.poll(1 << 20).unwrap().lines.is_empty(), "deleted, nothing new yet");
+        append(&log, "b\nc\n");
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            seen.extend(lines(&f.poll(1 << 20).unwrap()));
+        }
+        assert_eq!(seen, ["b", "c"]);
+    }
+
+    #[test]
+    fn a_reused_inode_with_other_content_is_a_new_file() {
+        let d = dir("reuse");
+        let log = d.join("access.log");
+        append(&log, "old first line\nold second line\n");
+        let mut f = Follower::new(log.clone(), 100, None).unwrap();
+        let pos = f.poll(1 << 20).unwrap().position.unwrap();
+        drop(f);
+        // The same inode, rewritten longer with other lines while nobody read:
+        // the checkpoint's offset means nothing in it.
+        std::fs::write(&log, "new one\nnew two\nnew three, longer than the old file was\n").unwrap();
+        let ino = std::fs::metadata(&log).unwrap().ino();
+        assert_eq!(ino, pos.file.ino, "the test needs the same inode");
+        let mut f = Follower::new(log.clone(), 100, Some(pos)).unwrap();
+        assert_eq!(lines(&f.poll(1 << 20).unwrap()), ["new one", "new two", "new three, longer than the old file was"]);
+    }
 }
