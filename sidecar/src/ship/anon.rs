@@ -14,6 +14,7 @@ use std::borrow::Cow;
 
 use serde_json::value::RawValue;
 
+use super::ascii::Hex16;
 use super::record::{text, Event, Record};
 
 /// `raw` (a JSON string) without secrets in its query string.
@@ -151,29 +152,7 @@ fn keyed(mut mac: Hmac<Sha256>, parts: &[&[u8]]) -> Hex16 {
         out[2 * i] = HEX[usize::from(b >> 4)];
         out[2 * i + 1] = HEX[usize::from(b & 15)];
     }
-    Hex16(out)
-}
-
-/// 16 bytes as 32 lowercase hex digits, without an allocation per event.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Hex16([u8; 32]);
-
-impl Hex16 {
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).expect("hex digits")
-    }
-}
-
-impl std::fmt::Debug for Hex16 {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl serde::Serialize for Hex16 {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
+    Hex16::new(out).expect("hex digits")
 }
 
 #[cfg(test)]

@@ -5,47 +5,18 @@
 use std::net::IpAddr;
 use std::path::Path;
 
+pub use super::ascii::Country;
+
 /// The default location of the files (Debian's tor-geoipdb).
 pub const TOR_GEOIP_DIR: &str = "/usr/share/tor";
 
 pub struct Geo {
-    v4: Vec<(u32, u32, [u8; 2])>,
-    v6: Vec<(u128, u128, [u8; 2])>,
+    v4: Vec<(u32, u32, Country)>,
+    v6: Vec<(u128, u128, Country)>,
     /// For each /16 of IPv4, the first range starting in it or later: a
     /// lookup searches a handful of ranges, not all 200,000 (cache misses
     /// made the plain binary search the largest cost at a steady rate).
     v4_index: Vec<u32>,
-}
-
-fn code(cc: &str) -> Option<[u8; 2]> {
-    let b = cc.as_bytes();
-    (b.len() == 2 && b.iter().all(u8::is_ascii_uppercase)).then(|| [b[0], b[1]])
-}
-
-/// An ISO 3166 alpha-2 code, two uppercase letters: no allocation per event.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Country([u8; 2]);
-
-impl Country {
-    pub fn parse(cc: &str) -> Option<Country> {
-        code(cc).map(Country)
-    }
-
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).expect("ASCII letters")
-    }
-}
-
-impl std::fmt::Debug for Country {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl serde::Serialize for Country {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
 }
 
 impl Geo {
@@ -57,7 +28,7 @@ impl Geo {
         let mut skipped = 0usize;
         for line in std::fs::read_to_string(dir.join("geoip"))?.lines().filter(|l| !l.starts_with('#')) {
             let mut f = line.split(',');
-            match (f.next().and_then(|x| x.parse().ok()), f.next().and_then(|x| x.parse().ok()), f.next().and_then(code)) {
+            match (f.next().and_then(|x| x.parse().ok()), f.next().and_then(|x| x.parse().ok()), f.next().and_then(Country::parse)) {
                 (Some(lo), Some(hi), Some(cc)) => v4.push((lo, hi, cc)),
                 _ => skipped += 1,
             }
@@ -65,7 +36,7 @@ impl Geo {
         for line in std::fs::read_to_string(dir.join("geoip6"))?.lines().filter(|l| !l.starts_with('#')) {
             let mut f = line.split(',');
             let ip = |s: Option<&str>| s.and_then(|x| x.parse::<std::net::Ipv6Addr>().ok()).map(u128::from);
-            match (ip(f.next()), ip(f.next()), f.next().and_then(code)) {
+            match (ip(f.next()), ip(f.next()), f.next().and_then(Country::parse)) {
                 (Some(lo), Some(hi), Some(cc)) => v6.push((lo, hi, cc)),
                 _ => skipped += 1,
             }
@@ -79,19 +50,18 @@ impl Geo {
 
     /// The ISO country code of `ip`, if known.
     pub fn country(&self, ip: IpAddr) -> Option<Country> {
-        let cc = match ip {
+        match ip {
             IpAddr::V4(v4) => self.find_v4(u32::from(v4)),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                 Some(v4) => self.find_v4(u32::from(v4)),
                 None => find(&self.v6, u128::from(v6)),
             },
-        }?;
-        Some(Country(cc))
+        }
     }
 
     /// `find` among the ranges that can hold `x`: those starting in its /16,
     /// and the last one before (it may reach into it).
-    fn find_v4(&self, x: u32) -> Option<[u8; 2]> {
+    fn find_v4(&self, x: u32) -> Option<Country> {
         let h = (x >> 16) as usize;
         let from = (self.v4_index[h] as usize).saturating_sub(1);
         let to = self.v4_index[h + 1] as usize;
@@ -100,7 +70,7 @@ impl Geo {
 }
 
 /// The country of the range holding `x`, in `ranges` sorted by start.
-fn find<T: Ord + Copy>(ranges: &[(T, T, [u8; 2])], x: T) -> Option<[u8; 2]> {
+fn find<T: Ord + Copy>(ranges: &[(T, T, Country)], x: T) -> Option<Country> {
     let i = ranges.partition_point(|r| r.0 <= x).checked_sub(1)?;
     let (lo, hi, cc) = ranges[i];
     (lo <= x && x <= hi).then_some(cc)
@@ -141,7 +111,7 @@ mod tests {
             x ^= x >> 17;
             x ^= x << 5;
             let whole = g.v4.partition_point(|r| r.0 <= x).checked_sub(1).map(|i| g.v4[i]).filter(|r| r.1 >= x).map(|r| r.2);
-            assert_eq!(g.country(IpAddr::V4(x.into())), whole.map(Country), "{x}");
+            assert_eq!(g.country(IpAddr::V4(x.into())), whole, "{x}");
         }
     }
 }

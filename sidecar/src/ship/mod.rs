@@ -7,6 +7,7 @@
 //! slow or down, reading pauses, and memory stays bounded.
 
 pub mod anon;
+pub mod ascii;
 pub mod batch;
 pub mod cloud;
 pub mod cloudwatch;

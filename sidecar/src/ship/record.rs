@@ -70,10 +70,10 @@ pub struct Event<'a> {
     pub mode: &'a RawValue,
     /// Keyed hash of (IP, user agent); absent when DNT/GPC asked not to be tracked.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub origin: Option<super::anon::Hex16>,
+    pub origin: Option<super::ascii::Hex16>,
     /// Keyed hash of the IP (IPv6 cut to /64); absent with DNT/GPC.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ip_origin: Option<super::anon::Hex16>,
+    pub ip_origin: Option<super::ascii::Hex16>,
     /// ISO country code of the client's address, where known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub country: Option<super::geo::Country>,
