@@ -55,6 +55,8 @@ pub struct ShipArgs {
 
 /// Batches between reader and sink.
 const QUEUE: usize = 2;
+/// The dead-letter file moves aside past this size (one older file is kept).
+const DEAD_LETTER_BYTES: u64 = 64 << 20;
 
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
@@ -72,7 +74,7 @@ pub fn start(args: ShipArgs, stats: Arc<Stats>) -> Result<std::thread::JoinHandl
     // Loaded before starting: a file named but unreadable is a setup error, said at once.
     let mmdb = (!args.mmdb.is_empty()).then(|| mmdb::Mmdb::open(&args.mmdb)).transpose()?;
     let clouds = (!args.cloud_ranges.is_empty()).then(|| cloud::Clouds::load(&args.cloud_ranges)).transpose()?;
-    let dead = DeadLetters::open(args.state.join("dead-letters.jsonl")).map_err(|e| format!("dead letters: {e}"))?;
+    let dead = DeadLetters::open(args.state.join("dead-letters.jsonl"), DEAD_LETTER_BYTES).map_err(|e| format!("dead letters: {e}"))?;
     tracing::info!(log = %args.log.display(), resume = ?resume, "shipping");
 
     let (tx, rx) = mpsc::channel::<Batch>(QUEUE);
