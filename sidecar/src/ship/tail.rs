@@ -165,12 +165,18 @@ impl Follower {
         let open = self.current.as_mut().expect("opened above");
         let mut chunk = Chunk::default();
         let size = open.file.metadata()?.len();
-        if size < open.offset + open.pending_len {
-            // Truncated in place (copytruncate, `> file`): start over.
+        // Truncated in place (copytruncate, `> file`): shorter than what was
+        // read, or, when nginx has already written past that again between
+        // two polls, other bytes at the start. Start over.
+        if size < open.offset + open.pending_len || !open.id.matches(&mut open.file)? {
             tracing::warn!(file = %self.path.display(), "the log was truncated; reading it from the start");
             open.offset = 0;
             open.pending_len = 0;
             open.pending.clear();
+            open.id = Identity::of(&mut open.file)?;
+        } else if open.id.fp_len < FINGERPRINT_BYTES && size > open.id.fp_len {
+            // A young file: fingerprint more of it, so that a rewrite shows.
+            open.id = Identity::of(&mut open.file)?;
         }
         let start = open.offset + open.pending_len;
         open.file.seek(SeekFrom::Start(start))?;
@@ -422,5 +428,20 @@ mod tests {
         assert_eq!(ino, pos.file.ino, "the test needs the same inode");
         let mut f = Follower::new(log.clone(), 100, Some(pos)).unwrap();
         assert_eq!(lines(&f.poll(1 << 20).unwrap()), ["new one", "new two", "new three, longer than the old file was"]);
+    }
+
+    #[test]
+    fn truncation_is_seen_even_when_the_file_regrew_past_the_offset() {
+        let d = dir("regrow");
+        let log = d.join("access.log");
+        append(&log, "aaaa\nbbbb\n");
+        let mut f = Follower::new(log.clone(), 100, None).unwrap();
+        f.poll(1 << 20).unwrap();
+        // copytruncate, then nginx writes more than was read before the next poll.
+        std::fs::write(&log, "cccccc\ndddddd\neeee\n").unwrap();
+        assert_eq!(lines(&f.poll(1 << 20).unwrap()), ["cccccc", "dddddd", "eeee"]);
+        // The fingerprint follows the new content: appends are not taken for rewrites.
+        append(&log, "ffff\n");
+        assert_eq!(lines(&f.poll(1 << 20).unwrap()), ["ffff"]);
     }
 }
