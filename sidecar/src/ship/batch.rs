@@ -20,15 +20,6 @@ impl LogEvent for Prepared {
     }
 }
 
-impl LogEvent for &Prepared {
-    fn ts_ms(&self) -> i64 {
-        self.ts_ms
-    }
-    fn message_len(&self) -> usize {
-        self.json.len()
-    }
-}
-
 /// Something not shipped, and why: a line that did not parse (which may hold
 /// a raw address: it stays on this machine), or an event a sink refused.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +35,11 @@ impl DeadLetter {
     pub fn new(reason: impl Into<String>, line: &[u8], len: u64) -> DeadLetter {
         DeadLetter { reason: reason.into(), sample: line[..line.len().min(1024)].to_vec(), len }
     }
+
+    /// A prepared event a sink will not take.
+    pub fn event(reason: impl Into<String>, e: &Prepared) -> DeadLetter {
+        DeadLetter::new(reason, e.json.as_bytes(), e.json.len() as u64)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +52,4 @@ pub struct Batch {
     /// Lines read, and their bytes with newlines.
     pub lines: u64,
     pub bytes: u64,
-    /// Bytes in the log after this batch, not read yet.
-    pub unread: u64,
 }

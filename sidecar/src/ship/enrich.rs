@@ -22,8 +22,7 @@ pub struct Enricher {
 
 impl Enricher {
     pub fn batch(&mut self, chunk: Chunk) -> std::io::Result<Batch> {
-        let mut b =
-            Batch { events: Vec::with_capacity(chunk.lines.len()), position: chunk.position, unread: chunk.unread, ..Batch::default() };
+        let mut b = Batch { events: Vec::with_capacity(chunk.lines.len()), position: chunk.position, ..Batch::default() };
         for line in &chunk.lines {
             b.lines += 1;
             b.bytes += line.len() as u64 + 1;
@@ -41,7 +40,7 @@ impl Enricher {
     }
 
     fn prepare(&mut self, r: Record, line_len: usize) -> std::io::Result<Prepared> {
-        let ts = r.ts_ms().expect("checked by parse");
+        let ts = r.ts_ms;
         // Enrich with the raw address, which the event then drops.
         let ip_text = super::record::text(r.ip);
         let ip: Option<IpAddr> = ip_text.parse().ok();

@@ -2,7 +2,10 @@
 //! the n-th wait is uniform in [c/2, c] with c = min(max, base * 2^n), so
 //! shippers that failed together do not retry together.
 
-use std::time::Duration;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use super::stats::Stats;
 
 #[derive(Debug, Clone)]
 pub struct Backoff {
@@ -37,6 +40,42 @@ impl Backoff {
 
     pub fn reset(&mut self) {
         self.attempt = 0;
+    }
+}
+
+/// A sink's retries: counted, waited out with [`Backoff`], and said in the
+/// log at most once per 30 s while they last, and once when they end.
+#[derive(Debug)]
+pub struct Retries {
+    backoff: Backoff,
+    /// The sink, as the log names it.
+    sink: &'static str,
+    last_warned: Option<Instant>,
+}
+
+impl Retries {
+    pub fn new(sink: &'static str, max: Duration) -> Retries {
+        Retries { backoff: Backoff::new(Duration::from_millis(100), max), sink, last_warned: None }
+    }
+
+    /// A request failed: count it and wait before the next.
+    pub async fn wait(&mut self, stats: &Stats, error: &str) {
+        stats.retries.fetch_add(1, Relaxed);
+        let delay = self.backoff.next_delay();
+        if self.last_warned.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
+            tracing::warn!(sink = self.sink, %error, failures = self.backoff.failures(), retry_in = ?delay, "the sink did not take events; retrying (the access log holds them meanwhile)");
+            self.last_warned = Some(Instant::now());
+        }
+        tokio::time::sleep(delay).await;
+    }
+
+    /// A request succeeded.
+    pub fn succeeded(&mut self) {
+        if self.backoff.failures() > 0 {
+            tracing::info!(sink = self.sink, failures = self.backoff.failures(), "the sink takes events again");
+            self.last_warned = None;
+        }
+        self.backoff.reset();
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::batch::{DeadLetter, Prepared};
 use super::cloudwatch::{self, CloudWatch};
 use super::local_sink::LocalSink;
-use super::retry::Backoff;
+use super::retry::Retries;
 use super::stats::Stats;
 
 #[derive(Debug, Clone)]
@@ -26,7 +26,7 @@ pub enum Settings {
 
 pub enum Sink {
     Null,
-    Local(LocalSink, Backoff),
+    Local(LocalSink, Retries),
     CloudWatch(CloudWatch),
 }
 
@@ -37,7 +37,7 @@ impl Sink {
             Settings::Local { dir, file_bytes } => {
                 tracing::info!(dir = %dir.display(), "shipping to the local sink");
                 let sink = LocalSink::open(dir.clone(), file_bytes).map_err(|e| format!("local sink {}: {e}", dir.display()))?;
-                Sink::Local(sink, Backoff::new(Duration::from_millis(100), Duration::from_secs(10)))
+                Sink::Local(sink, Retries::new("local", Duration::from_secs(10)))
             }
             Settings::CloudWatch(s) => Sink::CloudWatch(CloudWatch::connect(s).await?),
         })
@@ -47,23 +47,18 @@ impl Sink {
     pub async fn deliver(&mut self, events: &[Prepared], stats: &Stats) -> Vec<DeadLetter> {
         match self {
             Sink::Null => {
-                stats.batches.fetch_add(1, Relaxed);
+                stats.batches.fetch_add(u64::from(!events.is_empty()), Relaxed);
                 Vec::new()
             }
-            Sink::Local(sink, backoff) => loop {
+            Sink::Local(sink, retries) => loop {
                 match sink.write(events) {
                     Ok(()) => {
                         stats.batches.fetch_add(u64::from(!events.is_empty()), Relaxed);
-                        backoff.reset();
+                        retries.succeeded();
                         return Vec::new();
                     }
-                    Err(e) => {
-                        // A full or failing disk: the access log keeps the lines meanwhile.
-                        stats.retries.fetch_add(1, Relaxed);
-                        let delay = backoff.next_delay();
-                        tracing::warn!(error = %e, retry_in = ?delay, "the local sink did not take events; retrying");
-                        tokio::time::sleep(delay).await;
-                    }
+                    // A full or failing disk: the access log keeps the lines meanwhile.
+                    Err(e) => retries.wait(stats, &e.to_string()).await,
                 }
             },
             Sink::CloudWatch(cw) => cw.deliver(events, stats).await,

@@ -16,7 +16,7 @@ use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_sdk_cloudwatchlogs::Client;
 
 use super::batch::{DeadLetter, Prepared};
-use super::retry::Backoff;
+use super::retry::Retries;
 use super::stats::Stats;
 
 #[derive(Debug, Clone)]
@@ -41,10 +41,8 @@ pub struct CloudWatch {
     group: String,
     stream: String,
     retention_days: Option<i32>,
-    backoff: Backoff,
+    retries: Retries,
     timeout: Duration,
-    /// When the last failure was logged: at most one warning per 30 s.
-    last_warned: Option<std::time::Instant>,
 }
 
 /// What a failed call calls for.
@@ -81,9 +79,8 @@ impl CloudWatch {
             group: s.group,
             stream,
             retention_days: s.retention_days,
-            backoff: Backoff::new(Duration::from_millis(100), s.retry_max),
+            retries: Retries::new("cloudwatch", s.retry_max),
             timeout: s.timeout,
-            last_warned: None,
         })
     }
 
@@ -99,7 +96,7 @@ impl CloudWatch {
             rest.retain(|e| match rules::check(e, now) {
                 Ok(()) => true,
                 Err(why) => {
-                    dead.push(DeadLetter::new(why.reason(), e.json.as_bytes(), e.json.len() as u64));
+                    dead.push(DeadLetter::event(why.reason(), e));
                     false
                 }
             });
@@ -112,38 +109,21 @@ impl CloudWatch {
                     dead.extend(refused);
                     rest.drain(..n);
                     stats.batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if self.backoff.failures() > 0 {
-                        tracing::info!(failures = self.backoff.failures(), "CloudWatch Logs takes events again");
-                    }
-                    self.backoff.reset();
+                    self.retries.succeeded();
                 }
                 Err(Failure::Missing) => {
                     if let Err(e) = self.create().await {
-                        self.wait(stats, &e).await;
+                        self.retries.wait(stats, &e).await;
                     }
                 }
-                Err(Failure::Retry(e)) => self.wait(stats, &e).await,
+                Err(Failure::Retry(e)) => self.retries.wait(stats, &e).await,
                 Err(Failure::Refused(e)) => {
                     tracing::error!(error = %e, events = n, "CloudWatch Logs refused a request; its events are dead-lettered");
-                    dead.extend(
-                        rest.drain(..n).map(|ev| {
-                            DeadLetter::new(format!("refused by CloudWatch Logs: {e}"), ev.json.as_bytes(), ev.json.len() as u64)
-                        }),
-                    );
+                    dead.extend(rest.drain(..n).map(|ev| DeadLetter::event(format!("refused by CloudWatch Logs: {e}"), ev)));
                 }
             }
         }
         dead
-    }
-
-    async fn wait(&mut self, stats: &Stats, error: &str) {
-        stats.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let delay = self.backoff.next_delay();
-        if self.last_warned.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
-            tracing::warn!(%error, failures = self.backoff.failures(), retry_in = ?delay, "CloudWatch Logs did not take events; retrying (the access log holds them meanwhile)");
-            self.last_warned = Some(std::time::Instant::now());
-        }
-        tokio::time::sleep(delay).await;
     }
 
     /// One PutLogEvents call; the events CloudWatch rejected in its answer.
@@ -163,9 +143,7 @@ impl CloudWatch {
         let index = |i: Option<i32>| i.map(|i| (i.max(0) as usize).min(events.len()));
         let old_end = index(info.too_old_log_event_end_index()).unwrap_or(0).max(index(info.expired_log_event_end_index()).unwrap_or(0));
         let new_start = index(info.too_new_log_event_start_index()).unwrap_or(events.len()).max(old_end);
-        let letter = |e: &&Prepared, why: &str| {
-            DeadLetter::new(format!("rejected by CloudWatch Logs: {why}"), e.json.as_bytes(), e.json.len() as u64)
-        };
+        let letter = |e: &&Prepared, why: &str| DeadLetter::event(format!("rejected by CloudWatch Logs: {why}"), e);
         let mut dead: Vec<DeadLetter> = events[..old_end].iter().map(|e| letter(e, "too old or past the group's retention")).collect();
         dead.extend(events[new_start..].iter().map(|e| letter(e, "too far in the future")));
         if !dead.is_empty() {

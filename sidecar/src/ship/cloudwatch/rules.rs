@@ -24,6 +24,16 @@ pub trait LogEvent {
     fn message_len(&self) -> usize;
 }
 
+/// A borrowed event is the event (the sink sorts references).
+impl<E: LogEvent> LogEvent for &E {
+    fn ts_ms(&self) -> i64 {
+        (**self).ts_ms()
+    }
+    fn message_len(&self) -> usize {
+        (**self).message_len()
+    }
+}
+
 /// Why an event can never be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unsendable {
@@ -69,28 +79,6 @@ pub fn next_request<E: LogEvent>(events: &[E]) -> usize {
     events.len()
 }
 
-/// Whether `events` make one valid request at `now_ms` (what a strict server checks).
-pub fn valid_request<E: LogEvent>(events: &[E], now_ms: i64) -> Result<(), String> {
-    if events.is_empty() || events.len() > MAX_EVENTS {
-        return Err(format!("{} events", events.len()));
-    }
-    let bytes: usize = events.iter().map(|e| e.message_len() + EVENT_OVERHEAD).sum();
-    if bytes > MAX_REQUEST_BYTES {
-        return Err(format!("{bytes} bytes"));
-    }
-    if let Some(w) = events.windows(2).find(|w| w[1].ts_ms() < w[0].ts_ms()) {
-        return Err(format!("not in chronological order: {} after {}", w[1].ts_ms(), w[0].ts_ms()));
-    }
-    let span = events.last().map_or(0, |l| l.ts_ms()) - events[0].ts_ms();
-    if span >= MAX_SPAN_MS {
-        return Err(format!("spans {span} ms"));
-    }
-    match events.iter().find_map(|e| check(e, now_ms).err()) {
-        Some(why) => Err(why.reason().to_string()),
-        None => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +96,29 @@ mod tests {
     }
 
     const NOW: i64 = 1_800_000_000_000;
+
+    /// Whether `events` make one valid request at `now_ms`: the proptest's oracle,
+    /// what a strict server checks.
+    fn valid_request<E: LogEvent>(events: &[E], now_ms: i64) -> Result<(), String> {
+        if events.is_empty() || events.len() > MAX_EVENTS {
+            return Err(format!("{} events", events.len()));
+        }
+        let bytes: usize = events.iter().map(|e| e.message_len() + EVENT_OVERHEAD).sum();
+        if bytes > MAX_REQUEST_BYTES {
+            return Err(format!("{bytes} bytes"));
+        }
+        if let Some(w) = events.windows(2).find(|w| w[1].ts_ms() < w[0].ts_ms()) {
+            return Err(format!("not in chronological order: {} after {}", w[1].ts_ms(), w[0].ts_ms()));
+        }
+        let span = events.last().map_or(0, |l| l.ts_ms()) - events[0].ts_ms();
+        if span >= MAX_SPAN_MS {
+            return Err(format!("spans {span} ms"));
+        }
+        match events.iter().find_map(|e| check(e, now_ms).err()) {
+            Some(why) => Err(why.reason().to_string()),
+            None => Ok(()),
+        }
+    }
 
     #[test]
     fn unsendable_events_are_named() {
