@@ -16,12 +16,14 @@ pub fn tests() -> Vec<(String, Standalone)> {
         ("cli::render_check_reports_nginx_message", render_check_nginx_error),
         ("cli::schema_file_is_in_sync", schema_in_sync),
         ("cli::example_nginx_conf_accepts_the_include", example_nginx_conf),
+        ("cli::architecture_code_map_matches_the_tree", architecture_matches_tree),
     ];
     cases.into_iter().map(|(n, f)| (n.to_string(), f)).collect()
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    // sidecar/pullgate -> the repository root.
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
 }
 
 fn pullgate(args: &[&str]) -> Output {
@@ -38,7 +40,12 @@ fn scratch(name: &str, yaml: &str) -> PathBuf {
 
 /// Run validate, expect exit 2, and find each `LINE:COL: ...fragment` in stderr.
 fn expect_problems(path: &Path, expected: &[(u32, u32, &str)]) -> Result<(), String> {
-    let out = pullgate(&["validate", "-c", path.to_str().unwrap()]);
+    // As on a machine whose resolv.conf names no nameserver: no default resolver.
+    let out = Command::new(PULLGATE)
+        .args(["validate", "-c", path.to_str().unwrap()])
+        .env("PULLGATE_RESOLV_CONF", "/dev/null")
+        .output()
+        .expect("run pullgate");
     let err = String::from_utf8_lossy(&out.stderr);
     ensure!(out.status.code() == Some(2), "exit {:?}, stderr:\n{err}", out.status.code());
     let file = path.display().to_string();
@@ -205,5 +212,38 @@ fn example_nginx_conf() -> Result<(), String> {
     let t =
         Command::new("nginx").arg("-t").arg("-p").arg(&dir).arg("-c").arg(dir.join("nginx.conf")).output().map_err(|e| e.to_string())?;
     ensure!(t.status.success(), "nginx -t on nginx/nginx.conf: {}", String::from_utf8_lossy(&t.stderr));
+    Ok(())
+}
+
+/// ARCHITECTURE.md names every crate in sidecar/ under a heading of its own,
+/// names no crate that does not exist, and every file it cites is there.
+fn architecture_matches_tree() -> Result<(), String> {
+    let root = repo_root();
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).map_err(|e| e.to_string())?;
+    let mut crates: Vec<String> = std::fs::read_dir(root.join("sidecar"))
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .filter(|e| e.path().join("Cargo.toml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    crates.sort();
+    ensure!(crates.len() >= 6, "too few crates found in sidecar/: {crates:?}");
+    let mut described: Vec<String> =
+        text.lines().filter_map(|l| l.strip_prefix("### `sidecar/")?.strip_suffix('`')).map(str::to_string).collect();
+    described.sort();
+    ensure!(described == crates, "ARCHITECTURE.md describes {described:?}, sidecar/ has {crates:?}");
+    // Every path it cites in backquotes exists (ignoring globs and placeholders).
+    let cited: Vec<&str> = text
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|t| {
+            ["sidecar/", "templates/", "lua/", "tests/", "docs/", "nginx/"].iter().any(|p| t.starts_with(p))
+                && !t.contains(['*', ' ', '{'])
+        })
+        .collect();
+    ensure!(cited.len() >= 10, "ARCHITECTURE.md cites only {} paths: {cited:?}", cited.len());
+    let missing: Vec<&&str> = cited.iter().filter(|p| !root.join(p).exists()).collect();
+    ensure!(missing.is_empty(), "ARCHITECTURE.md cites paths that do not exist: {missing:?}");
     Ok(())
 }

@@ -1,0 +1,325 @@
+//! Apply routes.yaml to a running nginx: validate, render, check the staged
+//! set with `nginx -t`, swap it in, reload, and verify that nginx serves it.
+//! On any failure the last good config stays (or is put back) and serving.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use pullgate_config::{Config, ConfigError, Origin, Target};
+use pullgate_nginx::{self as nginx, Nginx, NginxError};
+use pullgate_render::{self as render, RenderError, Rendered};
+
+use crate::health::HealthMap;
+use crate::publish::{PublishError, Publisher};
+use crate::source::Source;
+
+/// How nginx is told to reload.
+#[derive(Debug, Clone)]
+pub enum ReloadMethod {
+    /// SIGHUP to the master process whose pid is in this file.
+    PidFile(PathBuf),
+    /// Run this command (e.g. `nginx -s reload`, or `docker kill -s HUP nginx`).
+    Command(Vec<String>),
+}
+
+/// Why a change did not go live. The previous config is still serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Render(#[from] RenderError),
+    #[error("{0}")]
+    Nginx(#[from] NginxError),
+    #[error("{0}")]
+    Publish(#[from] PublishError),
+    #[error("reload: {0}")]
+    Reload(String),
+    #[error("{stage}: the task stopped: {message}")]
+    Task { stage: &'static str, message: String },
+    #[error("nginx still serves config {got:?} {waited:?} after the reload, not {want} (see nginx's error log); the previous config was put back")]
+    Verify { want: String, got: Option<String>, waited: Duration },
+}
+
+impl ApplyError {
+    /// The stage that failed, for metrics.
+    pub fn stage(&self) -> &'static str {
+        match self {
+            ApplyError::Config(_) => "validate",
+            ApplyError::Render(_) => "render",
+            ApplyError::Nginx(NginxError::Rejected { .. }) => "check",
+            ApplyError::Nginx(_) | ApplyError::Publish(_) => "swap",
+            ApplyError::Reload(_) => "reload",
+            ApplyError::Task { stage, .. } => stage,
+            ApplyError::Verify { .. } => "verify",
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The new config is serving.
+    Applied { version: String },
+    /// Only route targets changed: the table is published, nginx not reloaded.
+    Published { table: String },
+    /// Nothing that matters changed.
+    Unchanged,
+}
+
+/// What a prepared change needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The nginx config changed: check, swap, reload, verify.
+    Structural,
+    /// Only the route table changed (Lua mode): publish it.
+    TableOnly,
+}
+
+pub struct Applier {
+    /// The nginx that checks each change.
+    pub nginx: Nginx,
+    /// routes.yaml and the system defaults it is read with.
+    pub source: Source,
+    /// Where the live include set is written (nginx includes it from here).
+    pub live_dir: PathBuf,
+    /// Scratch space for `nginx -t`.
+    pub scratch: PathBuf,
+    /// The control socket the rendered config listens on.
+    pub control_socket: PathBuf,
+    pub reload: ReloadMethod,
+    pub verify_timeout: Duration,
+    /// The config as served (after health) and its rendering.
+    last_good: Option<(Config, Rendered)>,
+    /// routes.yaml as last read successfully, before health is applied.
+    last_source: Option<Config>,
+    pub publisher: Publisher,
+}
+
+impl Applier {
+    pub fn new(
+        nginx: Nginx,
+        source: Source,
+        live_dir: PathBuf,
+        scratch: PathBuf,
+        control_socket: PathBuf,
+        reload: ReloadMethod,
+    ) -> Applier {
+        let publisher = Publisher::new(live_dir.clone());
+        Applier {
+            nginx,
+            source,
+            live_dir,
+            scratch,
+            control_socket,
+            reload,
+            verify_timeout: Duration::from_secs(10),
+            last_good: None,
+            last_source: None,
+            publisher,
+        }
+    }
+
+    pub fn version(&self) -> Option<&str> {
+        self.last_good.as_ref().map(|(_, r)| r.version.as_str())
+    }
+
+    /// routes.yaml as last read successfully (before health is applied).
+    pub fn config(&self) -> Option<&Config> {
+        self.last_source.as_ref()
+    }
+
+    /// The access log the serving config names.
+    pub fn access_log(&self) -> Option<PathBuf> {
+        self.last_source.as_ref().map(|c| PathBuf::from(&c.gateway.access_log))
+    }
+
+    /// Upstreams that routes fail over between, in the last good routes.yaml.
+    pub fn failover_origins(&self) -> Vec<Origin> {
+        self.last_source.as_ref().map(Config::failover_origins).unwrap_or_default()
+    }
+
+    /// For each route with fallbacks, the upstream it is served from.
+    pub fn serving_upstreams(&self) -> Vec<(String, String)> {
+        let Some((config, _)) = &self.last_good else { return Vec::new() };
+        config
+            .routes
+            .iter()
+            .filter_map(|r| match &r.target {
+                Target::Oci(o) if !o.fallbacks.is_empty() => Some((r.name.clone(), o.upstream.origin.to_string())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Validate, render and check routes.yaml as `health` says it should be
+    /// served, without touching nginx: the first step of starting nginx, and
+    /// of every change. `None`: nothing to do.
+    pub async fn prepare(&mut self, health: &HealthMap) -> Result<Option<(Config, Rendered, Change)>, ApplyError> {
+        let started = Instant::now();
+        let source = self.source.load()?;
+        let config = source.with_health(|o| health.is_healthy(o));
+        self.last_source = Some(source);
+        if self.last_good.as_ref().is_some_and(|(c, _)| *c == config) {
+            return Ok(None);
+        }
+        let socket = self.control_socket.display().to_string();
+        let dir = self.live_dir.display().to_string();
+        let rendered = render::render_with(&config, render::Options { control_socket: Some(&socket), dir: Some(&dir) })?;
+        if let Some((_, good)) = &self.last_good {
+            if good.version == rendered.version {
+                if good.table == rendered.table {
+                    return Ok(None);
+                }
+                return Ok(Some((config, rendered, Change::TableOnly)));
+            }
+        }
+        let rendered_at = started.elapsed();
+        let (staged, scratch, nginx) = (rendered.clone(), self.scratch.clone(), self.nginx.clone());
+        tokio::task::spawn_blocking(move || nginx.check(&staged, &scratch))
+            .await
+            .map_err(|e| ApplyError::Task { stage: "check", message: e.to_string() })??;
+        tracing::debug!(load_and_render = ?rendered_at, nginx_t = ?(started.elapsed() - rendered_at), "prepared");
+        Ok(Some((config, rendered, Change::Structural)))
+    }
+
+    /// Write a prepared set (and publish its table) without reloading: for a first start of nginx.
+    pub async fn install(&mut self, prepared: (Config, Rendered, Change)) -> Result<(), ApplyError> {
+        let (config, rendered, _) = prepared;
+        self.publisher.set_redis(config.gateway.redis.as_ref());
+        nginx::write_set(&rendered, &self.live_dir)?;
+        if let Some(table) = &rendered.table {
+            self.publisher.publish(table).await?;
+        }
+        self.last_good = Some((config, rendered));
+        Ok(())
+    }
+
+    /// Bring routes.yaml live, or leave the last good config serving.
+    pub async fn apply(&mut self, health: &HealthMap) -> Result<Outcome, ApplyError> {
+        let Some((config, rendered, change)) = self.prepare(health).await? else { return Ok(Outcome::Unchanged) };
+        self.publisher.set_redis(config.gateway.redis.as_ref());
+        // The table first: the workers a reload starts read it before serving.
+        if let Some(table) = &rendered.table {
+            self.publisher.publish(table).await?;
+        }
+        if change == Change::TableOnly {
+            let table = rendered.table.as_ref().map(|t| t.version.clone()).unwrap_or_default();
+            self.last_good = Some((config, rendered));
+            return Ok(Outcome::Published { table });
+        }
+        nginx::write_set(&rendered, &self.live_dir)?;
+        let live = self.reload_and_verify(&rendered.version).await;
+        if let Err(e) = live {
+            self.restore().await;
+            return Err(e);
+        }
+        let version = rendered.version.clone();
+        self.last_good = Some((config, rendered));
+        Ok(Outcome::Applied { version })
+    }
+
+    /// Put the last good set back and reload; best effort, after a failure.
+    async fn restore(&mut self) {
+        let Some((good_config, good)) = self.last_good.clone() else { return };
+        self.publisher.set_redis(good_config.gateway.redis.as_ref());
+        if let Some(table) = &good.table {
+            if let Err(e) = self.publisher.publish(table).await {
+                tracing::error!(error = %e, "could not put the last good route table back");
+            }
+        }
+        let good = &good;
+        if let Err(e) = nginx::write_set(good, &self.live_dir) {
+            tracing::error!(error = %e, "could not put the last good config back");
+            return;
+        }
+        if let Err(e) = self.reload_and_verify(&good.version).await {
+            tracing::error!(error = %e, "reloading the last good config failed");
+        }
+    }
+
+    async fn reload_and_verify(&self, want: &str) -> Result<(), ApplyError> {
+        let started = Instant::now();
+        self.signal_reload().await?;
+        self.wait_for_version(want).await?;
+        tracing::debug!(reload_and_verify = ?started.elapsed(), "reloaded");
+        Ok(())
+    }
+
+    async fn signal_reload(&self) -> Result<(), ApplyError> {
+        match &self.reload {
+            ReloadMethod::PidFile(path) => {
+                let text = tokio::fs::read_to_string(path).await.map_err(|e| ApplyError::Reload(format!("{}: {e}", path.display())))?;
+                let pid: i32 = text.trim().parse().map_err(|_| ApplyError::Reload(format!("{}: no pid in {text:?}", path.display())))?;
+                // SAFETY: kill(2) has no memory-safety preconditions.
+                if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
+                    return Err(ApplyError::Reload(format!("SIGHUP to nginx pid {pid}: {}", std::io::Error::last_os_error())));
+                }
+                Ok(())
+            }
+            ReloadMethod::Command(argv) => {
+                let (program, args) = argv.split_first().ok_or_else(|| ApplyError::Reload("empty reload command".into()))?;
+                let out = tokio::process::Command::new(program)
+                    .args(args)
+                    .output()
+                    .await
+                    .map_err(|e| ApplyError::Reload(format!("{program}: {e}")))?;
+                if out.status.success() {
+                    Ok(())
+                } else {
+                    Err(ApplyError::Reload(format!("{argv:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim())))
+                }
+            }
+        }
+    }
+
+    /// Poll the control socket until nginx answers with `want`.
+    pub async fn wait_for_version(&self, want: &str) -> Result<(), ApplyError> {
+        let start = Instant::now();
+        let mut got = None;
+        while start.elapsed() < self.verify_timeout {
+            got = serving_version(&self.control_socket).await;
+            if got.as_deref() == Some(want) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Err(ApplyError::Verify { want: want.to_string(), got, waited: start.elapsed() })
+    }
+}
+
+/// `pullgate render`: render routes.yaml for the include set in `dir`, check
+/// it with `nginx -t` first if asked (writing nothing if nginx refuses it),
+/// and write it with its route table. Returns the names of the files written.
+pub fn render_into(nginx: &Nginx, source: &Source, dir: &Path, scratch: &Path, check: bool) -> Result<Vec<String>, ApplyError> {
+    let config = source.load()?;
+    std::fs::create_dir_all(dir).map_err(|e| NginxError::Io { path: dir.to_path_buf(), source: e })?;
+    // Lua mode refers to the Lua files and the route table by absolute path.
+    let abs = dir.canonicalize().map_err(|e| NginxError::Io { path: dir.to_path_buf(), source: e })?.display().to_string();
+    let rendered = render::render_with(&config, render::Options { control_socket: None, dir: Some(&abs) })?;
+    if check {
+        nginx.check(&rendered, scratch)?;
+    }
+    nginx::write_set(&rendered, dir)?;
+    let mut names: Vec<String> = rendered.files.iter().map(|(n, _)| n.clone()).collect();
+    if let Some(table) = &rendered.table {
+        nginx::write_file(&dir.join(render::TABLE_FILE), &table.text(pullgate_base::clock::now_ms()))?;
+        names.push(render::TABLE_FILE.to_string());
+    }
+    Ok(names)
+}
+
+/// The config version nginx answers on its control socket, if it answers.
+pub async fn serving_version(socket: &Path) -> Option<String> {
+    let ask = async {
+        let mut s = tokio::net::UnixStream::connect(socket).await.ok()?;
+        s.write_all(b"GET /pullgate/config HTTP/1.0\r\nHost: pullgate\r\n\r\n").await.ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.ok()?;
+        let text = String::from_utf8(buf).ok()?;
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        head.starts_with("HTTP/1.1 200").then(|| body.trim().to_string())
+    };
+    tokio::time::timeout(Duration::from_secs(1), ask).await.ok().flatten()
+}

@@ -1,0 +1,63 @@
+//! Every environment variable pullgate reads, read here once at start (clap
+//! reads the ones that stand for flags: PULLGATE_CONFIG, PULLGATE_STATE_DIR,
+//! PULLGATE_SINK, PULLGATE_CLOUDWATCH_*). Nothing else in pullgate reads the
+//! environment; the stages get settings.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use pullgate_nginx::Nginx;
+
+pub struct Env {
+    /// `PULLGATE_NGINX`, else `nginx` on `PATH`, else `/usr/sbin/nginx`;
+    /// modules from `PULLGATE_NGINX_MODULES`, else Debian's directory.
+    pub nginx: Nginx,
+    /// `PULLGATE_RESOLV_CONF`, else `/etc/resolv.conf`: where the default resolver comes from.
+    pub resolv_conf: PathBuf,
+    /// `PULLGATE_LOG`: the log filter (`info`, `debug`, `pullgate_daemon=debug`).
+    pub log: Option<String>,
+    home: Option<OsString>,
+    xdg_state_home: Option<OsString>,
+}
+
+impl Env {
+    pub fn read() -> Env {
+        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+        let mut nginx = Nginx::locate(var("PATH").as_deref());
+        if let Some(b) = var("PULLGATE_NGINX") {
+            nginx.binary = b.to_string_lossy().into_owned();
+        }
+        if let Some(d) = var("PULLGATE_NGINX_MODULES") {
+            nginx.modules_dir = d.to_string_lossy().into_owned();
+        }
+        Env {
+            nginx,
+            resolv_conf: var("PULLGATE_RESOLV_CONF").map_or_else(|| "/etc/resolv.conf".into(), PathBuf::from),
+            log: var("PULLGATE_LOG").map(|v| v.to_string_lossy().into_owned()),
+            home: var("HOME"),
+            xdg_state_home: var("XDG_STATE_HOME"),
+        }
+    }
+
+    /// The state directory: `--state-dir` (or `PULLGATE_STATE_DIR`, through
+    /// clap), else, for root, `/var/lib/pullgate` (nginx's workers then run
+    /// as another user and must be able to read the route table; root's home
+    /// is closed to them), else `$XDG_STATE_HOME/pullgate`, else
+    /// `~/.local/state/pullgate`.
+    pub fn state_dir(&self, flag: Option<PathBuf>) -> PathBuf {
+        if let Some(dir) = flag {
+            return dir;
+        }
+        // SAFETY: geteuid(2) has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            return PathBuf::from("/var/lib/pullgate");
+        }
+        if let Some(xdg) = &self.xdg_state_home {
+            return PathBuf::from(xdg).join("pullgate");
+        }
+        match &self.home {
+            Some(home) => PathBuf::from(home).join(".local/state/pullgate"),
+            None => PathBuf::from(".pullgate"),
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! `pullgate`: the binary. Parses flags (clap) and the environment (`env`),
+//! turns them into each stage's settings, and runs the stages.
+
+mod cli;
+mod env;
+mod error;
+mod report;
+mod serve;
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use env::Env;
+use error::CliError;
+use pullgate_config::Target;
+use pullgate_daemon::{resolver, ReloadMethod, Source};
+
+fn main() -> ExitCode {
+    let env = Env::read();
+    let filter = tracing_subscriber::EnvFilter::try_new(env.log.as_deref().unwrap_or("info")).unwrap_or_else(|_| "info".into());
+    // Colour only on a terminal: logs written to a file stay plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colour).with_writer(std::io::stderr).init();
+    let cli = Cli::parse();
+    let state_dir = env.state_dir(cli.state_dir);
+    let source = |path: &Path| Source { path: path.to_path_buf(), resolv_conf: env.resolv_conf.clone() };
+    let result = match cli.command {
+        Command::Validate(c) => validate(&source(&c.path)),
+        Command::Render { config, out, check } => {
+            pullgate_daemon::render_into(&env.nginx, &source(&config.path), &out, &state_dir.join("scratch"), check)
+                .map_err(CliError::from)
+                .map(|names| println!("wrote {} to {}{}", names.join(", "), out.display(), if check { " (nginx -t passed)" } else { "" }))
+        }
+        Command::Up { config, daemon, no_ship, ship } => serve::Serve {
+            env: &env,
+            config: &config.path,
+            state_dir: &state_dir,
+            daemon: &daemon,
+            ship: (!no_ship).then_some(&ship),
+            nginx: serve::Nginx::Own,
+        }
+        .run(),
+        Command::Run { config, daemon, out, pid_file, reload_command, control_socket, access_log, no_ship, ship } => {
+            let reload = match (pid_file, reload_command) {
+                (Some(p), _) => ReloadMethod::PidFile(p),
+                (None, Some(c)) => ReloadMethod::Command(c.split_whitespace().map(str::to_string).collect()),
+                (None, None) => unreachable!("clap requires one"),
+            };
+            let socket = control_socket.unwrap_or_else(|| state_dir.join("control.sock"));
+            serve::Serve {
+                env: &env,
+                config: &config.path,
+                state_dir: &state_dir,
+                daemon: &daemon,
+                ship: (!no_ship).then_some(&ship),
+                nginx: serve::Nginx::External { out, reload, socket, access_log },
+            }
+            .run()
+        }
+        Command::Status { status, json } => status_cmd(status, json),
+        Command::Ship { log, ship } => ship.ship_args(log, &state_dir).and_then(|args| Ok(pullgate_ship::run(args)?)),
+        Command::Schema => {
+            print!("{}", pullgate_config::json_schema());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            match &e {
+                CliError::Invalid(c) => {
+                    eprintln!("{c}");
+                    if let n @ 2.. = c.problems().len() {
+                        eprintln!("{n} problems");
+                    }
+                }
+                other => eprintln!("error: {other}"),
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// `pullgate validate`: a one-line summary that says which DNS servers nginx
+/// will use; a warning (on stderr) for each that does not answer.
+fn validate(source: &Source) -> Result<(), CliError> {
+    let c = source.load()?;
+    let (oci, files) = c.routes.iter().fold((0, 0), |(o, f), r| match r.target {
+        Target::Oci(_) => (o + 1, f),
+        Target::File(_) => (o, f + 1),
+    });
+    let resolver = match (c.gateway.resolver.as_slice(), c.gateway.resolver_from_system) {
+        ([], _) => format!("no resolver (none in routes.yaml or {})", source.resolv_conf.display()),
+        (list, true) => format!("resolver {} (from {})", list.join(" "), source.resolv_conf.display()),
+        (list, false) => format!("resolver {}", list.join(" ")),
+    };
+    println!(
+        "{}: ok: {} routes ({oci} oci, {files} file) on {} hosts plus the catch-all; {resolver}",
+        source.path.display(),
+        c.routes.len(),
+        c.gateway.hosts.len()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CliError::io("the async runtime"))?;
+    for r in rt.block_on(resolver::silent(&c.gateway.resolver, Duration::from_secs(1))) {
+        eprintln!("warning: resolver {r} does not answer DNS queries: nginx would answer proxied requests to upstream host names with 502");
+    }
+    Ok(())
+}
+
+fn status_cmd(addr: std::net::SocketAddr, json: bool) -> Result<(), CliError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CliError::io("the async runtime"))?;
+    let body = rt.block_on(pullgate_daemon::http::get(addr, "/status")).map_err(|source| CliError::NoDaemon { addr, source })?;
+    if json {
+        println!("{body}");
+        return Ok(());
+    }
+    let report: report::Report = serde_json::from_str(&body).map_err(|e| CliError::Usage(format!("not a pullgate status: {e}")))?;
+    print!("{}", report.human());
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! routes.yaml -> nginx config, with askama templates from `templates/`.
+//!
+//! Rendering is pure and deterministic: the same config gives byte-identical
+//! output. Every value passes an escaping filter (`filters`) on its way out.
+
+mod filters;
+mod plan;
+mod table;
+
+use askama::Template;
+
+use plan::{ModeValue, Plan, Server, ServerAuth};
+use pullgate_config::Config;
+pub use table::{RedisKeys, RouteTable, TABLE_FILE};
+
+/// The include file a user's own nginx.conf pulls into its `http {}` block.
+pub const INCLUDE_FILE: &str = "pullgate.conf";
+/// Where `pullgate render` without a known directory says the set lives.
+pub const DEFAULT_DIR: &str = "/etc/pullgate";
+
+/// The static Lua hooks, from `lua/`, installed beside the include in Lua mode.
+pub const LUA_FILES: &[(&str, &str)] = &[
+    ("lua/pullgate/sync.lua", include_str!("../../../lua/pullgate/sync.lua")),
+    ("lua/pullgate/route.lua", include_str!("../../../lua/pullgate/route.lua")),
+];
+
+/// Repository name (OCI distribution spec), as a PCRE fragment.
+const NAME_RE: &str = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*";
+const TAG_RE: &str = "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}";
+const DIGEST_RE: &str = "[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[A-Za-z0-9=_-]+";
+/// How many `%2F` a token scope's repository name may carry (components - 1).
+const SCOPE_DECODE_STEPS: usize = 8;
+
+#[derive(Template)]
+#[template(path = "pullgate.conf", escape = "none")]
+struct IncludeTemplate<'a> {
+    plan: &'a Plan,
+    /// Absolute directory the set lives in (Lua paths point there).
+    dir: &'a str,
+    name_re: &'a str,
+    tag_re: &'a str,
+    digest_re: &'a str,
+    scope_decode_steps: usize,
+}
+
+impl std::ops::Deref for IncludeTemplate<'_> {
+    type Target = Plan;
+    fn deref(&self) -> &Plan {
+        self.plan
+    }
+}
+
+impl IncludeTemplate<'_> {
+    fn is_glob(&self, route: &str) -> bool {
+        self.plan.glob_routes.contains(route)
+    }
+
+    /// A mode as an nginx map value: a word, or the variable of a user-agent list.
+    fn mode_value(&self, mode: &ModeValue) -> String {
+        match mode {
+            ModeValue::Redirect => "redirect".into(),
+            ModeValue::Proxy => "proxy".into(),
+            ModeValue::UserAgents(i) => format!("$pg_ua_mode_{i}"),
+        }
+    }
+
+    /// `Bearer realm="...",service="..."` for a server that issues its own tokens.
+    fn challenge(&self, s: &Server) -> String {
+        let origin = if s.public_url.is_empty() { "$scheme://$pg_req_host" } else { s.public_url.as_str() };
+        format!("Bearer realm=\"{origin}/token\",service=\"{}\"", s.service)
+    }
+}
+
+/// The rendered include set: file name and contents, in a stable order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub files: Vec<(String, String)>,
+    /// Identifies this config: a hash of what was rendered from routes.yaml.
+    pub version: String,
+    /// Lua mode: the route targets, which change without a reload.
+    pub table: Option<RouteTable>,
+}
+
+/// Where and how the set will be used.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options<'a> {
+    /// Add a server on this unix socket answering the config version.
+    pub control_socket: Option<&'a str>,
+    /// Absolute directory the set is installed in; default [`DEFAULT_DIR`].
+    pub dir: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "control.conf", escape = "none")]
+struct ControlTemplate<'a> {
+    socket: &'a str,
+    version: &'a str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("rendering {file}: {source}")]
+    Template { file: &'static str, source: askama::Error },
+}
+
+/// Render the include set.
+pub fn render(config: &Config) -> Result<Rendered, RenderError> {
+    render_with(config, Options::default())
+}
+
+/// Render the include set; with a control socket, append a server on that
+/// unix socket that answers `GET /pullgate/config` with the config version.
+pub fn render_with(config: &Config, options: Options) -> Result<Rendered, RenderError> {
+    let plan = Plan::new(config);
+    let dir = options.dir.unwrap_or(DEFAULT_DIR);
+    let include = IncludeTemplate {
+        plan: &plan,
+        dir,
+        name_re: NAME_RE,
+        tag_re: TAG_RE,
+        digest_re: DIGEST_RE,
+        scope_decode_steps: SCOPE_DECODE_STEPS,
+    }
+    .render()
+    .map_err(|source| RenderError::Template { file: INCLUDE_FILE, source })?;
+    let version = version_of(&include);
+    let mut include = include;
+    if let Some(socket) = options.control_socket {
+        let control = ControlTemplate { socket, version: &version }
+            .render()
+            .map_err(|source| RenderError::Template { file: "control.conf", source })?;
+        include.push_str(&control);
+    }
+    let mut files = vec![(INCLUDE_FILE.to_string(), include)];
+    let table = plan.lua.as_ref().map(|_| {
+        files.extend(LUA_FILES.iter().map(|(name, text)| (name.to_string(), text.to_string())));
+        let body = plan.table_lines.concat();
+        RouteTable { version: version_of(&body), body }
+    });
+    Ok(Rendered { files, version, table })
+}
+
+/// The first 16 hex digits of the SHA-256 of the rendered routes.
+fn version_of(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// A minimal nginx.conf around the include set, for `nginx -t` and `pullgate up`.
+#[derive(Template)]
+#[template(path = "nginx.conf", escape = "none")]
+pub struct MainConf<'a> {
+    /// Absolute nginx prefix: pid, temp paths.
+    pub prefix: &'a str,
+    /// Absolute path of the include file.
+    pub include: &'a str,
+    pub error_log: &'a str,
+    pub workers: &'a str,
+    pub foreground: bool,
+    /// Dynamic modules to load (the Lua module and its NDK, in Lua mode).
+    pub modules: Vec<String>,
+}
+
+/// Debian's directory of dynamic nginx modules.
+pub const DEFAULT_MODULES_DIR: &str = "/usr/lib/nginx/modules";
+
+/// The modules Lua mode needs (the NDK first), from `dir`.
+pub fn lua_modules(dir: &str) -> Vec<String> {
+    ["ndk_http_module.so", "ngx_http_lua_module.so"].iter().map(|m| format!("{dir}/{m}")).collect()
+}
+
+impl MainConf<'_> {
+    pub fn to_string(&self) -> Result<String, RenderError> {
+        self.render().map_err(|source| RenderError::Template { file: "nginx.conf", source })
+    }
+}

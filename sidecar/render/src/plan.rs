@@ -1,0 +1,339 @@
+//! What the nginx config says, computed from the typed config: map entries,
+//! servers and their auth style, hash sizes. The templates only lay it out.
+
+use pullgate_config::{Config, HostAuth, Mode, Piece, RepoPattern, Route, Target, UpstreamAuth};
+
+use crate::table;
+
+/// One `map` entry: an exact key, or a regex whose captures the value may use.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Entry {
+    /// For a regex entry, the literal prefix (already regex-escaped by the template).
+    pub key: String,
+    pub value: String,
+    pub regex: bool,
+}
+
+pub struct Server {
+    /// `server_name`; `_` is the catch-all.
+    pub name: String,
+    pub default: bool,
+    pub listen: Vec<String>,
+    pub tls: Option<(String, String)>,
+    pub tls_listen: Vec<String>,
+    /// How `/v2/` and `/token` behave.
+    pub auth: ServerAuth,
+    /// `scheme://host[:port]` for the token realm, or empty to derive it from the request.
+    pub public_url: String,
+    pub service: String,
+    /// How the ping of a pass-through host is answered.
+    pub ping_mode: ModeValue,
+    pub files: Vec<FileLocation>,
+}
+
+impl Server {
+    pub fn is_pass_through(&self) -> bool {
+        matches!(self.auth, ServerAuth::PassThrough { .. })
+    }
+
+    /// Whether this server answers the registry API at all.
+    pub fn has_registry(&self) -> bool {
+        !matches!(self.auth, ServerAuth::None)
+    }
+}
+
+/// The mode of a request: fixed by the route, or decided by user-agent list N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModeValue {
+    Redirect,
+    Proxy,
+    UserAgents(usize),
+}
+
+pub enum ServerAuth {
+    None,
+    PassThrough { ping_url: String },
+    Gateway,
+}
+
+pub struct FileLocation {
+    pub route: String,
+    /// The location regex, built from escaped literals and fixed capture groups.
+    pub regex: String,
+    /// The upstream URL with `${pg_f_NAME}` for each placeholder.
+    pub target: String,
+    pub proxy: bool,
+}
+
+/// Lua mode: where the hooks find Redis.
+pub struct LuaPlan {
+    pub host: String,
+    pub port: u16,
+    pub db: u32,
+    pub key: String,
+}
+
+pub struct Plan {
+    pub access_log: String,
+    /// Lua mode: targets come from the route table, not from nginx maps.
+    pub lua: Option<LuaPlan>,
+    /// The route table, one line per image route, sorted by name.
+    pub table_lines: Vec<String>,
+    pub resolver: Vec<String>,
+    pub trusted_ca: String,
+    /// `"$server_name/$pg_name"` to route name.
+    pub route_by_name: Vec<Entry>,
+    /// Route name to the upstream repository, or for a glob the part before
+    /// what the glob matched (`acme-org/`, or empty for `*`).
+    pub up_prefix_by_route: Vec<Entry>,
+    /// Route name to upstream origin.
+    pub origin_by_route: Vec<Entry>,
+    /// Route name to `ORIGIN/v2/PREFIX`: the hot path needs one lookup.
+    pub up_base_by_route: Vec<Entry>,
+    /// Route name to its first fallback's `ORIGIN/v2/PREFIX` and origin, for
+    /// proxied requests whose upstream cannot be reached.
+    pub fallback_base_by_route: Vec<Entry>,
+    pub fallback_origin_by_route: Vec<Entry>,
+    /// Route name to its mode.
+    pub mode_by_route: Vec<(String, ModeValue)>,
+    /// Names of glob routes, whose targets append the matched rest.
+    pub glob_routes: std::collections::BTreeSet<String>,
+    /// Route name to the upstream token URL up to the scope's repository name.
+    pub token_by_route: Vec<Entry>,
+    /// Distinct user-agent lists; `ModeValue::UserAgents(N)` refers to list N.
+    pub ua_lists: Vec<Vec<String>>,
+    pub servers: Vec<Server>,
+    pub map_hash_max_size: usize,
+    pub map_hash_bucket_size: usize,
+    pub server_names_hash_max_size: usize,
+    pub server_names_hash_bucket_size: usize,
+}
+
+/// A location-regex fragment matching one placeholder value: no leading dot, no slash.
+pub const FILE_VALUE_RE: &str = "[A-Za-z0-9_~+-][A-Za-z0-9._~+-]*";
+
+impl Plan {
+    pub fn new(config: &Config) -> Plan {
+        let mut ua_lists: Vec<Vec<String>> = Vec::new();
+        let mut ua_list_of = |list: &Vec<String>| match ua_lists.iter().position(|l| l == list) {
+            Some(i) => i,
+            None => {
+                ua_lists.push(list.clone());
+                ua_lists.len() - 1
+            }
+        };
+        let mut route_by_name = Vec::new();
+        let mut up_prefix_by_route = Vec::new();
+        let mut glob_routes = std::collections::BTreeSet::new();
+        let mut table_lines = Vec::new();
+        let mut origin_by_route = Vec::new();
+        let mut up_base_by_route = Vec::new();
+        let mut fallback_base_by_route = Vec::new();
+        let mut fallback_origin_by_route = Vec::new();
+        let mut mode_by_route = Vec::new();
+        let mut token_by_route = Vec::new();
+        let server_names: Vec<&str> = config.server_names().collect();
+        let auths = config.host_auths();
+        // One canonical order (by route name) for everything derived from the
+        // routes: the output is deterministic without sorting each map.
+        let mut ordered: Vec<&Route> = config.routes.iter().collect();
+        ordered.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        for route in ordered {
+            let Target::Oci(oci) = &route.target else { continue };
+            let hosts: Vec<&str> = match &route.host {
+                Some(h) => vec![h.as_str()],
+                None => server_names.clone(),
+            };
+            for host in hosts {
+                match (&oci.image, &oci.upstream.repo) {
+                    (RepoPattern::Exact(name), RepoPattern::Exact(_)) => {
+                        route_by_name.push(Entry { key: format!("{host}/{name}"), value: route.name.clone(), regex: false });
+                    }
+                    (RepoPattern::Prefix(p), RepoPattern::Prefix(_)) => {
+                        glob_routes.insert(route.name.clone());
+                        let key = if p.is_empty() { format!("{host}/") } else { format!("{host}/{p}/") };
+                        route_by_name.push(Entry { key, value: route.name.clone(), regex: true });
+                    }
+                    _ => unreachable!("validation pairs globs with globs"),
+                }
+            }
+            let entry = |value: String| Entry { key: route.name.clone(), value, regex: false };
+            origin_by_route.push(entry(oci.upstream.origin.to_string()));
+            let prefix = repo_prefix(&oci.upstream.repo);
+            let base = format!("{}/v2/{prefix}", oci.upstream.origin);
+            up_base_by_route.push(entry(base.clone()));
+            let fallback = oci
+                .fallbacks
+                .first()
+                .map(|f| (format!("{}/v2/{}", f.upstream.origin, repo_prefix(&f.upstream.repo)), f.upstream.origin.to_string()));
+            if let Some((fb_base, fb_origin)) = &fallback {
+                fallback_base_by_route.push(entry(fb_base.clone()));
+                fallback_origin_by_route.push(entry(fb_origin.clone()));
+            }
+            up_prefix_by_route.push(entry(prefix.clone()));
+            let mode = if oci.mode == Mode::Auto && config.redirect_loses_auth(route, &auths) { Mode::Proxy } else { oci.mode };
+            let token = token_prefix(oci.auth.as_ref());
+            table_lines.push(
+                table::Line {
+                    route,
+                    oci,
+                    mode,
+                    base: &base,
+                    prefix: &prefix,
+                    fallback: fallback.as_ref().map(|(b, o)| (b.as_str(), o.as_str())),
+                    token: token.as_deref(),
+                }
+                .text(),
+            );
+            mode_by_route.push((
+                route.name.clone(),
+                match mode {
+                    Mode::Auto => ModeValue::UserAgents(ua_list_of(&oci.redirect_user_agents)),
+                    Mode::Redirect => ModeValue::Redirect,
+                    Mode::Proxy => ModeValue::Proxy,
+                },
+            ));
+            if let Some(token) = token {
+                token_by_route.push(entry(token));
+            }
+        }
+        let default_ua = ua_list_of(&config.gateway.redirect_user_agents);
+        let servers = config.server_names().map(|name| server(config, name, auths.get(name), default_ua)).collect::<Vec<_>>();
+
+        let maps = [
+            &route_by_name,
+            &up_prefix_by_route,
+            &up_base_by_route,
+            &fallback_base_by_route,
+            &fallback_origin_by_route,
+            &origin_by_route,
+            &token_by_route,
+        ];
+        let longest_key = maps.iter().flat_map(|m| m.iter()).map(|e| e.key.len()).max().unwrap_or(0);
+        let most_entries = maps.iter().map(|m| m.len()).max().unwrap_or(0);
+        let longest_host = servers.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        Plan {
+            access_log: config.gateway.access_log.clone(),
+            lua: config.gateway.redis.as_ref().map(|r| LuaPlan { host: r.host.clone(), port: r.port, db: r.db, key: r.key.clone() }),
+            table_lines,
+            resolver: config.gateway.resolver.clone(),
+            trusted_ca: config.gateway.trusted_ca.clone(),
+            route_by_name,
+            up_prefix_by_route,
+            up_base_by_route,
+            fallback_base_by_route,
+            fallback_origin_by_route,
+            glob_routes,
+            origin_by_route,
+            mode_by_route,
+            token_by_route,
+            ua_lists,
+            map_hash_max_size: hash_max_size(most_entries),
+            map_hash_bucket_size: bucket_size(longest_key),
+            server_names_hash_max_size: hash_max_size(servers.len()),
+            server_names_hash_bucket_size: bucket_size(longest_host),
+            servers,
+        }
+    }
+}
+
+fn server(config: &Config, name: &str, auth: HostAuth, default_ua: usize) -> Server {
+    let host = config.gateway.hosts.iter().find(|h| h.name == name);
+    let routes: Vec<&Route> = config.routes_for(name).collect();
+    let modes: Vec<Mode> = routes
+        .iter()
+        .filter_map(|r| match &r.target {
+            Target::Oci(o) => Some(o.mode),
+            Target::File(_) => None,
+        })
+        .collect();
+    let ping_mode = match modes.first() {
+        Some(Mode::Redirect) if modes.iter().all(|m| *m == Mode::Redirect) => ModeValue::Redirect,
+        Some(Mode::Proxy) if modes.iter().all(|m| *m == Mode::Proxy) => ModeValue::Proxy,
+        _ => ModeValue::UserAgents(default_ua),
+    };
+    let auth = match auth {
+        HostAuth::NoRegistry => ServerAuth::None,
+        HostAuth::PassThrough(origin) => ServerAuth::PassThrough { ping_url: format!("{origin}/v2/") },
+        HostAuth::Gateway => ServerAuth::Gateway,
+    };
+    let files = routes.iter().filter_map(|r| match &r.target {
+        Target::File(f) => Some(FileLocation {
+            route: r.name.clone(),
+            regex: path_regex(&f.path),
+            target: format!("{}{}", f.upstream_origin, url_target(&f.upstream_path)),
+            proxy: f.mode == Mode::Proxy,
+        }),
+        Target::Oci(_) => None,
+    });
+    let tls = host.and_then(|h| h.tls.as_ref()).map(|t| (t.cert.clone(), t.key.clone()));
+    Server {
+        name: name.to_string(),
+        default: name == Config::DEFAULT_HOST,
+        listen: config.gateway.listen.clone(),
+        tls_listen: if tls.is_some() { config.gateway.tls_listen.clone() } else { Vec::new() },
+        tls,
+        auth,
+        public_url: host.and_then(|h| h.public_url.as_ref()).map(|u| u.to_string()).unwrap_or_default(),
+        service: if name == Config::DEFAULT_HOST { "pullgate".into() } else { name.to_string() },
+        ping_mode,
+        files: files.collect(),
+    }
+}
+
+/// The upstream token URL up to the scope's repository name (`pull` only is ever asked).
+fn token_prefix(auth: Option<&UpstreamAuth>) -> Option<String> {
+    match auth {
+        Some(UpstreamAuth::Token { realm, service }) => Some(format!("{realm}?service={}&scope=repository:", query_escape(service))),
+        _ => None,
+    }
+}
+
+/// The upstream repository, or for a glob what comes before the matched rest.
+fn repo_prefix(repo: &RepoPattern) -> String {
+    match repo {
+        RepoPattern::Exact(up) => up.clone(),
+        RepoPattern::Prefix(up) if up.is_empty() => String::new(),
+        RepoPattern::Prefix(up) => format!("{up}/"),
+    }
+}
+
+/// `^/downloads/(?<pg_f_version>...)/(?<pg_f_file>...)$`, literals escaped.
+fn path_regex(pieces: &[Piece]) -> String {
+    let mut re = String::from("^");
+    for p in pieces {
+        match p {
+            Piece::Literal(l) => re.push_str(&regex::escape(l)),
+            Piece::Var(v) => re.push_str(&format!("(?<pg_f_{v}>{FILE_VALUE_RE})")),
+        }
+    }
+    re.push('$');
+    re
+}
+
+fn url_target(pieces: &[Piece]) -> String {
+    pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Literal(l) => l.clone(),
+            Piece::Var(v) => format!("${{pg_f_{v}}}"),
+        })
+        .collect()
+}
+
+fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+/// nginx sizes a hash to at most this many buckets; enough for one element each.
+fn hash_max_size(entries: usize) -> usize {
+    entries.next_power_of_two().max(1024)
+}
+
+/// A bucket must hold one element (pointer + key + 2, aligned) plus the end marker.
+fn bucket_size(longest_key: usize) -> usize {
+    let elt = 8 + (longest_key + 2).div_ceil(8) * 8;
+    (elt + 8).next_power_of_two().max(64)
+}
