@@ -8,25 +8,50 @@
 -- base, fallback origin, token prefix, upstream repository prefix;
 -- separated by tabs.
 
+-- The format is defined in sidecar/render/src/table.rs.
+
+-- ngx and its functions as locals, looked up once (as ingress-nginx does).
+local ngx = ngx
+local ngx_var = ngx.var
+local ngx_re_find = ngx.re.find
+local ngx_redirect = ngx.redirect
+local ngx_exit = ngx.exit
+local ngx_say = ngx.say
+local ngx_log = ngx.log
+local ERR = ngx.ERR
+
 local _M = {}
 local dict = ngx.shared.pullgate
 local cached_version, routes = nil, {}
 
-local function parse(text)
-    local t = {}
+local FIELDS = 10
+local MODES = { redirect = true, proxy = true, auto = true }
+
+-- A table's text as routes by name. Lines that are not routes (the header,
+-- a line with another number of fields, an unknown mode or glob flag) are
+-- skipped and counted: a malformed line never becomes a route.
+function _M.parse(text)
+    local t, skipped = {}, 0
     for line in text:gmatch("[^\n]+") do
-        local f = {}
-        for field in (line .. "\t"):gmatch("([^\t]*)\t") do
-            f[#f + 1] = field
-        end
         if not line:find("^pullgate%-routes ") then
-            t[f[1]] = {
-                mode = f[2], base = f[3], glob = f[4] == "1", origin = f[5], ua = f[6],
-                fallback_base = f[7], fallback_origin = f[8], token = f[9], prefix = f[10],
-            }
+            local f = {}
+            for field in (line .. "\t"):gmatch("([^\t]*)\t") do
+                f[#f + 1] = field
+            end
+            if #f == FIELDS and f[1] ~= "" and MODES[f[2]] and (f[4] == "1" or f[4] == "0") and f[3] ~= "" then
+                t[f[1]] = {
+                    mode = f[2], base = f[3], glob = f[4] == "1", origin = f[5], ua = f[6],
+                    fallback_base = f[7], fallback_origin = f[8], token = f[9], prefix = f[10],
+                }
+            else
+                skipped = skipped + 1
+            end
         end
     end
-    return t
+    if skipped > 0 then
+        ngx_log(ERR, "pullgate: skipped ", skipped, " malformed route table lines")
+    end
+    return t, skipped
 end
 
 -- Rebuild this worker's table if the shared one changed (init_worker and a timer).
@@ -35,7 +60,7 @@ function _M.refresh()
     if version ~= cached_version then
         local text = dict:get("table")
         if text then
-            routes = parse(text)
+            routes = _M.parse(text)
         end
         cached_version = version
     end
@@ -47,59 +72,59 @@ end
 
 -- The part of the name a glob route matched ("" for an exact route).
 local function rest_of(route)
-    return route.glob and (ngx.var.pg_rest or "") or ""
+    return route.glob and (ngx_var.pg_rest or "") or ""
 end
 
 local function target(route, base)
-    return base .. rest_of(route) .. "/" .. ngx.var.pg_tail .. ngx.var.is_args .. (ngx.var.args or "")
+    return base .. rest_of(route) .. "/" .. ngx_var.pg_tail .. ngx_var.is_args .. (ngx_var.args or "")
 end
 
 -- Answer the request here with a JSON body.
 local function answer(status, body)
     ngx.header["Content-Type"] = "application/json"
     ngx.status = status
-    ngx.say(body)
-    return ngx.exit(status)
+    ngx_say(body)
+    return ngx_exit(status)
 end
 
 -- rewrite_by_lua in the registry location: redirect, or set the proxy target.
 function _M.registry()
-    local route = current()[ngx.var.pg_route]
+    local route = current()[ngx_var.pg_route]
     if not route then
         return answer(503, '{"errors":[{"code":"UNAVAILABLE","message":"the route table is not loaded yet"}]}')
     end
     local mode = route.mode
     if mode == "auto" then
-        local ua = ngx.var.http_user_agent or ""
-        mode = (route.ua ~= "" and ngx.re.find(ua, route.ua, "ijo")) and "redirect" or "proxy"
+        local ua = ngx_var.http_user_agent or ""
+        mode = (route.ua ~= "" and ngx_re_find(ua, route.ua, "ijo")) and "redirect" or "proxy"
     end
     local t = target(route, route.base)
-    ngx.var.pg_target = t
-    ngx.var.pg_log_mode = mode
+    ngx_var.pg_target = t
+    ngx_var.pg_log_mode = mode
     if mode == "redirect" then
-        return ngx.redirect(t, 307)
+        return ngx_redirect(t, 307)
     end
-    ngx.var.pg_origin = route.origin
+    ngx_var.pg_origin = route.origin
 end
 
 -- rewrite_by_lua in @pg_fallback: the first fallback, if the route has one.
 function _M.fallback()
-    local route = current()[ngx.var.pg_route]
+    local route = current()[ngx_var.pg_route]
     if not route or route.fallback_base == "" then
         return answer(502, '{"errors":[{"code":"UNAVAILABLE","message":"the upstream registry cannot be reached"}]}')
     end
-    ngx.var.pg_target = target(route, route.fallback_base)
-    ngx.var.pg_origin = route.fallback_origin
+    ngx_var.pg_target = target(route, route.fallback_base)
+    ngx_var.pg_origin = route.fallback_origin
 end
 
 -- rewrite_by_lua in /token: the upstream token URL for the scope's route.
 function _M.token()
-    local route = current()[ngx.var.pg_route]
+    local route = current()[ngx_var.pg_route]
     if not route or route.token == "" then
         return answer(200, '{"token":"pullgate-anonymous","access_token":"pullgate-anonymous","expires_in":3600}')
     end
-    ngx.var.pg_target = route.token .. route.prefix .. rest_of(route) .. ":pull"
-    ngx.var.pg_log_mode = "proxy"
+    ngx_var.pg_target = route.token .. route.prefix .. rest_of(route) .. ":pull"
+    ngx_var.pg_log_mode = "proxy"
 end
 
 return _M

@@ -7,7 +7,19 @@
 -- per route. A table replaces the current one when its version differs and
 -- its stamp (milliseconds, when it was rendered) is not older.
 
+-- The format is defined in sidecar/render/src/table.rs.
+
 local redis = require "nginx.redis"
+
+-- ngx and its functions as locals, looked up once (as ingress-nginx does).
+local ngx = ngx
+local ngx_log = ngx.log
+local ngx_now = ngx.now
+local ngx_null = ngx.null
+local timer_at = ngx.timer.at
+local timer_every = ngx.timer.every
+local worker_id = ngx.worker.id
+local ERR, WARN, NOTICE = ngx.ERR, ngx.WARN, ngx.NOTICE
 
 local _M = {}
 local dict = ngx.shared.pullgate
@@ -15,33 +27,36 @@ local last_warning = 0
 
 local function warn(...)
     -- Redis down must not flood the error log: one line per 10 s at most.
-    local now = ngx.now()
+    local now = ngx_now()
     if now - last_warning >= 10 then
         last_warning = now
-        ngx.log(ngx.WARN, "pullgate: ", ...)
+        ngx_log(WARN, "pullgate: ", ...)
     end
 end
 
-local function header(text)
-    local version, stamp = text:match("^pullgate%-routes 1 (%S+) (%d+)")
+-- The version and stamp of a table's header (format 1 only), or nil.
+function _M.header(text)
+    local version, stamp = text:match("^pullgate%-routes 1 (%S+) (%d+)\n")
     return version, tonumber(stamp)
 end
 
 -- Offer a table; keep it if it is new and not older than the current one.
-local function offer(text, source)
-    local version, stamp = header(text)
+-- Returns whether it was taken.
+function _M.offer(text, source)
+    local version, stamp = _M.header(text)
     if not version then
-        ngx.log(ngx.ERR, "pullgate: ignoring a route table without a header from ", source)
-        return
+        ngx_log(ERR, "pullgate: ignoring a route table without a format 1 header from ", source)
+        return false
     end
     if version == dict:get("version") or stamp < (dict:get("stamp") or 0) then
-        return
+        return false
     end
     -- The version goes last: readers rebuild when it changes.
     dict:set("table", text)
     dict:set("stamp", stamp)
     dict:set("version", version)
-    ngx.log(ngx.NOTICE, "pullgate: route table ", version, " from ", source)
+    ngx_log(NOTICE, "pullgate: route table ", version, " from ", source)
+    return true
 end
 
 -- Read the local table if its header names another version than the
@@ -52,10 +67,10 @@ function _M.load_file(path)
         return
     end
     local first = f:read("*l")
-    local version = first and header(first .. "\n")
+    local version = first and _M.header(first .. "\n")
     if version and version ~= dict:get("version") then
         local rest = f:read("*a") or ""
-        offer(first .. "\n" .. rest, path)
+        _M.offer(first .. "\n" .. rest, path)
     end
     f:close()
 end
@@ -70,11 +85,11 @@ local function poll_redis(opts)
     if opts.db ~= 0 then
         red:select(opts.db)
     end
-    local version = red:get(opts.key .. ":version")
-    if version and version ~= ngx.null and version ~= dict:get("version") then
-        local text = red:get(opts.key .. ":table")
-        if text and text ~= ngx.null then
-            offer(text, "redis")
+    local version = red:get(opts.version_key)
+    if version and version ~= ngx_null and version ~= dict:get("version") then
+        local text = red:get(opts.table_key)
+        if text and text ~= ngx_null then
+            _M.offer(text, "redis")
         end
     end
     red:set_keepalive(60000, 1)
@@ -102,14 +117,14 @@ function _M.start(opts)
     _M.load_file(opts.file)
     local route = require "pullgate.route"
     route.refresh()
-    ngx.timer.every(0.1, function(premature)
+    timer_every(0.1, function(premature)
         if not premature then
             route.refresh()
         end
     end)
-    if ngx.worker.id() == 0 then
-        ngx.timer.at(0, tick, opts)
-        ngx.timer.every(opts.interval or 0.25, tick, opts)
+    if worker_id() == 0 then
+        timer_at(0, tick, opts)
+        timer_every(opts.interval or 0.25, tick, opts)
     end
 end
 

@@ -30,6 +30,11 @@ const TAG_RE: &str = "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}";
 const DIGEST_RE: &str = "[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[A-Za-z0-9=_-]+";
 /// How many `%2F` a token scope's repository name may carry (components - 1).
 const SCOPE_DECODE_STEPS: usize = 8;
+/// Longest registry request line (method, `/v2/...` or `/token...`,
+/// protocol) the gateway reads; longer is answered 414. Registry paths are
+/// far shorter (names of at most 255 characters, tags of 128, digests of
+/// about 135); PCRE's JIT stack gives out on the name grammar near 1,500.
+pub const MAX_REQUEST_LINE: usize = 1024;
 
 #[derive(Template)]
 #[template(path = "pullgate.conf", escape = "none")]
@@ -41,6 +46,8 @@ struct IncludeTemplate<'a> {
     tag_re: &'a str,
     digest_re: &'a str,
     scope_decode_steps: usize,
+    max_request_line: usize,
+    table_file: &'a str,
 }
 
 impl std::ops::Deref for IncludeTemplate<'_> {
@@ -64,9 +71,17 @@ impl IncludeTemplate<'_> {
         }
     }
 
-    /// `Bearer realm="...",service="..."` for a server that issues its own tokens.
+    /// `Bearer realm="...",service="..."` for a server that issues its own
+    /// tokens: its `public_url`, else its own name, else (the catch-all)
+    /// the address the client reached; never the request's Host header.
     fn challenge(&self, s: &Server) -> String {
-        let origin = if s.public_url.is_empty() { "$scheme://$pg_req_host" } else { s.public_url.as_str() };
+        let origin = if !s.public_url.is_empty() {
+            s.public_url.clone()
+        } else if s.default {
+            "$scheme://$pg_server_host$pg_port_suffix".to_string()
+        } else {
+            format!("$scheme://{}$pg_port_suffix", s.name)
+        };
         format!("Bearer realm=\"{origin}/token\",service=\"{}\"", s.service)
     }
 }
@@ -120,6 +135,8 @@ pub fn render_with(config: &Config, options: Options) -> Result<Rendered, Render
         tag_re: TAG_RE,
         digest_re: DIGEST_RE,
         scope_decode_steps: SCOPE_DECODE_STEPS,
+        max_request_line: MAX_REQUEST_LINE + 1,
+        table_file: TABLE_FILE,
     }
     .render()
     .map_err(|source| RenderError::Template { file: INCLUDE_FILE, source })?;

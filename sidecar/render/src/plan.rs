@@ -65,12 +65,12 @@ pub struct FileLocation {
     pub proxy: bool,
 }
 
-/// Lua mode: where the hooks find Redis.
+/// Lua mode: where the hooks find Redis, and the keys of the route table there.
 pub struct LuaPlan {
     pub host: String,
     pub port: u16,
     pub db: u32,
-    pub key: String,
+    pub keys: table::RedisKeys,
 }
 
 pub struct Plan {
@@ -214,7 +214,12 @@ impl Plan {
         let longest_host = servers.iter().map(|s| s.name.len()).max().unwrap_or(0);
         Plan {
             access_log: config.gateway.access_log.clone(),
-            lua: config.gateway.redis.as_ref().map(|r| LuaPlan { host: r.host.clone(), port: r.port, db: r.db, key: r.key.clone() }),
+            lua: config.gateway.redis.as_ref().map(|r| LuaPlan {
+                host: r.host.clone(),
+                port: r.port,
+                db: r.db,
+                keys: table::RedisKeys::new(&r.key),
+            }),
             table_lines,
             resolver: config.gateway.resolver.clone(),
             trusted_ca: config.gateway.trusted_ca.clone(),

@@ -17,6 +17,7 @@ pub fn tests() -> Vec<(String, Standalone)> {
         ("cli::schema_file_is_in_sync", schema_in_sync),
         ("cli::example_nginx_conf_accepts_the_include", example_nginx_conf),
         ("cli::architecture_code_map_matches_the_tree", architecture_matches_tree),
+        ("cli::validate_names_the_resolver_and_warns_when_it_is_silent", validate_resolver),
     ];
     cases.into_iter().map(|(n, f)| (n.to_string(), f)).collect()
 }
@@ -179,9 +180,11 @@ fn render_check_nginx_error() -> Result<(), String> {
 
 fn schema_in_sync() -> Result<(), String> {
     let out = pullgate(&["schema"]);
+    ensure!(out.status.success(), "pullgate schema failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
+    ensure!(out.stdout.starts_with(b"{") && out.stdout.len() > 1000, "pullgate schema printed no schema");
     let file = repo_root().join("docs/routes.schema.json");
     let on_disk = std::fs::read_to_string(&file).unwrap_or_default();
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+    if crate::support::update_golden()? {
         std::fs::write(&file, &out.stdout).map_err(|e| e.to_string())?;
         return Ok(());
     }
@@ -238,12 +241,52 @@ fn architecture_matches_tree() -> Result<(), String> {
         .skip(1)
         .step_by(2)
         .filter(|t| {
-            ["sidecar/", "templates/", "lua/", "tests/", "docs/", "nginx/"].iter().any(|p| t.starts_with(p))
-                && !t.contains(['*', ' ', '{'])
+            ["sidecar/", "templates/", "lua/", "tests/", "docs/", "nginx/"].iter().any(|p| t.starts_with(p)) && !t.contains(['*', ' ', '{'])
         })
         .collect();
     ensure!(cited.len() >= 10, "ARCHITECTURE.md cites only {} paths: {cited:?}", cited.len());
     let missing: Vec<&&str> = cited.iter().filter(|p| !root.join(p).exists()).collect();
     ensure!(missing.is_empty(), "ARCHITECTURE.md cites paths that do not exist: {missing:?}");
+    Ok(())
+}
+
+/// Without `resolver`, the system's nameservers are used and `validate` says
+/// so; a DNS server that does not answer is warned about, one that does is not.
+fn validate_resolver() -> Result<(), String> {
+    let routes = "routes:\n  - {name: app, image: app, upstream: ghcr.io/acme/app, mode: proxy}\n";
+    let path = scratch("resolver-default", &format!("version: 1\n{routes}"));
+    let resolv = path.with_file_name("resolv.conf");
+    // Nothing listens on 127.0.0.9:53: the query is refused at once.
+    std::fs::write(&resolv, "# test\nsearch example.org\nnameserver 127.0.0.9\n").map_err(|e| e.to_string())?;
+    let validate = |path: &Path| {
+        Command::new(PULLGATE)
+            .args(["validate", "-c", path.to_str().unwrap()])
+            .env("PULLGATE_RESOLV_CONF", &resolv)
+            .output()
+            .expect("run pullgate")
+    };
+    let out = validate(&path);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    ensure!(out.status.success(), "default resolver: exit {:?}: {stderr}", out.status.code());
+    let said = format!("resolver 127.0.0.9 (from {})", resolv.display());
+    ensure!(stdout.lines().count() == 1 && stdout.contains(&said), "summary does not say {said:?}: {stdout}");
+    ensure!(stderr.contains("warning: resolver 127.0.0.9 does not answer"), "no warning for a silent resolver: {stderr}");
+    // Positive control: a DNS server that answers (the test's own), named in routes.yaml.
+    let server = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let addr = server.local_addr().map_err(|e| e.to_string())?;
+    let answering = std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        if let Ok((n, from)) = server.recv_from(&mut buf) {
+            buf[2] |= 0x80; // a response, whatever it says
+            let _ = server.send_to(&buf[..n], from);
+        }
+    });
+    let path = scratch("resolver-set", &format!("version: 1\ngateway:\n  resolver: [\"{addr}\"]\n{routes}"));
+    let out = validate(&path);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    ensure!(out.status.success(), "set resolver: exit {:?}: {stderr}", out.status.code());
+    ensure!(stdout.contains(&format!("; resolver {addr}\n")), "summary does not name {addr}: {stdout}");
+    ensure!(!stderr.contains("warning"), "a warning for an answering resolver: {stderr}");
+    answering.join().map_err(|_| "the test's DNS server panicked".to_string())?;
     Ok(())
 }

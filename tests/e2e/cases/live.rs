@@ -28,6 +28,7 @@ pub fn tests() -> Vec<(String, WithWorld)> {
         ("live::broken_edits_never_go_live", broken_edits),
         ("live::unchanged_edit_is_skipped_without_reload", unchanged_edit),
         ("live::other_files_beside_routes_yaml_are_ignored", other_files_ignored),
+        ("live::status_after_start_says_what_it_means_in_plain_text", status_after_start),
         ("live::edit_storm_costs_few_reloads_and_the_last_edit_wins", edit_storm),
         ("live::fifty_reloads_under_load_lose_no_request", reloads_under_load),
     ];
@@ -288,5 +289,30 @@ fn reloads_under_load(w: &World) -> Result<(), String> {
          keep-alive {} ok, {} retried after an idle-connection close, 0 failed",
         kept.ok, kept.stale_retries
     );
+    Ok(())
+}
+
+/// Right after start `pullgate status` says the config was loaded at start
+/// and nothing has changed since; logs written to a file carry no colour
+/// codes, while a terminal gets them.
+fn status_after_start(w: &World) -> Result<(), String> {
+    let gw = w.gateway("status-after-start", &w.routes_anon("redirect"))?;
+    let out = Command::new(PULLGATE).args(["status", "--status", &gw.status_addr.to_string()]).output().map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(out.status.success(), "pullgate status: {}", String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        text.contains("the config loaded at start") && text.contains("reloads:  none since start") && !text.contains("last ok"),
+        "status right after start:\n{text}"
+    );
+    let log = std::fs::read_to_string(gw.dir.join("up.log")).map_err(|e| e.to_string())?;
+    ensure!(log.contains("starting nginx"), "up.log holds no log lines: {log}");
+    ensure!(!log.contains('\x1b'), "colour codes in a log written to a file:\n{log}");
+    // Positive control: on a terminal (script(1) gives it one), the same lines are coloured.
+    require("script", "bsdutils")?;
+    let dir = gw.dir.join("tty");
+    let cmd = format!("{PULLGATE} --state-dir {} ship --log {}/none.log --sink null", dir.display(), dir.display());
+    let out = Command::new("timeout").args(["3", "script", "-qefc", &cmd, "/dev/null"]).output().map_err(|e| e.to_string())?;
+    let tty = String::from_utf8_lossy(&out.stdout);
+    ensure!(tty.contains("shipping") && tty.contains('\x1b'), "no colour on a terminal: {tty:?}");
     Ok(())
 }

@@ -28,6 +28,9 @@ pub fn tests() -> Vec<(String, WithWorld)> {
         ("protocol::proxy_hands_back_cdn_redirects_and_absolutises_relative_ones", cdn_redirects),
         ("protocol::file_routes_redirect_and_proxy", file_routes),
         ("protocol::file_route_path_tricks_go_nowhere", file_path_tricks),
+        ("protocol::token_realm_never_comes_from_the_host_header", realm_not_from_host),
+        ("protocol::token_refuses_push_and_unserved_repositories", token_scopes),
+        ("protocol::overlong_request_lines_are_refused_quietly", overlong_lines),
     ];
     cases.into_iter().map(|(n, f)| (n.to_string(), Box::new(f) as WithWorld)).collect()
 }
@@ -313,4 +316,126 @@ fn file_path_tricks(w: &World) -> Result<(), String> {
         "/downloads/1.0/x%0d%0aSet-Cookie:%20a=b",
     ];
     go_nowhere(&gw, &tricks, "User-Agent: curl/8", &[400, 404])
+}
+
+/// The realm in the gateway's own challenge: `public_url`, the host's own
+/// name, or (the catch-all) the address reached; never the Host header,
+/// which a shared cache in front would otherwise keep and serve to others.
+fn realm_not_from_host(w: &World) -> Result<(), String> {
+    let (t, realm, service) = (w.authed.addr, w.token.realm(), crate::support::token_server::SERVICE);
+    let routes = format!(
+        "{}  - {{name: pub, host: get.acme.dev, image: pub/*, upstream: \"http://{t}/acme-org/*\", auth: {{realm: \"{realm}\", service: {service}}}}}\n\
+         \x20 - {{name: mir, host: mirror.acme.dev, image: mir/*, upstream: \"http://{t}/acme-org/*\", auth: {{realm: \"{realm}\", service: {service}}}}}\n",
+        w.routes_renamed()
+    );
+    let hosts = "  hosts:\n    - {name: get.acme.dev, public_url: \"https://get.acme.dev\"}\n    - {name: mirror.acme.dev}\n";
+    let gw = Gateway::start(&w.dir("realm-host"), hosts, &routes)?;
+    let port = gw.addr.port();
+    let realm_for = |host: &str| -> Result<String, String> {
+        let r = curl("GET", &url(&gw, "/v2/"), &[&format!("Host: {host}")])?;
+        ensure!(r.status == 401, "ping with Host {host}: {} {}", r.status, r.text());
+        let challenge = r.header("www-authenticate").unwrap_or("").to_string();
+        let realm = challenge.split("realm=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("").to_string();
+        ensure!(!realm.is_empty(), "no realm in {challenge:?}");
+        Ok(realm)
+    };
+    let cases = [
+        ("evil.example", format!("http://127.0.0.1:{port}/token")),
+        ("evil.example:666", format!("http://127.0.0.1:{port}/token")),
+        ("get.acme.dev", "https://get.acme.dev/token".to_string()),
+        ("get.acme.dev:666", "https://get.acme.dev/token".to_string()),
+        ("mirror.acme.dev:666", format!("http://mirror.acme.dev:{port}/token")),
+    ];
+    for (host, want) in cases {
+        let got = realm_for(host)?;
+        ensure!(got == want, "Host {host}: realm {got:?}, want {want:?}");
+        ensure!(!got.contains("evil") && !got.contains(":666"), "Host {host} reached the realm: {got}");
+    }
+    // The catch-all's realm works: a token from it opens the manifest.
+    let r = curl("GET", &format!("http://127.0.0.1:{port}/token?scope=repository:apps/skopeo-r:pull&service=pullgate"), &[])?;
+    let token: Value = serde_json::from_slice(&r.body).map_err(|e| format!("{e}: {}", r.text()))?;
+    let auth = format!("Authorization: Bearer {}", token["token"].as_str().unwrap_or(""));
+    let r = curl("GET", &url(&gw, "/v2/apps/skopeo-r/manifests/1.0"), &[&auth, OCI_ACCEPT])?;
+    ensure!(r.status == 200, "manifest with the realm's token: {} {}", r.status, r.text());
+    Ok(())
+}
+
+/// `/token` asks the upstream for `pull` only, only for served repositories,
+/// and refuses the rest as a registry would.
+fn token_scopes(w: &World) -> Result<(), String> {
+    let gw = w.gateway("token-scopes", &w.routes_renamed())?;
+    let before = w.token.scopes_seen().len();
+    for (query, why) in [
+        ("scope=repository:apps/skopeo-r:push,pull", "the gateway serves pulls only"),
+        ("scope=repository%3Aapps%2Fskopeo-r%3Apull%2Cpush", "the gateway serves pulls only"),
+        ("scope=repository:apps/skopeo-r:*", "the gateway serves pulls only"),
+        ("scope=repository:apps/skopeo-r:delete", "the gateway serves pulls only"),
+        ("scope=repository:nobody/serves-this:pull", "no such repository"),
+        ("scope=registry:catalog:*", "the gateway serves pulls only"),
+        ("scope=repository:Apps/UPPER:pull", "no such repository"),
+    ] {
+        let r = curl("GET", &url(&gw, &format!("/token?{query}&service=pullgate")), &[])?;
+        let body: Value = serde_json::from_slice(&r.body).map_err(|e| format!("{query}: {e}: {}", r.text()))?;
+        ensure!(
+            r.status == 403
+                && body["errors"][0]["code"] == "DENIED"
+                && body["errors"][0]["message"].as_str().is_some_and(|m| m.contains(why)),
+            "{query}: {} {body}",
+            r.status
+        );
+    }
+    let asked: Vec<String> = w.token.scopes_seen()[before..].to_vec();
+    ensure!(asked.is_empty(), "refused requests still reached the upstream token server: {asked:?}");
+    // Positive controls: a pull of a served repository is passed on as pull;
+    // a login (no scope) gets a token that grants nothing.
+    let r = curl("GET", &url(&gw, "/token?scope=repository:apps/skopeo-r:pull&service=pullgate"), &[])?;
+    ensure!(r.status == 200, "pull scope: {} {}", r.status, r.text());
+    let asked: Vec<String> = w.token.scopes_seen()[before..].to_vec();
+    ensure!(asked.iter().any(|s| s == "repository:acme-org/skopeo-r:pull"), "the pull was not passed on: {asked:?}");
+    ensure!(asked.iter().all(|s| s.ends_with(":pull")), "asked the upstream for more than pull: {asked:?}");
+    let r = curl("GET", &url(&gw, "/token?service=pullgate&account=someone"), &[])?;
+    ensure!(r.status == 200 && r.text().contains("pullgate-anonymous"), "login: {} {}", r.status, r.text());
+    Ok(())
+}
+
+/// A request line past the bound is answered 414 before any regex sees it:
+/// nothing reaches nginx's error log (a long line used to make PCRE give up
+/// and nginx log an alert with the whole line).
+fn overlong_lines(w: &World) -> Result<(), String> {
+    let routes = format!(
+        "  - {{name: acme, image: acme/*, upstream: \"http://{}/acme/*\", mode: proxy, auth: none}}\n\
+         \x20 - {{name: dead, image: dead, upstream: \"http://127.0.0.9:9/dead\", mode: proxy, auth: none}}\n",
+        w.anon.addr
+    );
+    let gw = w.gateway("overlong", &routes)?;
+    let deep = |len: usize| format!("/v2/acme/{}/manifests/1.0", "a/".repeat(len / 2));
+    for len in [1100, 6000] {
+        let r = curl("GET", &url(&gw, &deep(len)), &[])?;
+        ensure!(r.status == 414, "{len}-character registry path: {} {}", r.status, r.text());
+    }
+    let r = curl("GET", &url(&gw, &format!("/token?scope={}", "a".repeat(6000))), &[])?;
+    ensure!(r.status == 414, "6,000-character token request: {} {}", r.status, r.text());
+    // Below the bound, and off the registry API, requests are answered as before.
+    let r = curl("GET", &url(&gw, &deep(900)), &["Authorization: Bearer pullgate-anonymous"])?;
+    ensure!(r.status == 404 && r.text().contains("NAME_UNKNOWN"), "900-character path: {} {}", r.status, r.text());
+    let r = curl("GET", &url(&gw, &format!("/downloads/{}", "x/".repeat(3000))), &[])?;
+    ensure!(r.status == 404, "6,000-character path off the registry API: {} {}", r.status, r.text());
+    // (Two upstreams on one host: the gateway's own challenge comes first.)
+    let r = curl("GET", &url(&gw, "/v2/acme/app/manifests/1.0"), &[OCI_ACCEPT])?;
+    ensure!(r.status == 401 && r.header("www-authenticate").is_some(), "a normal pull: {} {}", r.status, r.text());
+    // Positive control: nginx's error log reaches the file checked below.
+    let r = curl("GET", &url(&gw, "/v2/dead/manifests/1.0"), &["Authorization: Bearer pullgate-anonymous"])?;
+    ensure!(r.status == 502, "dead upstream: {}", r.status);
+    let stderr = || std::fs::read_to_string(gw.dir.join("up.log")).unwrap_or_default();
+    crate::support::wait_until(std::time::Duration::from_secs(5), "nginx's error for the dead upstream in up.log", || {
+        Ok(stderr().contains("connect() failed"))
+    })?;
+    let log = stderr();
+    ensure!(
+        !log.contains("pcre") && !log.contains("[alert]") && !log.contains("a/a/a/a/a/"),
+        "the long lines reached the error log:\n{log}"
+    );
+    let lines = gw.log()?;
+    ensure!(lines.iter().filter(|l| l["status"] == 414).count() == 3, "414s in the access log: {lines:?}");
+    Ok(())
 }

@@ -36,27 +36,41 @@ fn render_file(path: &std::path::Path) -> Result<render::Rendered, String> {
     render::render(&c).map_err(|e| e.to_string())
 }
 
+/// Every generated file of a golden input: the include (`NAME.conf`) and,
+/// in Lua mode, the route table as published at stamp 0 (`NAME.tsv`). The
+/// Lua files are copies of `lua/`, not generated, and are not compared.
 fn golden() -> Result<(), String> {
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let update = crate::support::update_golden()?;
+    let mut compared = 0;
     for input in goldens() {
-        let got = &render_file(&input)?.files[0].1;
-        let want_path = input.with_extension("conf");
-        if update {
-            std::fs::write(&want_path, got).map_err(|e| e.to_string())?;
-            continue;
+        let rendered = render_file(&input)?;
+        let tsv = input.with_extension("tsv");
+        let mut outputs = vec![(input.with_extension("conf"), rendered.files[0].1.clone())];
+        match &rendered.table {
+            Some(table) => outputs.push((tsv, table.text(0))),
+            None => ensure!(!tsv.exists(), "{} exists but {} renders no route table", tsv.display(), input.display()),
         }
-        let want = std::fs::read_to_string(&want_path).map_err(|e| format!("{}: {e}", want_path.display()))?;
-        if &want != got {
-            let line = want.lines().zip(got.lines()).position(|(a, b)| a != b).unwrap_or(want.lines().count().min(got.lines().count()));
-            return Err(format!(
-                "{} differs from its rendering at line {} (run with UPDATE_GOLDEN=1 to accept):\n  want: {:?}\n  got:  {:?}",
-                want_path.display(),
-                line + 1,
-                want.lines().nth(line),
-                got.lines().nth(line)
-            ));
+        for (want_path, got) in outputs {
+            compared += 1;
+            if update {
+                std::fs::write(&want_path, &got).map_err(|e| e.to_string())?;
+                continue;
+            }
+            let want = std::fs::read_to_string(&want_path).map_err(|e| format!("{}: {e}", want_path.display()))?;
+            if want != got {
+                let line = want.lines().zip(got.lines()).position(|(a, b)| a != b).unwrap_or(want.lines().count().min(got.lines().count()));
+                return Err(format!(
+                    "{} differs from its rendering at line {} (run with UPDATE_GOLDEN=1 to accept):\n  want: {:?}\n  got:  {:?}",
+                    want_path.display(),
+                    line + 1,
+                    want.lines().nth(line),
+                    got.lines().nth(line)
+                ));
+            }
         }
     }
+    // Four inputs, one of them in Lua mode: five files.
+    ensure!(compared >= 5, "only {compared} golden files compared");
     Ok(())
 }
 

@@ -37,3 +37,15 @@ pub fn wait_until(
     }
     Err(format!("{what}: not within {limit:?}"))
 }
+
+/// Whether to rewrite golden files: `UPDATE_GOLDEN=1` exactly. Any other
+/// value is a mistake said as one, not a silent rewrite (`.ci/run` refuses
+/// the variable altogether).
+pub fn update_golden() -> Result<bool, String> {
+    match std::env::var("UPDATE_GOLDEN") {
+        Err(std::env::VarError::NotPresent) => Ok(false),
+        Ok(v) if v == "1" => Ok(true),
+        Ok(v) => Err(format!("UPDATE_GOLDEN={v:?}: set it to 1 to rewrite the golden files, or unset it")),
+        Err(e) => Err(format!("UPDATE_GOLDEN: {e}")),
+    }
+}

@@ -1,0 +1,150 @@
+-- lua/pullgate/route.lua: table parsing, lookups, malformed tables.
+local fake = require "fake_ngx"
+
+local HEADER = "pullgate-routes 1 v1 100\n"
+local function line(fields) return table.concat(fields, "\t") .. "\n" end
+local REDIRECT = line { "app", "redirect", "http://up/v2/acme/app", "0", "http://up", "", "", "", "", "acme/app" }
+local AUTO_GLOB = line { "acme", "auto", "http://up/v2/acme/", "1", "http://up", "(?:^docker/)|(?:^containerd/)",
+    "http://fb/v2/acme/", "http://fb", "http://tok/token?service=s&scope=repository:", "acme/" }
+local PROXY = line { "prox", "proxy", "http://px/v2/p", "0", "http://px", "", "", "", "", "p" }
+
+describe("route table parsing", function()
+    local ngx, route
+    before_each(function()
+        ngx = fake.install()
+        fake.redis()
+        route = require "pullgate.route"
+    end)
+
+    it("reads every field of a line and skips the header", function()
+        local t, skipped = route.parse(HEADER .. REDIRECT .. AUTO_GLOB)
+        assert.are.equal(0, skipped)
+        assert.are.same({
+            mode = "auto", base = "http://up/v2/acme/", glob = true, origin = "http://up",
+            ua = "(?:^docker/)|(?:^containerd/)", fallback_base = "http://fb/v2/acme/", fallback_origin = "http://fb",
+            token = "http://tok/token?service=s&scope=repository:", prefix = "acme/",
+        }, t.acme)
+        assert.are.equal(false, t.app.glob)
+        assert.is_nil(t["pullgate-routes 1 v1 100"])
+    end)
+
+    it("reads the table the renderer writes", function()
+        local t, skipped = route.parse(fake.golden_table())
+        assert.are.equal(0, skipped)
+        assert.are.equal("proxy", t.app.mode)
+        assert.are.equal("https://ghcr.io/v2/app", t.app.base)
+        assert.are.equal("https://quay.io/v2/app", t.app.fallback_base)
+        assert.are.equal(true, t.hub.glob)
+        assert.are.equal("acmecorp/", t.hub.prefix)
+    end)
+
+    it("skips malformed lines and says so, keeping the good ones", function()
+        local text = HEADER
+            .. "garbage without tabs\n"
+            .. line { "short", "redirect", "http://x" }
+            .. line { "badmode", "teleport", "http://x", "0", "", "", "", "", "", "" }
+            .. line { "badglob", "proxy", "http://x", "yes", "", "", "", "", "", "" }
+            .. line { "", "proxy", "http://x", "0", "", "", "", "", "", "" }
+            .. line { "extra", "proxy", "http://x", "0", "", "", "", "", "", "", "more" }
+            .. PROXY
+        local t, skipped = route.parse(text)
+        assert.are.equal(6, skipped)
+        assert.is_not_nil(t.prox)
+        for _, name in ipairs { "garbage without tabs", "short", "badmode", "badglob", "", "extra" } do
+            assert.is_nil(t[name], name)
+        end
+        assert.are.equal("error", ngx.logs[#ngx.logs].level)
+        assert.matches("skipped 6 malformed", ngx.logs[#ngx.logs].text)
+    end)
+
+    it("reads nothing from an empty table", function()
+        local t, skipped = route.parse("")
+        assert.are.same({}, t)
+        assert.are.equal(0, skipped)
+    end)
+end)
+
+describe("route lookups", function()
+    local ngx, route, dict
+    before_each(function()
+        ngx = fake.install()
+        fake.redis()
+        route = require "pullgate.route"
+        dict = ngx.shared.pullgate
+        dict:set("table", HEADER .. REDIRECT .. AUTO_GLOB .. PROXY)
+        dict:set("version", "v1")
+        route.refresh()
+        ngx.var.is_args = ""
+    end)
+
+    it("redirects a redirect route with path and query kept", function()
+        ngx.var.pg_route, ngx.var.pg_tail, ngx.var.is_args, ngx.var.args = "app", "manifests/1.0", "?", "n=1"
+        route.registry()
+        assert.are.same({ url = "http://up/v2/acme/app/manifests/1.0?n=1", status = 307 }, ngx.redirected)
+        assert.are.equal("redirect", ngx.var.pg_log_mode)
+    end)
+
+    it("decides auto by user agent, and appends what a glob matched", function()
+        ngx.var.pg_route, ngx.var.pg_rest, ngx.var.pg_tail = "acme", "tool", "blobs/sha256:ab"
+        ngx.var.http_user_agent = "Docker/27.0 go/1.22"
+        route.registry()
+        assert.are.equal("http://up/v2/acme/tool/blobs/sha256:ab", ngx.redirected.url)
+        ngx.redirected = nil
+        ngx.var.http_user_agent = "skopeo/1.13"
+        route.registry()
+        assert.is_nil(ngx.redirected)
+        assert.are.equal("proxy", ngx.var.pg_log_mode)
+        assert.are.equal("http://up/v2/acme/tool/blobs/sha256:ab", ngx.var.pg_target)
+        assert.are.equal("http://up", ngx.var.pg_origin)
+    end)
+
+    it("proxies a proxy route and sets its origin for Location rewriting", function()
+        ngx.var.pg_route, ngx.var.pg_tail = "prox", "manifests/2"
+        route.registry()
+        assert.is_nil(ngx.redirected)
+        assert.are.equal("http://px/v2/p/manifests/2", ngx.var.pg_target)
+        assert.are.equal("http://px", ngx.var.pg_origin)
+    end)
+
+    it("answers 503 for a route the table does not have yet", function()
+        ngx.var.pg_route, ngx.var.pg_tail = "unknown", "manifests/1"
+        route.registry()
+        assert.are.equal(503, ngx.exited)
+        assert.matches("UNAVAILABLE", ngx.said[1])
+    end)
+
+    it("falls back to the first fallback, or answers 502 without one", function()
+        ngx.var.pg_route, ngx.var.pg_rest, ngx.var.pg_tail = "acme", "tool", "manifests/1"
+        route.fallback()
+        assert.are.equal("http://fb/v2/acme/tool/manifests/1", ngx.var.pg_target)
+        assert.are.equal("http://fb", ngx.var.pg_origin)
+        ngx.var.pg_route = "app"
+        route.fallback()
+        assert.are.equal(502, ngx.exited)
+    end)
+
+    it("asks the upstream token endpoint for pull of the upstream name", function()
+        ngx.var.pg_route, ngx.var.pg_rest = "acme", "tool"
+        route.token()
+        assert.are.equal("http://tok/token?service=s&scope=repository:acme/tool:pull", ngx.var.pg_target)
+        assert.are.equal("proxy", ngx.var.pg_log_mode)
+        ngx.var.pg_route = "app"
+        route.token()
+        assert.are.equal(200, ngx.exited)
+        assert.matches("pullgate%-anonymous", ngx.said[#ngx.said])
+    end)
+
+    it("rebuilds its table only when the version changes", function()
+        dict:set("table", HEADER .. PROXY)
+        route.refresh()
+        ngx.var.pg_route, ngx.var.pg_tail = "app", "manifests/1"
+        route.registry()
+        assert.is_not_nil(ngx.redirected, "same version: the old table stays")
+        dict:set("version", "v2")
+        route.refresh()
+        ngx.redirected, ngx.exited = nil, nil
+        route.registry()
+        assert.is_nil(ngx.redirected)
+        assert.are.equal(503, ngx.exited, "new version: `app` is gone")
+    end)
+end)

@@ -1,0 +1,102 @@
+-- lua/pullgate/sync.lua: headers, versions and stamps, the local file, Redis.
+local fake = require "fake_ngx"
+
+local function table_text(version, stamp, body)
+    return "pullgate-routes 1 " .. version .. " " .. stamp .. "\n" .. (body or "")
+end
+
+describe("route table sync", function()
+    local ngx, sync, dict, redis
+    before_each(function()
+        ngx = fake.install()
+        redis = fake.redis()
+        sync = require "pullgate.sync"
+        dict = ngx.shared.pullgate
+    end)
+
+    it("reads version and stamp from a format 1 header only", function()
+        assert.are.same({ "abc", 42 }, { sync.header(table_text("abc", 42)) })
+        assert.is_nil(sync.header("pullgate-routes 2 abc 42\n"))
+        assert.is_nil(sync.header("pullgate-routes 1 abc\n"))
+        assert.is_nil(sync.header("pullgate-routes 1 abc notanumber\n"))
+        assert.is_nil(sync.header("app\tproxy\n"))
+        assert.is_nil(sync.header(""))
+    end)
+
+    it("keeps a new version, ignores the same version and older stamps", function()
+        assert.is_true(sync.offer(table_text("v1", 100), "test"))
+        assert.are.equal("v1", dict:get("version"))
+        assert.is_false(sync.offer(table_text("v1", 200), "test"), "same version")
+        assert.is_false(sync.offer(table_text("v0", 50), "test"), "older stamp")
+        assert.are.equal("v1", dict:get("version"))
+        assert.is_true(sync.offer(table_text("v2", 100), "test"), "same stamp, new version")
+        assert.are.equal("v2", dict:get("version"))
+        assert.are.equal(table_text("v2", 100), dict:get("table"))
+    end)
+
+    it("refuses a table without a format 1 header, and says so", function()
+        assert.is_false(sync.offer("app\tredirect\n", "redis"))
+        assert.is_false(sync.offer("pullgate-routes 2 v9 999\n", "redis"))
+        assert.is_nil(dict:get("version"))
+        assert.matches("without a format 1 header from redis", ngx.logs[#ngx.logs].text)
+    end)
+
+    it("loads the local file, and only when its version is new", function()
+        local path = os.tmpname()
+        local f = assert(io.open(path, "wb"))
+        f:write(fake.golden_table())
+        f:close()
+        sync.load_file(path)
+        assert.are.equal("a46ca4428bb58da1", dict:get("version"))
+        dict:set("table", "replaced")
+        sync.load_file(path)
+        assert.are.equal("replaced", dict:get("table"), "the same version is not read again")
+        sync.load_file(path .. ".missing")
+        os.remove(path)
+    end)
+
+    it("starts: loads the file, and worker 0 alone polls Redis", function()
+        local path = os.tmpname()
+        local f = assert(io.open(path, "wb"))
+        f:write(table_text("local", 1))
+        f:close()
+        redis.store["pg:version"] = "remote"
+        redis.store["pg:table"] = table_text("remote", 5)
+        local opts = { file = path, host = "127.0.0.1", port = 6379, db = 0, table_key = "pg:table", version_key = "pg:version" }
+        ngx.worker_id = 1
+        sync.start(opts)
+        assert.are.equal("local", dict:get("version"))
+        assert.are.equal(1, #ngx.timers, "worker 1 only refreshes its copy")
+        ngx.worker_id = 0
+        sync.start(opts)
+        assert.are.equal(4, #ngx.timers)
+        local tick = ngx.timers[3]
+        tick.f(false, table.unpack(tick.args))
+        assert.are.equal("remote", dict:get("version"))
+        os.remove(path)
+    end)
+
+    it("keeps serving when Redis is down, warning once per 10 s", function()
+        local opts = { file = "/nonexistent", host = "127.0.0.1", port = 1, db = 0, table_key = "k:table", version_key = "k:version" }
+        redis.down = true
+        ngx.worker_id = 0
+        sync.offer(table_text("v1", 1), "file")
+        sync.start(opts)
+        local tick = ngx.timers[2]
+        tick.f(false, table.unpack(tick.args))
+        tick.f(false, table.unpack(tick.args))
+        local warnings = 0
+        for _, l in ipairs(ngx.logs) do
+            if l.level == "warn" then warnings = warnings + 1 end
+        end
+        assert.are.equal(1, warnings)
+        assert.are.equal("v1", dict:get("version"))
+        ngx.clock = ngx.clock + 11
+        tick.f(false, table.unpack(tick.args))
+        warnings = 0
+        for _, l in ipairs(ngx.logs) do
+            if l.level == "warn" then warnings = warnings + 1 end
+        end
+        assert.are.equal(2, warnings)
+    end)
+end)
