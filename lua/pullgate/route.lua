@@ -66,10 +66,6 @@ function _M.refresh()
     end
 end
 
-local function current()
-    return routes
-end
-
 -- The part of the name a glob route matched ("" for an exact route).
 local function rest_of(route)
     return route.glob and (ngx_var.pg_rest or "") or ""
@@ -87,11 +83,21 @@ local function answer(status, body)
     return ngx_exit(status)
 end
 
+-- The request's route if it has `field`, else nil once the request is
+-- answered with `status` and `body` (the caller returns at once).
+local function route_with(field, status, body)
+    local route = routes[ngx_var.pg_route]
+    if route and route[field] ~= "" then
+        return route
+    end
+    answer(status, body)
+end
+
 -- rewrite_by_lua in the registry location: redirect, or set the proxy target.
 function _M.registry()
-    local route = current()[ngx_var.pg_route]
+    local route = route_with("base", 503, '{"errors":[{"code":"UNAVAILABLE","message":"the route table is not loaded yet"}]}')
     if not route then
-        return answer(503, '{"errors":[{"code":"UNAVAILABLE","message":"the route table is not loaded yet"}]}')
+        return
     end
     local mode = route.mode
     if mode == "auto" then
@@ -109,9 +115,9 @@ end
 
 -- rewrite_by_lua in @pg_fallback: the first fallback, if the route has one.
 function _M.fallback()
-    local route = current()[ngx_var.pg_route]
-    if not route or route.fallback_base == "" then
-        return answer(502, '{"errors":[{"code":"UNAVAILABLE","message":"the upstream registry cannot be reached"}]}')
+    local route = route_with("fallback_base", 502, '{"errors":[{"code":"UNAVAILABLE","message":"the upstream registry cannot be reached"}]}')
+    if not route then
+        return
     end
     ngx_var.pg_target = target(route, route.fallback_base)
     ngx_var.pg_origin = route.fallback_origin
@@ -119,9 +125,9 @@ end
 
 -- rewrite_by_lua in /token: the upstream token URL for the scope's route.
 function _M.token()
-    local route = current()[ngx_var.pg_route]
-    if not route or route.token == "" then
-        return answer(200, '{"token":"pullgate-anonymous","access_token":"pullgate-anonymous","expires_in":3600}')
+    local route = route_with("token", 200, '{"token":"pullgate-anonymous","access_token":"pullgate-anonymous","expires_in":3600}')
+    if not route then
+        return
     end
     ngx_var.pg_target = route.token .. route.prefix .. rest_of(route) .. ":pull"
     ngx_var.pg_log_mode = "proxy"

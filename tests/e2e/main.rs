@@ -30,7 +30,34 @@ fn main() {
             None => Err(Failed::from("not started")),
         }));
     }
-    let conclusion = libtest_mimic::run(&args, trials);
+    // Tests with a time bound run last, one at a time, so that a failure
+    // means the product was slow, not that wrk or a 100 MB download beside
+    // it took the two cores.
+    let (serial, parallel): (Vec<Trial>, Vec<Trial>) = trials.into_iter().partition(|t| cases::timed(t.name()));
+    assert_eq!(serial.len(), cases::TIMED.len(), "a name in cases::TIMED names no test");
+    let mut conclusion = libtest_mimic::run(&args, parallel);
+    if !args.list {
+        eprintln!(
+            "\nthe {} tests with a time bound, one at a time:",
+            serial.iter().filter(|t| args.filter.as_deref().is_none_or(|f| t.name().contains(f))).count()
+        );
+    }
+    let serial_args = Arguments { test_threads: Some(1), ..args };
+    let timed = libtest_mimic::run(&serial_args, serial);
     drop(world);
+    conclusion.num_passed += timed.num_passed;
+    conclusion.num_failed += timed.num_failed;
+    conclusion.num_ignored += timed.num_ignored;
+    conclusion.num_filtered_out += timed.num_filtered_out;
+    conclusion.num_measured += timed.num_measured;
+    if !args.list {
+        // One closing line for the whole run.
+        println!(
+            "{} passed, {} failed{}",
+            conclusion.num_passed,
+            conclusion.num_failed,
+            if conclusion.num_ignored > 0 { format!(", {} skipped", conclusion.num_ignored) } else { String::new() }
+        );
+    }
     conclusion.exit();
 }

@@ -46,6 +46,15 @@ fn replace(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// A fresh, empty directory for one test: `NAME-PID` under the system's
+/// temporary directory. For tests of every crate; nothing else uses it.
+pub fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("pullgate-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,9 +62,7 @@ mod tests {
 
     #[test]
     fn replaces_whole_files_and_keeps_private_ones_private() {
-        let dir = std::env::temp_dir().join(format!("pg-base-fs-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir("base-fs");
         let p = dir.join("a.conf");
         write_atomic(&p, b"one").unwrap();
         write_atomic(&p, b"two").unwrap();

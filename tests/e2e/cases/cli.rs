@@ -18,6 +18,7 @@ pub fn tests() -> Vec<(String, Standalone)> {
         ("cli::example_nginx_conf_accepts_the_include", example_nginx_conf),
         ("cli::architecture_code_map_matches_the_tree", architecture_matches_tree),
         ("cli::validate_names_the_resolver_and_warns_when_it_is_silent", validate_resolver),
+        ("cli::crate_layering_follows_the_data_flow", crate_layering),
     ];
     cases.into_iter().map(|(n, f)| (n.to_string(), f)).collect()
 }
@@ -289,4 +290,60 @@ fn validate_resolver() -> Result<(), String> {
     ensure!(!stderr.contains("warning"), "a warning for an answering resolver: {stderr}");
     answering.join().map_err(|_| "the test's DNS server panicked".to_string())?;
     Ok(())
+}
+
+/// The rules of ARCHITECTURE.md that a compiler does not check: each crate
+/// depends only on the stages before it, only the binary knows clap and
+/// reads the environment, and `config` and `render` do no I/O and read no
+/// clock outside their tests.
+fn crate_layering() -> Result<(), String> {
+    let root = repo_root().join("sidecar");
+    // Each crate, and the pullgate crates it may depend on.
+    let allowed: [(&str, &[&str]); 7] = [
+        ("base", &[]),
+        ("config", &[]),
+        ("render", &["config"]),
+        ("nginx", &["base", "render"]),
+        ("daemon", &["base", "config", "render", "nginx"]),
+        ("ship", &["base"]),
+        ("pullgate", &["base", "config", "render", "nginx", "daemon", "ship"]),
+    ];
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+    for (krate, may) in allowed {
+        let manifest = read(&root.join(krate).join("Cargo.toml"))?;
+        let deps = manifest.split("[dev-dependencies]").next().unwrap_or("");
+        for line in deps.lines() {
+            let Some(dep) = line.strip_prefix("pullgate-").and_then(|l| l.split(['.', ' ', '=']).next()) else { continue };
+            ensure!(may.contains(&dep), "sidecar/{krate} depends on pullgate-{dep}: against the data flow (may: {may:?})");
+        }
+        ensure!(krate == "pullgate" || !manifest.contains("\nclap"), "sidecar/{krate} depends on clap; only the binary may");
+        for file in rust_files(&root.join(krate).join("src"))? {
+            let text = read(&file)?;
+            // Everything before the file's unit tests.
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            let name = file.display();
+            if !file.ends_with("pullgate/src/env.rs") {
+                ensure!(!code.contains("env::var"), "{name} reads the environment; only sidecar/pullgate/src/env.rs does");
+            }
+            if matches!(krate, "config" | "render") {
+                for banned in ["std::fs", "std::env", "SystemTime", "Instant::now", "clock::"] {
+                    ensure!(!code.contains(banned), "{name} uses {banned}: config and render do no I/O and read no clock");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn rust_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?.flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(rust_files(&p)?);
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push(p);
+        }
+    }
+    Ok(out)
 }

@@ -44,8 +44,9 @@ fn status_of(gw: &Gateway, image: &str) -> Result<u16, String> {
     Ok(curl("GET", &format!("http://{}/v2/{image}/manifests/1.0", gw.host()), &[DOCKER_UA])?.status)
 }
 
-fn counter(status: &Value, key: &str) -> u64 {
-    status[key].as_u64().unwrap_or(0)
+/// A counter of the daemon's status; a missing one is an error, not 0.
+fn counter(status: &Value, key: &str) -> Result<u64, String> {
+    status[key].as_u64().ok_or_else(|| format!("no counter `{key}` in the status: {status}"))
 }
 
 enum Edit {
@@ -102,7 +103,7 @@ fn edit_goes_live(w: &World, name: &str, how: Edit) -> Result<(), String> {
     ensure!(took < LIVE_WITHIN, "the edit took {took:?} to serve (bound: {LIVE_WITHIN:?})");
     ensure!(status_of(&gw, "acme/app")? == 307, "the old route stopped serving");
     // nginx serves the new config a moment before the daemon has verified and recorded it.
-    wait_until(Duration::from_secs(2), "the daemon recording the reload", || Ok(counter(&gw.status()?, "reloads_ok") >= 1))?;
+    wait_until(Duration::from_secs(2), "the daemon recording the reload", || Ok(counter(&gw.status()?, "reloads_ok")? >= 1))?;
     let s = gw.status()?;
     ensure!(s["serving_version"] != version, "status after the edit: {s}");
     eprintln!("{name}: edit serving after {took:?}");
@@ -137,7 +138,7 @@ fn broken_edits(w: &World) -> Result<(), String> {
     ];
     for (i, (what, yaml, expected)) in broken.iter().enumerate() {
         std::fs::write(&path, yaml).map_err(|e| e.to_string())?;
-        wait_until(Duration::from_secs(5), "a recorded failure", || Ok(counter(&gw.status()?, "reloads_failed") > i as u64))
+        wait_until(Duration::from_secs(5), "a recorded failure", || Ok(counter(&gw.status()?, "reloads_failed")? > i as u64))
             .map_err(|e| format!("{what}: no failure recorded: {e}"))?;
         let s = gw.status()?;
         let error = s["last_error"].as_str().unwrap_or("");
@@ -157,7 +158,7 @@ fn broken_edits(w: &World) -> Result<(), String> {
     std::fs::write(&path, format!("{good}{}", route(w, "multi", "acme/multi"))).map_err(|e| e.to_string())?;
     wait_until(Duration::from_secs(5), "the fixed edit serving", || Ok(status_of(&gw, "acme/multi")? == 307))?;
     // nginx serves it a moment before the daemon has verified and recorded it.
-    wait_until(Duration::from_secs(2), "the daemon recording the fix", || Ok(counter(&gw.status()?, "reloads_ok") >= 1))?;
+    wait_until(Duration::from_secs(2), "the daemon recording the fix", || Ok(counter(&gw.status()?, "reloads_ok")? >= 1))?;
     let s = gw.status()?;
     ensure!(s["last_error"].is_null() && s["serving_version"] != version, "after the fix: {s}");
     let metrics = curl("GET", &format!("http://{}/metrics", gw.status_addr), &[])?.text();
@@ -180,9 +181,9 @@ fn unchanged_edit(w: &World) -> Result<(), String> {
     let path = gw.dir.join("routes.yaml");
     let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
     std::fs::write(&path, format!("# a comment changes nothing\n{text}\n\n")).map_err(|e| e.to_string())?;
-    wait_until(Duration::from_secs(5), "the unchanged edit counted", || Ok(counter(&gw.status()?, "skipped_unchanged") >= 1))?;
+    wait_until(Duration::from_secs(5), "the unchanged edit counted", || Ok(counter(&gw.status()?, "skipped_unchanged")? >= 1))?;
     let s = gw.status()?;
-    ensure!(counter(&s, "reloads_ok") == 0 && counter(&s, "reloads_failed") == 0, "an unchanged edit reloaded: {s}");
+    ensure!(counter(&s, "reloads_ok")? == 0 && counter(&s, "reloads_failed")? == 0, "an unchanged edit reloaded: {s}");
     ensure!(gw.workers() == workers, "nginx workers changed: {workers:?} -> {:?}", gw.workers());
     Ok(())
 }
@@ -197,7 +198,15 @@ fn other_files_ignored(w: &World) -> Result<(), String> {
     }
     std::thread::sleep(Duration::from_millis(500));
     let s = gw.status()?;
-    ensure!(counter(&s, "watch_events") == 0 && counter(&s, "watch_batches") == 0, "other files drove the watcher: {s}");
+    ensure!(counter(&s, "watch_events")? == 0 && counter(&s, "watch_batches")? == 0, "other files drove the watcher: {s}");
+    // Positive control: the watcher is alive, and routes.yaml itself drives it.
+    let path = gw.dir.join("routes.yaml");
+    let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    wait_until(Duration::from_secs(3), "a write of routes.yaml seen by the watcher", || {
+        let s = gw.status()?;
+        Ok(counter(&s, "watch_events")? >= 1 && counter(&s, "watch_batches")? >= 1)
+    })?;
     Ok(())
 }
 
@@ -224,9 +233,9 @@ fn edit_storm(w: &World) -> Result<(), String> {
         .map_err(|e| format!("the last edit never served: {e}"))?;
     std::thread::sleep(Duration::from_millis(600));
     let s = gw.status()?;
-    let reloads = counter(&s, "reloads_ok");
+    let reloads = counter(&s, "reloads_ok")?;
     ensure!((1..=6).contains(&reloads), "{} edits in {} ms cost {reloads} reloads: {s}", EDITS - 1, EDITS * 5);
-    ensure!(counter(&s, "reloads_failed") == 0 && status_of(&gw, "storm/v1")? == 404, "an intermediate edit is serving: {s}");
+    ensure!(counter(&s, "reloads_failed")? == 0 && status_of(&gw, "storm/v1")? == 404, "an intermediate edit is serving: {s}");
     Ok(())
 }
 
@@ -261,7 +270,7 @@ fn reloads_under_load(w: &World) -> Result<(), String> {
             let tmp = dir.join(".routes.yaml.new");
             std::fs::write(&tmp, if i % 2 == 1 { &b } else { &a }).map_err(|e| e.to_string())?;
             std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
-            wait_until(Duration::from_secs(5), "the reload going live", || Ok(counter(&gw.status()?, "reloads_ok") >= i))
+            wait_until(Duration::from_secs(5), "the reload going live", || Ok(counter(&gw.status()?, "reloads_ok")? >= i))
                 .map_err(|e| format!("reload {i} did not go live: {e}"))?;
         }
         Ok::<(), String>(())
@@ -283,7 +292,7 @@ fn reloads_under_load(w: &World) -> Result<(), String> {
     wait_until(Duration::from_secs(10), "old workers exiting", || Ok(gw.workers().len() == workers))
         .map_err(|_| format!("old nginx workers did not exit: {} workers, expected {workers}", gw.workers().len()))?;
     let s = gw.status()?;
-    ensure!(counter(&s, "reloads_ok") == RELOADS && counter(&s, "reloads_failed") == 0, "{s}");
+    ensure!(counter(&s, "reloads_ok")? == RELOADS && counter(&s, "reloads_failed")? == 0, "{s}");
     eprintln!(
         "{RELOADS} reloads in {took:?}: wrk {requests} requests on fresh connections, none failed; \
          keep-alive {} ok, {} retried after an idle-connection close, 0 failed",

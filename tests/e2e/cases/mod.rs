@@ -15,6 +15,19 @@ use crate::world::World;
 pub type Standalone = fn() -> Result<(), String>;
 pub type WithWorld = Box<dyn Fn(&World) -> Result<(), String> + Send + Sync>;
 
+/// Tests that assert a time bound (an edit live within 1 s): they run
+/// after the others, one at a time, so that nothing starves them.
+pub fn timed(name: &str) -> bool {
+    TIMED.contains(&name)
+}
+
+pub const TIMED: [&str; 4] = [
+    "live::plain_write_serves_within_1s",
+    "live::atomic_rename_serves_within_1s",
+    "live::symlink_swap_serves_within_1s",
+    "lua::three_nodes_follow_redis_without_reloads",
+];
+
 /// Tests that need no upstream registry.
 pub fn standalone() -> Vec<(String, Standalone)> {
     let mut v = Vec::new();

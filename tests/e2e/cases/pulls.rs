@@ -87,29 +87,47 @@ pub fn tests() -> Vec<(String, WithWorld)> {
 }
 
 fn pull_case(w: &World, client: &str, sc: Scenario) -> Result<(), String> {
-    let outcome = pull(w, client, sc);
-    if matches!(sc, Scenario::ForcedRedirect) && !keeps_auth_across_redirect(client) {
-        // Evidence for the default list: this client loses its token on a redirect.
-        return match outcome {
-            Err(e) if e.contains("unauthorized") => Ok(()),
-            Err(e) => Err(format!("{client} failed differently than by losing its token: {e}")),
-            Ok(()) => Err(format!("{client} now keeps auth across redirects: add it to DEFAULT_REDIRECT_USER_AGENTS")),
-        };
-    }
-    outcome
-}
-
-fn pull(w: &World, client: &str, sc: Scenario) -> Result<(), String> {
     let test = format!("{client}-{}", sc.name());
     let (routes, repo, key, route) = sc.setup(w, client);
     let gw = w.gateway(&test, &routes)?;
+    let outcome = fetch(w, &gw, client, sc, &repo, &key, &test);
+    if matches!(sc, Scenario::ForcedRedirect) && !keeps_auth_across_redirect(client) {
+        // Evidence for the default list: the gateway redirected this client,
+        // and the client then lost its token at the upstream.
+        return match outcome {
+            Err(e) if e.contains("unauthorized") => {
+                let lines = gw.log_for(&format!("/v2/{repo}/manifests/"))?;
+                let first = lines.first().ok_or_else(|| format!("{client} failed before asking the gateway for a manifest: {e}"))?;
+                ensure!(
+                    first["status"] == 307 && first["mode"] == "redirect" && first["route"] == route,
+                    "{client} failed ({e}), but not after a redirect: the gateway answered {first}"
+                );
+                Ok(())
+            }
+            Err(e) => Err(format!("{client} failed differently than by losing its token: {e}")),
+            Ok(_) => Err(format!("{client} now keeps auth across redirects: add it to DEFAULT_REDIRECT_USER_AGENTS")),
+        };
+    }
     let pushed = w.image(&key);
+    let digest = outcome?;
+    ensure!(digest == pushed.digest, "{client} got {digest}, pushed {}", pushed.digest);
+    check_log(&gw, &repo, route, expected_mode(client, sc))?;
+    if matches!(sc, Scenario::Renamed | Scenario::MultiArch) {
+        let upstream_scope = format!("repository:{}:pull", pushed.repo);
+        ensure!(w.token.scopes_seen().contains(&upstream_scope), "the token server never saw {upstream_scope}");
+    }
+    Ok(())
+}
+
+/// Pull `repo` through `gw` with `client`; the digest it got.
+fn fetch(w: &World, gw: &Gateway, client: &str, sc: Scenario, repo: &str, key: &str, test: &str) -> Result<String, String> {
+    let pushed = w.image(key);
     let reference = match sc {
         Scenario::ByDigest => format!("{}/{repo}@{}", gw.host(), pushed.digest),
         _ => format!("{}/{repo}:1.0", gw.host()),
     };
-    let dir = w.work.join("t").join(&test);
-    let digest = match client {
+    let dir = w.work.join("t").join(test);
+    Ok(match client {
         "skopeo" => {
             let all = matches!(sc, Scenario::MultiArch);
             let blobs = skopeo_copy(&reference, &dir.join("copy"), all)?;
@@ -122,17 +140,10 @@ fn pull(w: &World, client: &str, sc: Scenario) -> Result<(), String> {
             format!("sha256:{}", crate::support::clients::sha256_hex(&manifest))
         }
         "podman" => podman_pull(&reference, &dir.join("p"))?,
-        "ctr" => w.engine.as_ref().map_err(|e| format!("no container engine: {e}"))?.ctr_pull(&test, &reference)?,
+        "ctr" => w.engine.as_ref().map_err(|e| format!("no container engine: {e}"))?.ctr_pull(test, &reference)?,
         "docker" => w.engine.as_ref().map_err(|e| format!("no container engine: {e}"))?.docker_pull(&reference)?,
         _ => unreachable!(),
-    };
-    ensure!(digest == pushed.digest, "{client} got {digest}, pushed {}", pushed.digest);
-    check_log(&gw, &repo, route, expected_mode(client, sc))?;
-    if matches!(sc, Scenario::Renamed | Scenario::MultiArch) {
-        let upstream_scope = format!("repository:{}:pull", pushed.repo);
-        ensure!(w.token.scopes_seen().contains(&upstream_scope), "the token server never saw {upstream_scope}");
-    }
-    Ok(())
+    })
 }
 
 /// Manifest requests for `repo` were logged with the route, the mode and a 2xx/3xx status.

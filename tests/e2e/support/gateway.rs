@@ -190,6 +190,15 @@ impl Reply {
 
 /// One request with curl; `--path-as-is` so dot segments reach the server untouched.
 pub fn curl(method: &str, url: &str, headers: &[&str]) -> Result<Reply, String> {
+    curl_sending(method, url, headers, None)
+}
+
+/// [`curl`] with a request body.
+pub fn curl_body(method: &str, url: &str, headers: &[&str], body: &str) -> Result<Reply, String> {
+    curl_sending(method, url, headers, Some(body))
+}
+
+fn curl_sending(method: &str, url: &str, headers: &[&str], data: Option<&str>) -> Result<Reply, String> {
     let body_file = std::env::temp_dir().join(format!("pg-curl-{}-{:?}", std::process::id(), std::thread::current().id()));
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "--path-as-is", "-D", "-", "-o"]).arg(&body_file);
@@ -200,6 +209,9 @@ pub fn curl(method: &str, url: &str, headers: &[&str]) -> Result<Reply, String> 
     }
     for h in headers {
         cmd.args(["-H", h]);
+    }
+    if let Some(d) = data {
+        cmd.args(["--data-binary", d]);
     }
     cmd.arg(url);
     let out = cmd.output().map_err(|e| format!("curl: {e}"))?;

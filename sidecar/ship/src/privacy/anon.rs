@@ -165,8 +165,7 @@ mod tests {
 
     #[test]
     fn salts_are_private_and_old_ones_go() {
-        let dir = std::env::temp_dir().join(format!("pg-salt-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = pullgate_base::fs::scratch_dir("salts");
         let mut a = Anonymiser::new(dir.clone()).unwrap();
         a.salt(100).unwrap();
         a.salt(103).unwrap();

@@ -104,8 +104,7 @@ mod tests {
     use super::*;
 
     fn clouds(files: &[&str]) -> Clouds {
-        let dir = std::env::temp_dir().join(format!("pg-cloud-{}-{}", std::process::id(), files.len()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = pullgate_base::fs::scratch_dir(&format!("cloud-{}", files.len()));
         let paths: Vec<_> = files
             .iter()
             .enumerate()
@@ -141,7 +140,7 @@ mod tests {
 
     #[test]
     fn an_unknown_file_is_an_error() {
-        let p = std::env::temp_dir().join(format!("pg-cloud-bad-{}.json", std::process::id()));
+        let p = pullgate_base::fs::scratch_dir("cloud-bad").join("bad.json");
         std::fs::write(&p, "{\"foo\":1}").unwrap();
         assert!(Clouds::load(&[&p]).err().unwrap().to_string().contains("not a range file"));
     }

@@ -82,8 +82,7 @@ mod tests {
 
     #[test]
     fn looks_up_both_families_from_tor_format_files() {
-        let dir = std::env::temp_dir().join(format!("pg-geo-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = pullgate_base::fs::scratch_dir("geo");
         std::fs::write(dir.join("geoip"), "# comment\n16777216,16777471,AU\n16777472,16778239,CN\n16778240,16779263,??\n").unwrap();
         std::fs::write(dir.join("geoip6"), "2001:2::,2001:2:0:ffff:ffff:ffff:ffff:ffff,JP\n").unwrap();
         let g = Geo::load_tor(&dir).unwrap();

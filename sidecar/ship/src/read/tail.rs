@@ -280,10 +280,7 @@ mod tests {
     use std::io::Write;
 
     fn dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("pg-tail-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+        pullgate_base::fs::scratch_dir(&format!("tail-{name}"))
     }
 
     fn append(path: &Path, text: &str) {

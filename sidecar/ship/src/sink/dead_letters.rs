@@ -61,8 +61,7 @@ mod tests {
 
     #[test]
     fn past_the_bound_the_file_moves_aside_once() {
-        let dir = std::env::temp_dir().join(format!("pg-dead-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = pullgate_base::fs::scratch_dir("dead-letters");
         let path = dir.join("dead-letters.jsonl");
         let mut d = DeadLetters::open(path.clone(), 300).unwrap();
         let letter = DeadLetter::new("why", &[b'x'; 100], 100);

@@ -92,9 +92,7 @@ mod tests {
 
     #[test]
     fn a_torn_last_line_is_cut_before_appending() {
-        let dir = std::env::temp_dir().join(format!("pullgate-sink-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = pullgate_base::fs::scratch_dir("sink");
         std::fs::write(dir.join("events-000001.jsonl"), "{\"a\":1}\n{\"b\":").unwrap();
         let mut sink = LocalSink::open(dir.clone(), 1 << 20).unwrap();
         sink.write(&[Prepared { ts_ms: 1, json: "{\"c\":3}".into() }]).unwrap();
