@@ -30,11 +30,12 @@ const TAG_RE: &str = "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}";
 const DIGEST_RE: &str = "[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[A-Za-z0-9=_-]+";
 /// How many `%2F` a token scope's repository name may carry (components - 1).
 const SCOPE_DECODE_STEPS: usize = 8;
-/// Longest registry request line (method, `/v2/...` or `/token...`,
-/// protocol) the gateway reads; longer is answered 414. Registry paths are
-/// far shorter (names of at most 255 characters, tags of 128, digests of
-/// about 135); PCRE's JIT stack gives out on the name grammar near 1,500.
-pub const MAX_REQUEST_LINE: usize = 1024;
+/// Longest registry path (after `/v2/`, with its query) and token request
+/// URI the gateway reads: a longer registry path is an unknown repository
+/// (404), a longer token request 414. Real ones are far shorter (names of at
+/// most 255 characters, tags of 128, digests of about 135); PCRE's JIT stack
+/// gives out on the name grammar near 1,500 bytes of a deep name.
+pub const MAX_URI: usize = 1000;
 
 #[derive(Template)]
 #[template(path = "pullgate.conf", escape = "none")]
@@ -46,7 +47,7 @@ struct IncludeTemplate<'a> {
     tag_re: &'a str,
     digest_re: &'a str,
     scope_decode_steps: usize,
-    max_request_line: usize,
+    max_uri: usize,
     table_file: &'a str,
 }
 
@@ -135,7 +136,7 @@ pub fn render_with(config: &Config, options: Options) -> Result<Rendered, Render
         tag_re: TAG_RE,
         digest_re: DIGEST_RE,
         scope_decode_steps: SCOPE_DECODE_STEPS,
-        max_request_line: MAX_REQUEST_LINE + 1,
+        max_uri: MAX_URI,
         table_file: TABLE_FILE,
     }
     .render()

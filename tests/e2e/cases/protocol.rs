@@ -422,9 +422,10 @@ fn token_scopes(w: &World) -> Result<(), String> {
     Ok(())
 }
 
-/// A request line past the bound is answered 414 before any regex sees it:
-/// nothing reaches nginx's error log (a long line used to make PCRE give up
-/// and nginx log an alert with the whole line).
+/// Hostile long requests never reach the error log: a registry path past
+/// the bound is an unknown repository before the registry grammar reads it,
+/// a token request past it is answered 414 before the scope is read. (A long
+/// path used to make PCRE give up and nginx log an alert with the whole line.)
 fn overlong_lines(w: &World) -> Result<(), String> {
     let routes = format!(
         "  - {{name: acme, image: acme/*, upstream: \"http://{}/acme/*\", mode: proxy, auth: none}}\n\
@@ -432,23 +433,28 @@ fn overlong_lines(w: &World) -> Result<(), String> {
         w.anon.addr
     );
     let gw = w.gateway("overlong", &routes)?;
-    let deep = |len: usize| format!("/v2/acme/{}/manifests/1.0", "a/".repeat(len / 2));
-    for len in [1100, 6000] {
-        let r = curl("GET", &url(&gw, &deep(len)), &[])?;
-        ensure!(r.status == 414, "{len}-character registry path: {} {}", r.status, r.text());
+    let bearer = "Authorization: Bearer pullgate-anonymous";
+    let deep = |len: usize| format!("/v2/acme/{}x/manifests/1.0", "a/".repeat(len / 2));
+    for len in [1100, 6000, 7000] {
+        let r = curl("GET", &url(&gw, &deep(len)), &[bearer])?;
+        ensure!(r.status == 404 && r.text().contains("NAME_UNKNOWN"), "{len}-character registry path: {} {}", r.status, r.text());
     }
-    let r = curl("GET", &url(&gw, &format!("/token?scope={}", "a".repeat(6000))), &[])?;
-    ensure!(r.status == 414, "6,000-character token request: {} {}", r.status, r.text());
+    for scope in ["a".repeat(6000), format!("repository:{}x:pull", "a/".repeat(3000))] {
+        let r = curl("GET", &url(&gw, &format!("/token?scope={scope}")), &[])?;
+        ensure!(r.status == 414, "a {}-character token request: {} {}", scope.len(), r.status, r.text());
+    }
     // Below the bound, and off the registry API, requests are answered as before.
-    let r = curl("GET", &url(&gw, &deep(900)), &["Authorization: Bearer pullgate-anonymous"])?;
-    ensure!(r.status == 404 && r.text().contains("NAME_UNKNOWN"), "900-character path: {} {}", r.status, r.text());
+    // (The registry itself refuses names over 255 characters; what matters is that the gateway routed it.)
+    curl("GET", &url(&gw, &deep(900)), &[bearer])?;
+    let l = gw.log()?.into_iter().rev().find(|l| l["uri"] == deep(900)).ok_or("the 900-character request is not logged")?;
+    ensure!(l["route"] == "acme" && l["mode"] == "proxy", "a 900-character path is not routed: {l}");
     let r = curl("GET", &url(&gw, &format!("/downloads/{}", "x/".repeat(3000))), &[])?;
     ensure!(r.status == 404, "6,000-character path off the registry API: {} {}", r.status, r.text());
     // (Two upstreams on one host: the gateway's own challenge comes first.)
     let r = curl("GET", &url(&gw, "/v2/acme/app/manifests/1.0"), &[OCI_ACCEPT])?;
     ensure!(r.status == 401 && r.header("www-authenticate").is_some(), "a normal pull: {} {}", r.status, r.text());
     // Positive control: nginx's error log reaches the file checked below.
-    let r = curl("GET", &url(&gw, "/v2/dead/manifests/1.0"), &["Authorization: Bearer pullgate-anonymous"])?;
+    let r = curl("GET", &url(&gw, "/v2/dead/manifests/1.0"), &[bearer])?;
     ensure!(r.status == 502, "dead upstream: {}", r.status);
     let stderr = || std::fs::read_to_string(gw.dir.join("up.log")).unwrap_or_default();
     crate::support::wait_until(std::time::Duration::from_secs(5), "nginx's error for the dead upstream in up.log", || {
@@ -460,6 +466,6 @@ fn overlong_lines(w: &World) -> Result<(), String> {
         "the long lines reached the error log:\n{log}"
     );
     let lines = gw.log()?;
-    ensure!(lines.iter().filter(|l| l["status"] == 414).count() == 3, "414s in the access log: {lines:?}");
+    ensure!(lines.iter().filter(|l| l["status"] == 414).count() == 2, "414s in the access log: {lines:?}");
     Ok(())
 }
