@@ -6,7 +6,9 @@
 //! sink (I/O, retries). Between them a queue of two batches: when the sink is
 //! slow or down, reading pauses, and memory stays bounded.
 
+mod ascii;
 mod batch;
+mod error;
 mod privacy;
 mod read;
 pub mod sink;
@@ -18,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use batch::Batch;
+pub use error::ShipError;
 use privacy::enrich::Enricher;
 pub use privacy::TOR_GEOIP_DIR;
 use privacy::{Anonymiser, Clouds, Geo, Mmdb};
@@ -26,22 +29,6 @@ use sink::dead_letters::DeadLetters;
 use sink::Sink;
 pub use stats::{Snapshot, Stats};
 use tokio::sync::mpsc;
-
-/// Why shipping could not start, or stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum ShipError {
-    #[error("{what} {}: {source}", .path.display())]
-    Io { what: &'static str, path: PathBuf, source: std::io::Error },
-    /// A file named on the command line that cannot be used (a MaxMind DB, a range file).
-    #[error("{}: {message}", .path.display())]
-    Input { path: PathBuf, message: String },
-    #[error("CloudWatch Logs: {0}")]
-    CloudWatch(String),
-    #[error("the shipper's threads: {0}")]
-    Thread(String),
-    #[error("shipping stopped: {0}")]
-    Stopped(String),
-}
 
 pub struct ShipArgs {
     pub log: PathBuf,

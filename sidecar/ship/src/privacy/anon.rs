@@ -14,7 +14,7 @@ use std::borrow::Cow;
 
 use serde_json::value::RawValue;
 
-use super::ascii::Hex16;
+use crate::ascii::Hex16;
 use crate::read::record::{text, Event, Record};
 
 /// `raw` (a JSON string) without secrets in its query string.

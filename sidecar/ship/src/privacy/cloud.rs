@@ -71,11 +71,11 @@ fn prefixes(v: &Value) -> Option<(&'static str, Vec<&str>)> {
 }
 
 impl Clouds {
-    pub fn load(paths: &[impl AsRef<Path>]) -> Result<Clouds, crate::ShipError> {
+    pub fn load(paths: &[impl AsRef<Path>]) -> Result<Clouds, crate::error::ShipError> {
         let mut ranges = Vec::new();
         for p in paths {
             let p = p.as_ref();
-            let unusable = |message: String| crate::ShipError::Input { path: p.to_path_buf(), message };
+            let unusable = |message: String| crate::error::ShipError::Input { path: p.to_path_buf(), message };
             let text = std::fs::read(p).map_err(|e| unusable(e.to_string()))?;
             let v: Value = serde_json::from_slice(&text).map_err(|e| unusable(e.to_string()))?;
             let (provider, cidrs) = prefixes(&v).ok_or_else(|| {

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-pub use super::ascii::Country;
+pub use crate::ascii::Country;
 
 /// The default location of the files (Debian's tor-geoipdb).
 pub const TOR_GEOIP_DIR: &str = "/usr/share/tor";

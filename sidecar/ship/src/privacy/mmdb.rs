@@ -39,11 +39,12 @@ struct CountryRecord<'a> {
 }
 
 impl Mmdb {
-    pub fn open(paths: &[impl AsRef<Path>]) -> Result<Mmdb, crate::ShipError> {
+    pub fn open(paths: &[impl AsRef<Path>]) -> Result<Mmdb, crate::error::ShipError> {
         let mut readers = Vec::new();
         for p in paths {
             let p = p.as_ref();
-            let r = Reader::open_readfile(p).map_err(|e| crate::ShipError::Input { path: p.to_path_buf(), message: e.to_string() })?;
+            let r =
+                Reader::open_readfile(p).map_err(|e| crate::error::ShipError::Input { path: p.to_path_buf(), message: e.to_string() })?;
             tracing::info!(file = %p.display(), kind = %r.metadata().database_type, "MaxMind DB loaded");
             readers.push((p.display().to_string(), r));
         }

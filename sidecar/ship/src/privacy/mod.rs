@@ -3,7 +3,6 @@
 //! hashes, and redact secrets from query strings.
 
 mod anon;
-pub(crate) mod ascii;
 mod cloud;
 pub(crate) mod enrich;
 pub(crate) mod geo;

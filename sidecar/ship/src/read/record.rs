@@ -73,13 +73,13 @@ pub struct Event<'a> {
     pub mode: &'a RawValue,
     /// Keyed hash of (IP, user agent); absent when DNT/GPC asked not to be tracked.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub origin: Option<crate::privacy::ascii::Hex16>,
+    pub origin: Option<crate::ascii::Hex16>,
     /// Keyed hash of the IP (IPv6 cut to /64); absent with DNT/GPC.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ip_origin: Option<crate::privacy::ascii::Hex16>,
+    pub ip_origin: Option<crate::ascii::Hex16>,
     /// ISO country code of the client's address, where known.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub country: Option<crate::privacy::geo::Country>,
+    pub country: Option<crate::ascii::Country>,
     /// Autonomous system of the address, and its organisation (from a MaxMind DB).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub asn: Option<u32>,

@@ -16,8 +16,8 @@ use local::LocalSink;
 use retry::Retries;
 
 use crate::batch::{DeadLetter, Prepared};
+use crate::error::ShipError;
 use crate::stats::Stats;
-use crate::ShipError;
 
 #[derive(Debug, Clone)]
 pub enum Settings {

@@ -17,8 +17,8 @@ use aws_sdk_cloudwatchlogs::Client;
 
 use super::retry::Retries;
 use crate::batch::{DeadLetter, Prepared};
+use crate::error::ShipError;
 use crate::stats::Stats;
-use crate::ShipError;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
