@@ -108,6 +108,16 @@ pub enum Command {
     },
     /// Print the JSON Schema of routes.yaml (for editors).
     Schema,
+    /// Analytics: read shipped events into the analytics store.
+    #[command(subcommand)]
+    Analytics(AnalyticsCommand),
+    /// Pulls, version checks, downloads and unique origins, from the
+    /// analytics store: totals, and rows by period and dimensions.
+    ///
+    /// Times: `30d`, `12h`, `90m`, `now`, a date (2026-11-01) or a UTC time
+    /// (2026-11-01T12:00). `--format json` is a documented contract
+    /// (docs/report.md).
+    Report(ReportArgs),
     /// Ship the access log: tail it through rotation, parse schema v1, replace
     /// the client address by keyed hashes, and send the events to CloudWatch
     /// Logs or the local sink, checkpointing only what the sink has taken.
@@ -123,6 +133,87 @@ pub enum Command {
         #[command(flatten)]
         ship: ShipOpts,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AnalyticsCommand {
+    /// Read the shipper's local sink (STATE_DIR/events) into the store,
+    /// from where the last run stopped. Each request counts once however
+    /// often it is read; a crash at any moment loses and doubles nothing.
+    Ingest {
+        /// The local sink's directory (default STATE_DIR/events).
+        #[arg(long, value_name = "DIR")]
+        sink_dir: Option<PathBuf>,
+        /// Keep reading as the shipper writes (every --poll-ms).
+        #[arg(long)]
+        follow: bool,
+        /// With --follow, look for new events this often.
+        #[arg(long, default_value_t = 2000, value_name = "MS")]
+        poll_ms: u64,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// The analytics store and its windows.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// The SQLite file (default STATE_DIR/analytics.db).
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// An action (a pull, a version check) ends after this many seconds
+    /// without a request of its own.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub window_s: u32,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// From this time (inclusive).
+    #[arg(long, default_value = "30d", value_name = "TIME")]
+    pub since: String,
+    /// Until this time (exclusive).
+    #[arg(long, default_value = "now", value_name = "TIME")]
+    pub until: String,
+    #[arg(long, value_enum, default_value = "total")]
+    pub granularity: GranularityArg,
+    /// Group rows by these, comma-separated: route, repository, tag, client,
+    /// client_version, os, arch, country, asn, as_org, cloud, weekday, hour.
+    #[arg(long, value_delimiter = ',', value_name = "DIM[,DIM]")]
+    pub by: Vec<String>,
+    #[arg(long)]
+    pub route: Option<String>,
+    #[arg(long)]
+    pub repository: Option<String>,
+    /// A client family: docker, containerd, podman, skopeo, cri-o, pip, ...
+    #[arg(long)]
+    pub client: Option<String>,
+    /// Only actions on this weekday (mon .. sun, UTC): "every Tuesday".
+    #[arg(long)]
+    pub weekday: Option<String>,
+    /// Only the N rows with the most pulls.
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: FormatArg,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GranularityArg {
+    Hour,
+    Day,
+    Week,
+    Month,
+    Total,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    Table,
+    Json,
+    Csv,
 }
 
 /// Where and how the access log is shipped.

@@ -19,6 +19,8 @@ pub enum CliError {
     Ship(#[from] ShipError),
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Analytics(#[from] pullgate_analytics::AnalyticsError),
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
     #[error("nginx exited with {0}")]

@@ -1,6 +1,7 @@
 //! `pullgate`: the binary. Parses flags (clap) and the environment (`env`),
 //! turns them into each stage's settings, and runs the stages.
 
+mod analytics;
 mod cli;
 mod env;
 mod error;
@@ -61,6 +62,11 @@ fn main() -> ExitCode {
             .run()
         }
         Command::Status { status, json } => status_cmd(status, json),
+        Command::Analytics(cli::AnalyticsCommand::Ingest { sink_dir, follow, poll_ms, store }) => {
+            let sink = sink_dir.unwrap_or_else(|| state_dir.join("events"));
+            analytics::ingest_cmd(&sink, follow, std::time::Duration::from_millis(poll_ms), &store, &state_dir)
+        }
+        Command::Report(args) => analytics::report_cmd(&args, &state_dir),
         Command::Ship { log, ship } => ship.ship_args(log, &state_dir).and_then(|args| Ok(pullgate_ship::run(args)?)),
         Command::Schema => {
             print!("{}", pullgate_config::json_schema());

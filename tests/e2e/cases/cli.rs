@@ -299,14 +299,15 @@ fn validate_resolver() -> Result<(), String> {
 fn crate_layering() -> Result<(), String> {
     let root = repo_root().join("sidecar");
     // Each crate, and the pullgate crates it may depend on.
-    let allowed: [(&str, &[&str]); 7] = [
+    let allowed: [(&str, &[&str]); 8] = [
         ("base", &[]),
         ("config", &[]),
         ("render", &["config"]),
         ("nginx", &["base", "render"]),
         ("daemon", &["base", "config", "render", "nginx"]),
         ("ship", &["base"]),
-        ("pullgate", &["base", "config", "render", "nginx", "daemon", "ship"]),
+        ("analytics", &["base"]),
+        ("pullgate", &["base", "config", "render", "nginx", "daemon", "ship", "analytics"]),
     ];
     let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
     for (krate, may) in allowed {

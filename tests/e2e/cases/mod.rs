@@ -1,5 +1,6 @@
 //! Test cases, a module per area.
 
+mod analytics;
 mod cli;
 mod fallback;
 mod live;
@@ -39,6 +40,7 @@ pub fn standalone() -> Vec<(String, Standalone)> {
 /// Tests that use the shared upstreams.
 pub fn with_world() -> Vec<(String, WithWorld)> {
     let mut v = Vec::new();
+    v.extend(analytics::tests());
     v.extend(fallback::tests());
     v.extend(live::tests());
     v.extend(lua::tests());

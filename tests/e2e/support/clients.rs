@@ -127,6 +127,16 @@ impl Engine {
             .ok_or_else(|| format!("no repo digest for {reference} in {text:?}"))
     }
 
+    /// `docker pull`, then after `pause` the same pull again (up to date by
+    /// then: a re-pull), then the image is removed.
+    pub fn docker_repull(&self, reference: &str, pause: std::time::Duration) -> Result<(), String> {
+        run(self.docker().args(["pull", "--quiet", reference]))?;
+        std::thread::sleep(pause);
+        let again = run(self.docker().args(["pull", "--quiet", reference]));
+        let _ = run(self.docker().args(["rmi", "--force", reference]));
+        again.map(|_| ())
+    }
+
     /// `ctr images pull --plain-http` in namespace `ns`; returns the image's target digest.
     pub fn ctr_pull(&self, ns: &str, reference: &str) -> Result<String, String> {
         let ctr = || {

@@ -1,0 +1,92 @@
+//! Ingest from the shipper's local sink (`STATE/events/events-NNNNNN.jsonl`):
+//! resumable through a cursor (file number and byte offset) that moves in
+//! the same transaction as the batch it covers, so a crash at any moment
+//! loses nothing and counts nothing twice; and request ids dedupe what a
+//! second read of the same events would add.
+
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use crate::error::AnalyticsError;
+use crate::event::Shipped;
+use crate::store::Store;
+
+/// What a pass over the sink read.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub events: u64,
+    /// Requests not ingested before.
+    pub new: u64,
+    /// Lines that are not shipped events: counted and logged, never fatal.
+    pub bad_lines: u64,
+}
+
+/// Events per transaction.
+pub const BATCH: usize = 5_000;
+
+fn files(dir: &Path) -> Result<Vec<(u64, std::path::PathBuf)>, AnalyticsError> {
+    let io = |source| AnalyticsError::Io { what: "the local sink", path: dir.display().to_string(), source };
+    let mut out: Vec<(u64, std::path::PathBuf)> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .flatten()
+            .filter_map(|e| {
+                let seq = e.file_name().to_str()?.strip_prefix("events-")?.strip_suffix(".jsonl")?.parse::<u64>().ok()?;
+                Some((seq, e.path()))
+            })
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io(e)),
+    };
+    out.sort();
+    Ok(out)
+}
+
+/// Read everything the sink in `dir` holds past the cursor into `store`.
+pub fn local_sink(store: &mut dyn Store, dir: &Path) -> Result<Progress, AnalyticsError> {
+    let source = format!("local:{}", dir.display());
+    let (mut at_seq, mut at_offset) = match store.cursor(&source)? {
+        Some(p) => p.split_once(':').and_then(|(s, o)| Some((s.parse::<u64>().ok()?, o.parse::<u64>().ok()?))).unwrap_or((0, 0)),
+        None => (0, 0),
+    };
+    let mut progress = Progress::default();
+    for (seq, path) in files(dir)? {
+        if seq < at_seq {
+            continue;
+        }
+        let offset = if seq == at_seq { at_offset } else { 0 };
+        let io = |source| AnalyticsError::Io { what: "a local sink file", path: path.display().to_string(), source };
+        let mut file = std::fs::File::open(&path).map_err(io)?;
+        file.seek(SeekFrom::Start(offset)).map_err(io)?;
+        let mut reader = BufReader::new(file.take(u64::MAX));
+        let mut pos = offset;
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = reader.read_line(&mut line).map_err(io)?;
+            // A line without its newline is being written: wait for the rest.
+            if n == 0 || !line.ends_with('\n') {
+                break;
+            }
+            pos += n as u64;
+            match Shipped::parse(line.trim_end()) {
+                Ok(e) => batch.push(e),
+                Err(why) => {
+                    progress.bad_lines += 1;
+                    tracing::warn!(file = %path.display(), offset = pos - n as u64, %why, "skipping a line of the local sink");
+                }
+            }
+            if batch.len() >= BATCH {
+                let done = store.ingest(&batch, &source, &format!("{seq}:{pos}"))?;
+                progress.events += done.events;
+                progress.new += done.new;
+                batch.clear();
+            }
+        }
+        let done = store.ingest(&batch, &source, &format!("{seq}:{pos}"))?;
+        progress.events += done.events;
+        progress.new += done.new;
+        (at_seq, at_offset) = (seq, pos);
+    }
+    Ok(progress)
+}

@@ -1,0 +1,25 @@
+//! Analytics: shipped events to pulls, version checks, downloads and unique
+//! origins (DESIGN.md, "Analytics semantics"; docs/analytics.md).
+//!
+//! `request` says what one request is, `session` turns an origin's
+//! requests for a repository into actions, `ua` names the client; a `Store`
+//! keeps them (`sqlite`, the embedded one) and answers `query::Query`s.
+//! `ingest` reads the shipper's local sink into a store.
+
+mod error;
+mod event;
+pub mod ingest;
+pub mod query;
+mod request;
+mod session;
+mod sqlite;
+mod store;
+pub mod time;
+pub mod ua;
+
+pub use error::AnalyticsError;
+pub use event::Shipped;
+pub use query::{Counters, Dim, Granularity, Query, Report};
+pub use session::{sessionise, Action, ActionKind, Req};
+pub use sqlite::Sqlite;
+pub use store::{Ingested, Settings, Store};

@@ -1,0 +1,354 @@
+//! The embedded store: SQLite (bundled), one file under the state directory.
+//!
+//! - `seen`: the id of every request ingested, the dedupe key end to end;
+//! - `hourly_requests`: requests by hour and route, all of them (pings,
+//!   tokens, 404s included);
+//! - `requests`: the counted ones (manifest, blob, file), with what their
+//!   actions need; an origin-repository group is sessionised again from all
+//!   of its requests whenever one arrives, so arrival order and batch
+//!   boundaries never change the result (origins are per day, so a group
+//!   spans one day at most);
+//! - `actions`: pulls, version checks and file downloads with their
+//!   dimensions, which reports group.
+//!
+//! Schema versions go in `PRAGMA user_version`; [`MIGRATIONS`] brings an
+//! older file up to date when it is opened.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::AnalyticsError;
+use crate::event::Shipped;
+use crate::query::{self, Query, Report};
+use crate::request::{classify, Kind, Reference};
+use crate::session::{sessionise, Req};
+use crate::store::{Ingested, Settings, Store};
+
+/// Each migration takes the schema from version N to N+1.
+const MIGRATIONS: &[&str] = &[
+    // 1: requests, actions, cursors.
+    "CREATE TABLE seen (id TEXT PRIMARY KEY, ts_ms INTEGER NOT NULL) WITHOUT ROWID;
+     CREATE TABLE hourly_requests (hour INTEGER NOT NULL, route TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (hour, route)) WITHOUT ROWID;
+     CREATE TABLE requests (
+        id TEXT PRIMARY KEY, ts_ms INTEGER NOT NULL, origin TEXT, ip_origin TEXT, repository TEXT NOT NULL,
+        kind TEXT NOT NULL, reference TEXT, route TEXT NOT NULL, ua TEXT NOT NULL,
+        country TEXT, asn INTEGER, as_org TEXT, cloud TEXT) WITHOUT ROWID;
+     CREATE INDEX requests_group ON requests (origin, repository);
+     CREATE TABLE actions (
+        origin TEXT NOT NULL, repository TEXT NOT NULL, first_ts_ms INTEGER NOT NULL, kind TEXT NOT NULL,
+        download INTEGER NOT NULL, tag TEXT, requests INTEGER NOT NULL, ip_origin TEXT, route TEXT NOT NULL,
+        client TEXT NOT NULL, client_version TEXT NOT NULL, os TEXT NOT NULL, arch TEXT NOT NULL,
+        country TEXT, asn INTEGER, as_org TEXT, cloud TEXT);
+     CREATE INDEX actions_group ON actions (origin, repository);
+     CREATE INDEX actions_time ON actions (first_ts_ms);
+     CREATE TABLE cursors (source TEXT PRIMARY KEY, position TEXT NOT NULL) WITHOUT ROWID;",
+];
+
+pub struct Sqlite {
+    conn: Connection,
+    settings: Settings,
+}
+
+impl Sqlite {
+    /// Open (creating, or upgrading an older schema of) the store at `path`.
+    pub fn open(path: &Path, settings: Settings) -> Result<Sqlite, AnalyticsError> {
+        let err = |source| AnalyticsError::Store { path: path.display().to_string(), source };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;").map_err(err)?;
+        let mut store = Sqlite { conn, settings };
+        store.migrate(path)?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self, path: &Path) -> Result<(), AnalyticsError> {
+        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(AnalyticsError::TooNew { path: path.display().to_string(), found: version, known });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+            tx.commit()?;
+            tracing::info!(path = %path.display(), version = i + 1, "analytics store schema upgraded");
+        }
+        Ok(())
+    }
+
+    /// Sessionise the group again from all of its requests.
+    fn recompute(tx: &rusqlite::Transaction, origin: &str, repository: &str, window_ms: i64) -> Result<(), AnalyticsError> {
+        struct Row {
+            ip_origin: Option<String>,
+            route: String,
+            ua: String,
+            country: Option<String>,
+            asn: Option<u32>,
+            as_org: Option<String>,
+            cloud: Option<String>,
+        }
+        let mut stmt = tx.prepare_cached(
+            "SELECT id, ts_ms, kind, reference, ip_origin, route, ua, country, asn, as_org, cloud
+             FROM requests WHERE origin = ?1 AND repository = ?2",
+        )?;
+        let mut reqs = Vec::new();
+        let mut rows = std::collections::HashMap::new();
+        let mut q = stmt.query(params![origin, repository])?;
+        while let Some(r) = q.next()? {
+            let id: String = r.get(0)?;
+            let kind: String = r.get(2)?;
+            let reference: Option<String> = r.get(3)?;
+            let reference = || match reference.clone() {
+                Some(d) if d.contains(':') => Reference::Digest(d),
+                Some(t) => Reference::Tag(t),
+                None => Reference::Tag(String::new()),
+            };
+            let kind = match kind.as_str() {
+                "head" => Kind::Manifest { head: true, reference: reference() },
+                "get" => Kind::Manifest { head: false, reference: reference() },
+                "blob" => Kind::Blob,
+                _ => Kind::File,
+            };
+            rows.insert(
+                id.clone(),
+                Row {
+                    ip_origin: r.get(4)?,
+                    route: r.get(5)?,
+                    ua: r.get(6)?,
+                    country: r.get(7)?,
+                    asn: r.get(8)?,
+                    as_org: r.get(9)?,
+                    cloud: r.get(10)?,
+                },
+            );
+            reqs.push(Req { ts_ms: r.get(1)?, id, kind });
+        }
+        let actions = sessionise(&mut reqs, window_ms);
+        tx.execute("DELETE FROM actions WHERE origin = ?1 AND repository = ?2", params![origin, repository])?;
+        let mut ins = tx.prepare_cached(
+            "INSERT INTO actions (origin, repository, first_ts_ms, kind, download, tag, requests, ip_origin, route,
+                                  client, client_version, os, arch, country, asn, as_org, cloud)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        )?;
+        for a in actions {
+            let first = &rows[&reqs[a.first].id];
+            let client = crate::ua::parse(&first.ua);
+            ins.execute(params![
+                origin,
+                repository,
+                a.first_ts_ms,
+                a.kind.as_str(),
+                a.download,
+                a.tag,
+                a.requests,
+                first.ip_origin,
+                first.route,
+                client.family,
+                client.version,
+                client.os,
+                client.arch,
+                first.country,
+                first.asn,
+                first.as_org,
+                first.cloud
+            ])?;
+        }
+        Ok(())
+    }
+}
+
+impl Store for Sqlite {
+    fn ingest(&mut self, batch: &[Shipped], source: &str, position: &str) -> Result<Ingested, AnalyticsError> {
+        let window_ms = self.settings.window_ms;
+        let tx = self.conn.transaction()?;
+        let mut done = Ingested { events: batch.len() as u64, ..Ingested::default() };
+        let mut dirty: BTreeSet<(String, String)> = BTreeSet::new();
+        {
+            let mut seen = tx.prepare_cached("INSERT OR IGNORE INTO seen (id, ts_ms) VALUES (?1, ?2)")?;
+            let mut hourly = tx.prepare_cached(
+                "INSERT INTO hourly_requests (hour, route, n) VALUES (?1, ?2, 1)
+                 ON CONFLICT (hour, route) DO UPDATE SET n = n + 1",
+            )?;
+            let mut req = tx.prepare_cached(
+                "INSERT INTO requests (id, ts_ms, origin, ip_origin, repository, kind, reference, route, ua, country, asn, as_org, cloud)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?;
+            for e in batch {
+                if seen.execute(params![e.id, e.ts_ms])? == 0 {
+                    continue;
+                }
+                done.new += 1;
+                hourly.execute(params![e.ts_ms.div_euclid(3_600_000), e.route])?;
+                let Some(c) = classify(&e.method, &e.uri, e.status, &e.route) else { continue };
+                let (kind, reference) = match &c.kind {
+                    Kind::Manifest { head, reference } => (
+                        if *head { "head" } else { "get" },
+                        Some(match reference {
+                            Reference::Tag(t) | Reference::Digest(t) => t.clone(),
+                        }),
+                    ),
+                    Kind::Blob => ("blob", None),
+                    Kind::File => ("file", None),
+                };
+                req.execute(params![
+                    e.id,
+                    e.ts_ms,
+                    e.origin,
+                    e.ip_origin,
+                    c.repository,
+                    kind,
+                    reference,
+                    e.route,
+                    e.ua,
+                    e.country,
+                    e.asn,
+                    e.as_org,
+                    e.cloud
+                ])?;
+                // Requests with DNT/GPC carry no origin: requests only (docs/analytics.md).
+                if let Some(o) = &e.origin {
+                    dirty.insert((o.clone(), c.repository));
+                }
+            }
+        }
+        for (origin, repository) in &dirty {
+            Sqlite::recompute(&tx, origin, repository, window_ms)?;
+        }
+        done.groups = dirty.len() as u64;
+        tx.execute(
+            "INSERT INTO cursors (source, position) VALUES (?1, ?2) ON CONFLICT (source) DO UPDATE SET position = ?2",
+            params![source, position],
+        )?;
+        tx.commit()?;
+        Ok(done)
+    }
+
+    fn cursor(&self, source: &str) -> Result<Option<String>, AnalyticsError> {
+        Ok(self.conn.query_row("SELECT position FROM cursors WHERE source = ?1", params![source], |r| r.get(0)).optional()?)
+    }
+
+    fn report(&self, q: &Query) -> Result<Report, AnalyticsError> {
+        query::run(&self.conn, q)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::{Dim, Granularity};
+
+    fn event(ts_ms: i64, n: u32, origin: &str, method: &str, uri: &str, status: u16, ua: &str) -> Shipped {
+        let dnt = origin.is_empty();
+        Shipped {
+            ts_ms,
+            id: format!("{n:032x}"),
+            method: method.into(),
+            uri: uri.into(),
+            status,
+            ua: ua.into(),
+            dnt,
+            route: "acme".into(),
+            origin: (!dnt).then(|| origin.to_string()),
+            ip_origin: (!dnt).then(|| format!("ip-{origin}")),
+            country: Some("NL".into()),
+            asn: None,
+            as_org: None,
+            cloud: None,
+        }
+    }
+
+    /// Two docker pulls, a docker re-pull (HEAD only), a podman pull by two
+    /// origins, a 404, a ping and a DNT pull.
+    fn traffic() -> Vec<Shipped> {
+        let d = "docker/27.3.1 go/go1.22.7 git-commit/x kernel/6.1 os/linux arch/amd64";
+        let p = "containers/5.23.1 (github.com/containers/image)";
+        let m = "/v2/acme/app/manifests";
+        let b = "/v2/acme/app/blobs/sha256:aa";
+        let mut n = 0;
+        let mut e = |ts: i64, o: &str, method: &str, uri: String, status, ua| {
+            n += 1;
+            event(1_700_000_000_000 + ts, n, o, method, &uri, status, ua)
+        };
+        vec![
+            e(0, "o1", "GET", "/v2/".into(), 401, d),
+            e(1, "o1", "HEAD", format!("{m}/1.0"), 200, d),
+            e(2, "o1", "GET", format!("{m}/sha256:idx"), 200, d),
+            e(3, "o1", "GET", format!("{m}/sha256:amd"), 200, d),
+            e(4, "o1", "GET", b.into(), 307, d),
+            e(600_000, "o1", "HEAD", format!("{m}/1.0"), 200, d),
+            e(5, "o2", "GET", format!("{m}/1.0"), 200, p),
+            e(6, "o2", "GET", format!("{m}/sha256:amd"), 200, p),
+            e(7, "o2", "GET", b.into(), 200, p),
+            e(8, "o3", "GET", format!("{m}/1.0"), 200, p),
+            e(9, "o3", "GET", "/v2/acme/typo/manifests/1.0".into(), 404, p),
+            e(10, "", "GET", format!("{m}/1.0"), 200, d),
+        ]
+    }
+
+    fn scratch(name: &str) -> Sqlite {
+        let dir = pullgate_base::fs::scratch_dir(name);
+        Sqlite::open(&dir.join("analytics.db"), Settings::default()).unwrap()
+    }
+
+    fn query(by: Vec<Dim>) -> Query {
+        Query {
+            since_ms: 0,
+            until_ms: i64::MAX / 2,
+            granularity: Granularity::Total,
+            by,
+            route: None,
+            repository: None,
+            client: None,
+            weekday: None,
+            top: None,
+        }
+    }
+
+    #[test]
+    fn counts_by_the_rules_once_whatever_the_batches() {
+        let mut s = scratch("sqlite-counts");
+        let events = traffic();
+        s.ingest(&events, "t", "1").unwrap();
+        let r = s.report(&query(vec![Dim::Client])).unwrap();
+        let t = &r.totals;
+        assert_eq!((t.requests, t.pulls, t.version_checks, t.downloads, t.unique_origins, t.unique_ips), (12, 3, 1, 2, 3, 3), "{r:?}");
+        let by: Vec<(String, u64, u64)> =
+            r.rows.iter().map(|row| (row.dims.0[0].1.clone(), row.counters.pulls, row.counters.version_checks)).collect();
+        assert_eq!(by, [("podman".to_string(), 2, 0), ("docker".to_string(), 1, 1)]);
+
+        // Shuffled, in batches of three, with every event twice: the same report.
+        let mut other = scratch("sqlite-shuffled");
+        let mut twice: Vec<Shipped> = events.iter().chain(events.iter()).cloned().collect();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for i in (1..twice.len()).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            twice.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        for (i, chunk) in twice.chunks(3).enumerate() {
+            other.ingest(chunk, "t", &i.to_string()).unwrap();
+        }
+        assert_eq!(
+            other.report(&query(vec![Dim::Client, Dim::Weekday])).unwrap(),
+            s.report(&query(vec![Dim::Client, Dim::Weekday])).unwrap()
+        );
+        assert_eq!(other.cursor("t").unwrap().as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn a_store_of_another_version_is_upgraded_or_refused() {
+        let dir = pullgate_base::fs::scratch_dir("sqlite-versions");
+        let path = dir.join("analytics.db");
+        // Version 0: an empty file (as any store before the first migration).
+        drop(Connection::open(&path).unwrap());
+        let s = Sqlite::open(&path, Settings::default()).unwrap();
+        let v: i64 = s.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+        drop(s);
+        Connection::open(&path).unwrap().execute_batch("PRAGMA user_version = 99").unwrap();
+        assert!(matches!(Sqlite::open(&path, Settings::default()), Err(AnalyticsError::TooNew { found: 99, .. })));
+    }
+}

@@ -1,0 +1,41 @@
+//! Where counted requests and actions live. The semantics (what is a pull,
+//! a version check, a unique origin) are computed here in the crate, never
+//! in a store: a store keeps rows and answers grouped counts. SQLite is the
+//! embedded one ([`crate::sqlite::Sqlite`]).
+
+use crate::error::AnalyticsError;
+use crate::event::Shipped;
+use crate::query::{Query, Report};
+
+/// What one ingested batch did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Ingested {
+    /// Events in the batch.
+    pub events: u64,
+    /// Of them, requests not seen before (the rest were duplicates).
+    pub new: u64,
+    /// Origin-repository groups whose actions were computed again.
+    pub groups: u64,
+}
+
+pub trait Store {
+    /// Add a batch and move the cursor of `source` to `position`, in one
+    /// transaction: after a crash, either both happened or neither did.
+    fn ingest(&mut self, batch: &[Shipped], source: &str, position: &str) -> Result<Ingested, AnalyticsError>;
+    /// Where `source` was read up to.
+    fn cursor(&self, source: &str) -> Result<Option<String>, AnalyticsError>;
+    fn report(&self, query: &Query) -> Result<Report, AnalyticsError>;
+}
+
+/// Windows and retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// An action closes after this long without a request of its own.
+    pub window_ms: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings { window_ms: 60_000 }
+    }
+}

@@ -1,0 +1,68 @@
+//! Times as reports take them: `30d`, `12h`, `2026-11-01`, `2026-11-01T12:00`
+//! (UTC), or `now`; and dates for display. Pure: the caller passes `now`.
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Milliseconds since the epoch for `s`, relative ones counted back from `now_ms`.
+pub fn parse(s: &str, now_ms: i64) -> Result<i64, String> {
+    let bad = || format!("{s:?}: expected `now`, `30d`, `12h`, `90m`, a date (2026-11-01) or a UTC time (2026-11-01T12:00)");
+    if s == "now" {
+        return Ok(now_ms);
+    }
+    if let Some(n) = s.strip_suffix('d').and_then(|n| n.parse::<i64>().ok()) {
+        return Ok(now_ms - n * DAY_MS);
+    }
+    if let Some(n) = s.strip_suffix('h').and_then(|n| n.parse::<i64>().ok()) {
+        return Ok(now_ms - n * 3_600_000);
+    }
+    if let Some(n) = s.strip_suffix('m').and_then(|n| n.parse::<i64>().ok()) {
+        return Ok(now_ms - n * 60_000);
+    }
+    let (date, time) = s.split_once('T').unwrap_or((s, ""));
+    let d: Vec<i64> = date.split('-').map(|p| p.parse::<i64>()).collect::<Result<_, _>>().map_err(|_| bad())?;
+    let [y, m, d] = d[..] else { return Err(bad()) };
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return Err(bad());
+    }
+    let t: Vec<i64> = if time.is_empty() {
+        Vec::new()
+    } else {
+        time.trim_end_matches('Z').split(':').map(|p| p.parse::<i64>()).collect::<Result<_, _>>().map_err(|_| bad())?
+    };
+    let (h, mi, sec) = (t.first().copied().unwrap_or(0), t.get(1).copied().unwrap_or(0), t.get(2).copied().unwrap_or(0));
+    if t.len() > 3 || !(0..24).contains(&h) || !(0..60).contains(&mi) || !(0..60).contains(&sec) {
+        return Err(bad());
+    }
+    Ok(days_from_civil(y, m, d) * DAY_MS + ((h * 60 + mi) * 60 + sec) * 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_times_and_relative_spans() {
+        let now = 1_795_347_790_000;
+        assert_eq!(parse("1970-01-01", now), Ok(0));
+        assert_eq!(parse("2026-11-01", now), Ok(1_793_491_200_000));
+        assert_eq!(parse("2026-11-01T12:30", now), Ok(1_793_491_200_000 + 45_000_000));
+        assert_eq!(parse("2024-02-29T00:00:01Z", now), Ok(1_709_164_801_000));
+        assert_eq!(parse("30d", now), Ok(now - 30 * DAY_MS));
+        assert_eq!(parse("12h", now), Ok(now - 12 * 3_600_000));
+        assert_eq!(parse("now", now), Ok(now));
+        for bad in ["yesterday", "2026-13-01", "2026-11", "2026-11-01T25:00", "-5x"] {
+            assert!(parse(bad, now).is_err(), "{bad}");
+        }
+    }
+}
