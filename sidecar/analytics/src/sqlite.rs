@@ -56,6 +56,8 @@ impl Sqlite {
     pub fn open(path: &Path, settings: Settings) -> Result<Sqlite, AnalyticsError> {
         let err = |source| AnalyticsError::Store { path: path.display().to_string(), source };
         let conn = Connection::open(path).map_err(err)?;
+        // A reader (report, the dashboard) waits for a writer's batch rather than failing.
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;").map_err(err)?;
         let mut store = Sqlite { conn, settings };
         store.migrate(path)?;

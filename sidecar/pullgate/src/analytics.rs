@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use pullgate_analytics::{ingest, Dim, Granularity, Query, Report, Settings, Sqlite};
 
-use crate::cli::{FormatArg, GranularityArg, ReportArgs, StoreArgs};
+use crate::cli::{EnrichOpts, FormatArg, GranularityArg, ReportArgs, StoreArgs};
 use crate::error::CliError;
 
 fn open(store: &StoreArgs, state_dir: &Path) -> Result<Sqlite, CliError> {
@@ -29,6 +29,87 @@ pub fn ingest_cmd(sink_dir: &Path, follow: bool, poll: Duration, store: &StoreAr
         }
         std::thread::sleep(poll);
     }
+}
+
+/// Lines per batch (one store transaction, one cursor move).
+const IMPORT_BATCH: usize = 10_000;
+
+/// `pullgate analytics import`: raw logs through the shipper's preparation into the store.
+pub fn import_cmd(files: &[std::path::PathBuf], enrich: &EnrichOpts, store: &StoreArgs, state_dir: &Path) -> Result<(), CliError> {
+    use std::io::{BufRead, BufReader, Read};
+
+    use pullgate_analytics::{Shipped, Store};
+
+    let started = std::time::Instant::now();
+    let mut db = open(store, state_dir)?;
+    let mut prep = pullgate_ship::Preparer::open(&enrich.prepare(state_dir.join("ship")))?;
+    let size = |f: &Path| std::fs::metadata(f).map(|m| m.len()).map_err(CliError::io(format!("{}", f.display())));
+    let total: u64 = files.iter().map(|f| size(f)).sum::<Result<u64, _>>()?;
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        indicatif::ProgressBar::new(total).with_style(
+            indicatif::ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {wide_bar} {bytes_per_sec} eta {eta} {msg}")
+                .expect("a valid template"),
+        )
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let (mut lines, mut events, mut new, mut dead) = (0u64, 0u64, 0u64, 0u64);
+    for file in files {
+        let io = |f: &Path| CliError::io(format!("{}", f.display()));
+        let source = format!("import:{}", file.canonicalize().map_err(io(file))?.display());
+        let skip: u64 = db.cursor(&source)?.and_then(|c| c.parse().ok()).unwrap_or(0);
+        bar.set_message(file.display().to_string());
+        let raw = bar.wrap_read(std::fs::File::open(file).map_err(io(file))?);
+        let mut reader: Box<dyn BufRead> = if pullgate_ship::is_gzip(file).map_err(io(file))? {
+            Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(raw)))
+        } else {
+            Box::new(BufReader::with_capacity(1 << 20, raw))
+        };
+        let mut number = 0u64;
+        let mut batch: Vec<Vec<u8>> = Vec::with_capacity(IMPORT_BATCH);
+        let mut first_dead: Option<String> = None;
+        let mut flush = |batch: &mut Vec<Vec<u8>>, number: u64, db: &mut Sqlite| -> Result<(), CliError> {
+            let prepared = prep.lines(std::mem::take(batch))?;
+            let shipped: Vec<Shipped> = prepared.events.iter().filter_map(|e| Shipped::parse(e).ok()).collect();
+            let done = db.ingest(&shipped, &source, &number.to_string())?;
+            (events, new, dead) = (events + done.events, new + done.new, dead + prepared.dead.len() as u64);
+            if first_dead.is_none() {
+                first_dead = prepared.dead.into_iter().next();
+            }
+            Ok(())
+        };
+        loop {
+            let mut line = Vec::new();
+            let n = reader.by_ref().read_until(b'\n', &mut line).map_err(io(file))?;
+            if n == 0 {
+                break;
+            }
+            number += 1;
+            if number <= skip {
+                continue;
+            }
+            lines += 1;
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            batch.push(line);
+            if batch.len() >= IMPORT_BATCH {
+                flush(&mut batch, number, &mut db)?;
+            }
+        }
+        flush(&mut batch, number, &mut db)?;
+        if let Some(why) = first_dead {
+            tracing::warn!(file = %file.display(), first = %why, "lines that are not schema-v1 access log lines were skipped");
+        }
+    }
+    bar.finish_and_clear();
+    prep.finish(pullgate_base::clock::now_ms());
+    println!(
+        "imported {} files: {lines} lines, {events} events ({new} new), {dead} dead letters, {:.1} s",
+        files.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 pub fn report_cmd(args: &ReportArgs, state_dir: &Path) -> Result<(), CliError> {

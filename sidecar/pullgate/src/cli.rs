@@ -153,6 +153,21 @@ pub enum AnalyticsCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Import raw schema-v1 access logs (rotated ones, other nodes', gzip
+    /// too) through the shipper's own parse, enrich and anonymise code: no
+    /// raw address or credential reaches the store. Each event is keyed
+    /// with its own day's salt; the salts of old days are deleted when the
+    /// import is done. Importing a file again counts nothing twice, and an
+    /// interrupted import resumes where it stopped.
+    Import {
+        /// Access logs; `.gz` or not, recognised by content.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        enrich: EnrichOpts,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 /// The analytics store and its windows.
@@ -253,21 +268,28 @@ pub struct ShipOpts {
     /// One request to CloudWatch Logs fails after this long.
     #[arg(long, default_value_t = 10_000, value_name = "MS")]
     pub sink_timeout_ms: u64,
-    /// Longer lines are dead-lettered.
-    #[arg(long, default_value_t = 65536, value_name = "BYTES")]
-    pub max_line: usize,
     /// At most this much is read per batch; two batches are queued for the
     /// sink at most, which bounds memory while it is slow or down.
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     pub batch_bytes: usize,
-    /// Directory of tor-geoipdb's `geoip` and `geoip6`, for each event's
-    /// country; `none` for no country.
-    #[arg(long, default_value = pullgate_ship::TOR_GEOIP_DIR, value_name = "DIR|none")]
-    pub geoip_dir: String,
     /// At the end of the log, look for new lines this often. Longer: fewer,
     /// larger batches (less CPU, fewer requests), and events later.
     #[arg(long, default_value_t = 250, value_name = "MS")]
     pub poll_ms: u64,
+    #[command(flatten)]
+    pub enrich: EnrichOpts,
+}
+
+/// How lines become events: their bound, and the data that enriches them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EnrichOpts {
+    /// Longer lines are dead-lettered.
+    #[arg(long, default_value_t = 65536, value_name = "BYTES")]
+    pub max_line: usize,
+    /// Directory of tor-geoipdb's `geoip` and `geoip6`, for each event's
+    /// country; `none` for no country.
+    #[arg(long, default_value = pullgate_ship::TOR_GEOIP_DIR, value_name = "DIR|none")]
+    pub geoip_dir: String,
     /// A MaxMind DB (GeoLite2/GeoIP2 Country, City or ASN, DB-IP lite):
     /// country, `asn` and `as_org` of each event. Repeat for several; the
     /// first that knows a field wins, before tor-geoipdb for the country.
@@ -278,6 +300,19 @@ pub struct ShipOpts {
     /// `cloud`. Repeat for several.
     #[arg(long, value_name = "FILE")]
     pub cloud_ranges: Vec<PathBuf>,
+}
+
+impl EnrichOpts {
+    /// The shipper's preparation settings, with its salts under `state`.
+    pub fn prepare(&self, state: PathBuf) -> pullgate_ship::PrepareSettings {
+        pullgate_ship::PrepareSettings {
+            state,
+            geoip_dir: (self.geoip_dir != "none").then(|| self.geoip_dir.clone().into()),
+            mmdb: self.mmdb.clone(),
+            cloud_ranges: self.cloud_ranges.clone(),
+            max_line: self.max_line,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -327,12 +362,12 @@ impl ShipOpts {
             log,
             state: state_dir.join("ship"),
             sink,
-            max_line: self.max_line,
+            max_line: self.enrich.max_line,
             batch_bytes: self.batch_bytes,
             poll: Duration::from_millis(self.poll_ms),
-            geoip_dir: (self.geoip_dir != "none").then(|| self.geoip_dir.clone().into()),
-            mmdb: self.mmdb.clone(),
-            cloud_ranges: self.cloud_ranges.clone(),
+            geoip_dir: (self.enrich.geoip_dir != "none").then(|| self.enrich.geoip_dir.clone().into()),
+            mmdb: self.enrich.mmdb.clone(),
+            cloud_ranges: self.enrich.cloud_ranges.clone(),
         })
     }
 }

@@ -66,6 +66,9 @@ fn main() -> ExitCode {
             let sink = sink_dir.unwrap_or_else(|| state_dir.join("events"));
             analytics::ingest_cmd(&sink, follow, std::time::Duration::from_millis(poll_ms), &store, &state_dir)
         }
+        Command::Analytics(cli::AnalyticsCommand::Import { files, enrich, store }) => {
+            analytics::import_cmd(&files, &enrich, &store, &state_dir)
+        }
         Command::Report(args) => analytics::report_cmd(&args, &state_dir),
         Command::Ship { log, ship } => ship.ship_args(log, &state_dir).and_then(|args| Ok(pullgate_ship::run(args)?)),
         Command::Schema => {

@@ -9,6 +9,7 @@
 mod ascii;
 mod batch;
 mod error;
+mod prepare;
 mod privacy;
 mod read;
 pub mod sink;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use batch::Batch;
 pub use error::ShipError;
+pub use prepare::{is_gzip, PrepareSettings, Prepared, Preparer};
 use privacy::enrich::Enricher;
 pub use privacy::TOR_GEOIP_DIR;
 use privacy::{Anonymiser, Clouds, Geo, Mmdb};

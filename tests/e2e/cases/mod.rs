@@ -32,6 +32,7 @@ pub const TIMED: [&str; 4] = [
 /// Tests that need no upstream registry.
 pub fn standalone() -> Vec<(String, Standalone)> {
     let mut v = Vec::new();
+    v.extend(analytics::standalone());
     v.extend(cli::tests());
     v.extend(render::tests());
     v

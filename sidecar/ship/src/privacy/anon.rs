@@ -31,6 +31,11 @@ const KEEP_MS: u64 = 2 * DAY_MS;
 
 pub struct Anonymiser {
     dir: PathBuf,
+    /// Delete old salts as days pass (the live shipper). An import of old
+    /// logs in any order keeps them until it is done ([`Anonymiser::forget_before`]):
+    /// a salt deleted mid-import would come back as another one, and split
+    /// one client's day into two origins.
+    forget_as_days_pass: bool,
     /// The last day used, with its HMAC already keyed (cloned per use:
     /// keying costs two SHA-256 blocks, and the salt changes once a day).
     current: Option<(u64, Hmac<Sha256>)>,
@@ -40,7 +45,13 @@ impl Anonymiser {
     pub fn new(dir: PathBuf) -> std::io::Result<Anonymiser> {
         std::fs::create_dir_all(&dir)?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-        Ok(Anonymiser { dir, current: None })
+        Ok(Anonymiser { dir, forget_as_days_pass: true, current: None })
+    }
+
+    /// Keep every salt until [`Anonymiser::forget_before`] (for imports).
+    pub fn keep_salts(mut self) -> Anonymiser {
+        self.forget_as_days_pass = false;
+        self
     }
 
     /// The record as it may leave the box.
@@ -107,8 +118,15 @@ impl Anonymiser {
                 salt
             }
         };
-        self.forget_old(day);
+        if self.forget_as_days_pass {
+            self.forget_old(day);
+        }
         Ok(salt)
+    }
+
+    /// Delete the salts of days more than 48 h before `now_ms`.
+    pub fn forget_before(&self, now_ms: u64) {
+        self.forget_old(now_ms / DAY_MS);
     }
 
     fn forget_old(&self, today: u64) {
@@ -172,5 +190,11 @@ mod tests {
         let mode = std::fs::metadata(dir.join("103.salt")).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert!(!dir.join("100.salt").exists(), "a salt older than 48 h survived");
+        // An import keeps the salts of the days it reads, whatever their order, until it is done.
+        let mut import = Anonymiser::new(dir.clone()).unwrap().keep_salts();
+        let (a, b) = (import.salt(200).unwrap(), import.salt(210).unwrap());
+        assert_eq!(import.salt(200).unwrap(), a, "a salt was replaced mid-import");
+        import.forget_before(210 * DAY_MS);
+        assert!(!dir.join("200.salt").exists() && import.salt(210).unwrap() == b);
     }
 }

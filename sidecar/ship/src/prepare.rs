@@ -1,0 +1,77 @@
+//! The shipper's reading, enrichment and anonymisation, for lines that do
+//! not come from tailing the live log: `pullgate analytics import` of
+//! rotated or other nodes' logs goes through exactly this code, so no raw
+//! address or credential reaches anything it feeds.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::ShipError;
+use crate::privacy::enrich::Enricher;
+use crate::privacy::{Anonymiser, Clouds, Geo, Mmdb};
+use crate::read::tail::Chunk;
+
+/// Where enrichment data and salts come from.
+#[derive(Debug, Clone)]
+pub struct PrepareSettings {
+    /// The shipper's state directory (its `salts/` are used and kept).
+    pub state: PathBuf,
+    pub geoip_dir: Option<PathBuf>,
+    pub mmdb: Vec<PathBuf>,
+    pub cloud_ranges: Vec<PathBuf>,
+    pub max_line: usize,
+}
+
+/// Events that may leave the box, from raw schema-v1 lines.
+pub struct Preparer {
+    enricher: Enricher,
+}
+
+/// What a set of lines became.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// Shipped events, one JSON object each.
+    pub events: Vec<String>,
+    /// Why each line that did not become an event did not.
+    pub dead: Vec<String>,
+}
+
+impl Preparer {
+    pub fn open(s: &PrepareSettings) -> Result<Preparer, ShipError> {
+        let salts = s.state.join("salts");
+        let anon = Anonymiser::new(salts.clone()).map_err(|source| ShipError::Io { what: "salts", path: salts, source })?.keep_salts();
+        let geo = match &s.geoip_dir {
+            Some(dir) => Some(Geo::load_tor(dir).map_err(|source| ShipError::Io { what: "tor-geoipdb", path: dir.clone(), source })?),
+            None => None,
+        };
+        let mmdb = (!s.mmdb.is_empty()).then(|| Mmdb::open(&s.mmdb)).transpose()?;
+        let clouds = (!s.cloud_ranges.is_empty()).then(|| Clouds::load(&s.cloud_ranges)).transpose()?;
+        Ok(Preparer { enricher: Enricher { anon, geo, mmdb, clouds, max_line: s.max_line } })
+    }
+
+    /// Parse, enrich and anonymise `lines` (without their newlines). Each
+    /// event is keyed with the salt of its own UTC day, never today's.
+    pub fn lines(&mut self, lines: Vec<Vec<u8>>) -> Result<Prepared, ShipError> {
+        let max = self.enricher.max_line;
+        let (lines, too_long): (Vec<Vec<u8>>, Vec<Vec<u8>>) = lines.into_iter().partition(|l| l.len() <= max);
+        let too_long = too_long.into_iter().map(|l| (l[..256.min(l.len())].to_vec(), l.len() as u64)).collect();
+        let chunk = Chunk { lines, too_long, ..Chunk::default() };
+        let batch = self.enricher.batch(chunk).map_err(|source| ShipError::Io { what: "salts", path: PathBuf::new(), source })?;
+        Ok(Prepared {
+            events: batch.events.into_iter().map(|e| e.json).collect(),
+            dead: batch.dead.into_iter().map(|d| d.reason).collect(),
+        })
+    }
+
+    /// Delete the salts of days more than 48 h before `now_ms`: an import of
+    /// old logs creates the salts of those days; they go when it is done.
+    pub fn finish(self, now_ms: u64) {
+        self.enricher.anon.forget_before(now_ms);
+    }
+}
+
+/// Whether `path` names a gzip file (by its first two bytes).
+pub fn is_gzip(path: &Path) -> std::io::Result<bool> {
+    let mut magic = [0u8; 2];
+    let mut f = std::fs::File::open(path)?;
+    Ok(std::io::Read::read(&mut f, &mut magic)? == 2 && magic == [0x1f, 0x8b])
+}
