@@ -31,6 +31,30 @@ pub fn ingest_cmd(sink_dir: &Path, follow: bool, poll: Duration, store: &StoreAr
     }
 }
 
+/// `up` and `run`: ingest the local sink into STATE_DIR/analytics.db every
+/// 2 s on a thread of its own (the store opens first: a broken one is said at start).
+pub fn follow_in_background(sink: std::path::PathBuf, state_dir: &Path) -> Result<(), CliError> {
+    let store = StoreArgs { db: None, window_s: 60 };
+    let mut db = open(&store, state_dir)?;
+    tracing::info!(sink = %sink.display(), "ingesting shipped events into the analytics store");
+    std::thread::Builder::new()
+        .name("analytics".into())
+        .spawn(move || {
+            let mut last_warning: Option<std::time::Instant> = None;
+            loop {
+                if let Err(e) = ingest::local_sink(&mut db, &sink) {
+                    if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                        tracing::warn!(error = %e, "analytics ingest failed; trying again");
+                        last_warning = Some(std::time::Instant::now());
+                    }
+                }
+                std::thread::sleep(Duration::from_secs(2));
+            }
+        })
+        .map_err(CliError::io("the analytics thread"))?;
+    Ok(())
+}
+
 /// Lines per batch (one store transaction, one cursor move).
 const IMPORT_BATCH: usize = 10_000;
 

@@ -61,6 +61,10 @@ pub enum Command {
         /// Do not ship the access log.
         #[arg(long)]
         no_ship: bool,
+        /// Do not ingest the shipped events into STATE_DIR/analytics.db
+        /// (done every 2 s by default when shipping to the local sink).
+        #[arg(long)]
+        no_analytics: bool,
         #[command(flatten)]
         ship: ShipOpts,
     },
@@ -94,6 +98,10 @@ pub enum Command {
         /// Do not ship the access log.
         #[arg(long, conflicts_with = "access_log")]
         no_ship: bool,
+        /// Do not ingest the shipped events into STATE_DIR/analytics.db
+        /// (done every 2 s by default when shipping to the local sink).
+        #[arg(long)]
+        no_analytics: bool,
         #[command(flatten)]
         ship: ShipOpts,
     },

@@ -35,16 +35,17 @@ fn main() -> ExitCode {
                 .map_err(CliError::from)
                 .map(|names| println!("wrote {} to {}{}", names.join(", "), out.display(), if check { " (nginx -t passed)" } else { "" }))
         }
-        Command::Up { config, daemon, no_ship, ship } => serve::Serve {
+        Command::Up { config, daemon, no_ship, no_analytics, ship } => serve::Serve {
             env: &env,
             config: &config.path,
             state_dir: &state_dir,
             daemon: &daemon,
             ship: (!no_ship).then_some(&ship),
+            analytics: !no_analytics,
             nginx: serve::Nginx::Own,
         }
         .run(),
-        Command::Run { config, daemon, out, pid_file, reload_command, control_socket, access_log, no_ship, ship } => {
+        Command::Run { config, daemon, out, pid_file, reload_command, control_socket, access_log, no_ship, no_analytics, ship } => {
             let reload = match (pid_file, reload_command) {
                 (Some(p), _) => ReloadMethod::PidFile(p),
                 (None, Some(c)) => ReloadMethod::Command(c.split_whitespace().map(str::to_string).collect()),
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
                 state_dir: &state_dir,
                 daemon: &daemon,
                 ship: (!no_ship).then_some(&ship),
+                analytics: !no_analytics,
                 nginx: serve::Nginx::External { out, reload, socket, access_log },
             }
             .run()

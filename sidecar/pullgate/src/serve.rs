@@ -40,6 +40,8 @@ pub struct Serve<'a> {
     pub daemon: &'a DaemonArgs,
     /// How to ship the access log; `None`: not at all.
     pub ship: Option<&'a ShipOpts>,
+    /// Ingest what is shipped to the local sink into the analytics store.
+    pub analytics: bool,
     pub nginx: Nginx,
 }
 
@@ -93,7 +95,19 @@ impl Serve<'_> {
         let ship = match (self.ship, log.clone()) {
             (Some(opts), Some(log)) => {
                 let stats = Arc::new(pullgate_ship::Stats::default());
-                pullgate_ship::start(opts.ship_args(log, self.state_dir)?, stats.clone())?;
+                let args = opts.ship_args(log, self.state_dir)?;
+                let local = match &args.sink {
+                    pullgate_ship::sink::Settings::Local { dir, .. } => Some(dir.clone()),
+                    _ => None,
+                };
+                pullgate_ship::start(args, stats.clone())?;
+                match local {
+                    Some(dir) if self.analytics => crate::analytics::follow_in_background(dir, self.state_dir)?,
+                    _ if self.analytics => {
+                        tracing::info!("analytics ingest runs from the local sink only; use `pullgate analytics ingest`")
+                    }
+                    _ => {}
+                }
                 Some(stats)
             }
             (Some(_), None) => {

@@ -76,11 +76,24 @@ fn real_clients(w: &World) -> Result<(), String> {
     };
     wait_until(Duration::from_secs(20), "every request shipped", || Ok(shipped() >= logged.len()))?;
     let state = dir.join("state");
+    // `up` ingests by itself into state/analytics.db (60 s window: each
+    // re-pull, 3 s later, joins its pull there).
+    let auto = |args: &[&str]| -> Result<Value, String> {
+        let mut all = vec!["report", "--since", "1h", "--format", "json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&pullgate(&state, &all)?).map_err(|e| e.to_string())
+    };
+    wait_until(Duration::from_secs(15), "up's own ingest", || Ok(auto(&[])?["totals"]["requests"] == logged.len()))?;
+    let t = auto(&[])?["totals"].clone();
+    ensure!(t["pulls"] == 5 && t["version_checks"] == 1 && t["downloads"] == 5 && t["unique_origins"] == 5, "up's own ingest: {t}");
+    // The test's own store, with a window shorter than the pause before each re-pull.
+    let manual = dir.join("manual.db");
+    let manual = manual.to_str().unwrap();
     let window = WINDOW_S.to_string();
-    let said = pullgate(&state, &["analytics", "ingest", "--window-s", &window])?;
+    let said = pullgate(&state, &["analytics", "ingest", "--window-s", &window, "--db", manual])?;
     ensure!(said.contains(&format!("ingested {} events", shipped())), "ingest said: {said}");
     let report = |extra: &[&str]| -> Result<Value, String> {
-        let mut args = vec!["report", "--since", "1h", "--window-s", &window, "--format", "json"];
+        let mut args = vec!["report", "--since", "1h", "--window-s", &window, "--format", "json", "--db", manual];
         args.extend_from_slice(extra);
         serde_json::from_str(&pullgate(&state, &args)?).map_err(|e| e.to_string())
     };
@@ -114,20 +127,25 @@ fn real_clients(w: &World) -> Result<(), String> {
     ensure!(t["requests"] == logged.len(), "totals count {} requests, nginx logged {}", t["requests"], logged.len());
 
     // A second ingest, and a fresh store fed the same sink twice: the same report.
-    pullgate(&state, &["analytics", "ingest", "--window-s", &window])?;
+    pullgate(&state, &["analytics", "ingest", "--window-s", &window, "--db", manual])?;
     ensure!(report(&["--by", "client"])? == r, "a second ingest changed the report");
     let db2 = dir.join("again.db");
     let db2 = db2.to_str().unwrap();
     pullgate(&state, &["analytics", "ingest", "--window-s", &window, "--db", db2])?;
-    ensure!(report(&["--by", "client", "--db", db2])? == r, "another store from the same sink differs");
+    let other: Value = serde_json::from_str(&pullgate(
+        &state,
+        &["report", "--since", "1h", "--window-s", &window, "--format", "json", "--by", "client", "--db", db2],
+    )?)
+    .map_err(|e| e.to_string())?;
+    ensure!(other == r, "another store from the same sink differs");
     // The table and CSV forms carry the same numbers.
-    let csv = pullgate(&state, &["report", "--since", "1h", "--window-s", &window, "--by", "client", "--format", "csv"])?;
+    let csv = pullgate(&state, &["report", "--since", "1h", "--by", "client", "--format", "csv", "--db", manual])?;
     ensure!(
         csv.lines().next() == Some("client,requests,pulls,version_checks,downloads,unique_origins,unique_ips")
             && csv.lines().any(|l| l.starts_with("docker,") && l.contains(",1,1,1,1,1")),
         "csv:\n{csv}"
     );
-    let table = pullgate(&state, &["report", "--since", "1h", "--by", "client"])?;
+    let table = pullgate(&state, &["report", "--since", "1h", "--by", "client", "--db", manual])?;
     ensure!(table.lines().any(|l| l.starts_with("total ")), "table:\n{table}");
     eprintln!("analytics: {} requests; by client: {got:?}\n{table}", logged.len());
     Ok(())
