@@ -181,6 +181,7 @@ def main():
         c["unique_origins"] = len(c.pop("origins"))
         c["unique_ips"] = len(c.pop("ips"))
     truth["lines"] = len(out)
+    truth["pollers"] = {"origins": len(pollers), "version_checks": len(pollers) * per_poller}
     truth["start"] = start
     truth["end"] = start + a.days * DAY
     if a.truth:

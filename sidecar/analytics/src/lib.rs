@@ -6,6 +6,7 @@
 //! keeps them (`sqlite`, the embedded one) and answers `query::Query`s.
 //! `ingest` reads the shipper's local sink into a store.
 
+pub mod class;
 mod error;
 mod event;
 pub mod ingest;

@@ -34,12 +34,18 @@ pub enum Dim {
     Weekday,
     /// Hour of day (UTC), 0 .. 23.
     Hour,
+    /// The manifest digest an action fetched first.
+    Digest,
+    /// `ci`, `laptop`, `server`, `unknown` (see `class`).
+    Class,
+    /// `yes` for the actions of an origin that polls a repository.
+    Poller,
 }
 
 pub const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 impl Dim {
-    pub const ALL: [(&'static str, Dim); 13] = [
+    pub const ALL: [(&'static str, Dim); 16] = [
         ("route", Dim::Route),
         ("repository", Dim::Repository),
         ("tag", Dim::Tag),
@@ -53,6 +59,9 @@ impl Dim {
         ("cloud", Dim::Cloud),
         ("weekday", Dim::Weekday),
         ("hour", Dim::Hour),
+        ("digest", Dim::Digest),
+        ("class", Dim::Class),
+        ("poller", Dim::Poller),
     ];
 
     pub fn name(self) -> &'static str {
@@ -79,6 +88,9 @@ impl Dim {
             Dim::Cloud => "COALESCE(cloud, '')",
             Dim::Weekday => WEEKDAY_SQL,
             Dim::Hour => "CAST((first_ts_ms / 3600000) % 24 AS TEXT)",
+            Dim::Digest => "COALESCE(digest, '')",
+            Dim::Class => "class",
+            Dim::Poller => "CASE poller WHEN 1 THEN 'yes' ELSE 'no' END",
         }
     }
 }
@@ -123,10 +135,23 @@ pub struct Row {
     pub counters: Counters,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     pub totals: Counters,
     pub rows: Vec<Row>,
+    /// How much of the pulls a few origins make: inflated counts show here.
+    pub concentration: Concentration,
+}
+
+/// The share of the period's pulls made by its busiest origins.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Concentration {
+    /// Origins with at least one pull.
+    pub origins: u64,
+    /// By the top 1% of them (at least one origin).
+    pub top_1_percent: f64,
+    pub top_10: f64,
+    pub top_20: f64,
 }
 
 /// Dimension values in the order asked for, serialised as JSON object keys.
@@ -233,5 +258,18 @@ pub fn run(conn: &Connection, q: &Query) -> Result<Report, AnalyticsError> {
             rows.push(Row { dims: indexmap_like::Ordered(dims), counters: counters(r, keys.len())? });
         }
     }
-    Ok(Report { totals, rows })
+    let mut per_origin: Vec<u64> = conn
+        .prepare(&format!("SELECT COUNT(*) FROM actions WHERE {filter} AND kind = 'pull' GROUP BY origin"))?
+        .query_map(params_from_iter(&args), |r| r.get::<_, i64>(0).map(|n| n.max(0) as u64))?
+        .collect::<Result<_, _>>()?;
+    per_origin.sort_unstable_by(|a, b| b.cmp(a));
+    let all: u64 = per_origin.iter().sum();
+    let share = |n: usize| if all == 0 { 0.0 } else { per_origin.iter().take(n).sum::<u64>() as f64 / all as f64 };
+    let concentration = Concentration {
+        origins: per_origin.len() as u64,
+        top_1_percent: share(per_origin.len().div_ceil(100)),
+        top_10: share(10),
+        top_20: share(20),
+    };
+    Ok(Report { totals, rows, concentration })
 }

@@ -49,6 +49,8 @@ pub struct Action {
     pub first_ts_ms: i64,
     /// The tag it was for, if it began with one.
     pub tag: Option<String>,
+    /// The first manifest digest it fetched, if any (by digest, or after a tag).
+    pub digest: Option<String>,
     /// How many requests it took.
     pub requests: u32,
     /// Index (in the sorted requests) of its first request: where its
@@ -60,6 +62,7 @@ struct Open {
     first_ts: i64,
     last_ts: i64,
     tag: Option<String>,
+    digest: Option<String>,
     gets: u32,
     blob: bool,
     requests: u32,
@@ -74,6 +77,7 @@ impl Open {
             download: self.gets > 0 && self.blob,
             first_ts_ms: self.first_ts,
             tag: self.tag,
+            digest: self.digest,
             requests: self.requests,
             first: self.first,
         }
@@ -88,9 +92,15 @@ pub fn sessionise(reqs: &mut [Req], window_ms: i64) -> Vec<Action> {
     for (i, r) in reqs.iter().enumerate() {
         let live = open.as_ref().is_some_and(|o| r.ts_ms - o.last_ts <= window_ms);
         match &r.kind {
-            Kind::File => {
-                actions.push(Action { kind: ActionKind::File, download: true, first_ts_ms: r.ts_ms, tag: None, requests: 1, first: i })
-            }
+            Kind::File => actions.push(Action {
+                kind: ActionKind::File,
+                download: true,
+                first_ts_ms: r.ts_ms,
+                tag: None,
+                digest: None,
+                requests: 1,
+                first: i,
+            }),
             Kind::Blob => {
                 if let (true, Some(o)) = (live, open.as_mut()) {
                     o.blob = true;
@@ -110,9 +120,13 @@ pub fn sessionise(reqs: &mut [Req], window_ms: i64) -> Vec<Action> {
                         Reference::Tag(t) => Some(t.clone()),
                         Reference::Digest(_) => None,
                     };
-                    open = Some(Open { first_ts: r.ts_ms, last_ts: r.ts_ms, tag, gets: 0, blob: false, requests: 0, first: i });
+                    open =
+                        Some(Open { first_ts: r.ts_ms, last_ts: r.ts_ms, tag, digest: None, gets: 0, blob: false, requests: 0, first: i });
                 }
                 let o = open.as_mut().expect("opened above");
+                if let (None, Reference::Digest(d)) = (&o.digest, reference) {
+                    o.digest = Some(d.clone());
+                }
                 o.last_ts = r.ts_ms;
                 o.requests += 1;
                 o.gets += u32::from(!head);

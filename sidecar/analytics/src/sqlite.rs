@@ -44,6 +44,11 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX actions_group ON actions (origin, repository);
      CREATE INDEX actions_time ON actions (first_ts_ms);
      CREATE TABLE cursors (source TEXT PRIMARY KEY, position TEXT NOT NULL) WITHOUT ROWID;",
+    // 2: each action's manifest digest, its origin's class, the poller flag
+    // (actions are computed again from the requests after the upgrade).
+    "ALTER TABLE actions ADD COLUMN digest TEXT;
+     ALTER TABLE actions ADD COLUMN class TEXT NOT NULL DEFAULT 'unknown';
+     ALTER TABLE actions ADD COLUMN poller INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub struct Sqlite {
@@ -74,6 +79,16 @@ impl Sqlite {
             let tx = self.conn.transaction()?;
             tx.execute_batch(sql)?;
             tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+            // A store with data from an older version: its actions again, with what is new.
+            if version > 0 {
+                let groups: Vec<(String, String)> = tx
+                    .prepare("SELECT DISTINCT origin, repository FROM requests WHERE origin IS NOT NULL")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                for (origin, repository) in &groups {
+                    Sqlite::recompute(&tx, origin, repository, self.settings.window_ms)?;
+                }
+            }
             tx.commit()?;
             tracing::info!(path = %path.display(), version = i + 1, "analytics store schema upgraded");
         }
@@ -128,15 +143,19 @@ impl Sqlite {
             reqs.push(Req { ts_ms: r.get(1)?, id, kind });
         }
         let actions = sessionise(&mut reqs, window_ms);
+        let checks: Vec<i64> =
+            actions.iter().filter(|a| a.kind == crate::session::ActionKind::VersionCheck).map(|a| a.first_ts_ms).collect();
+        let poller = crate::class::polls(&checks);
         tx.execute("DELETE FROM actions WHERE origin = ?1 AND repository = ?2", params![origin, repository])?;
         let mut ins = tx.prepare_cached(
             "INSERT INTO actions (origin, repository, first_ts_ms, kind, download, tag, requests, ip_origin, route,
-                                  client, client_version, os, arch, country, asn, as_org, cloud)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                                  client, client_version, os, arch, country, asn, as_org, cloud, digest, class, poller)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
         )?;
         for a in actions {
             let first = &rows[&reqs[a.first].id];
             let client = crate::ua::parse(&first.ua);
+            let class = crate::class::class(&client, first.cloud.as_deref());
             ins.execute(params![
                 origin,
                 repository,
@@ -154,7 +173,10 @@ impl Sqlite {
                 first.country,
                 first.asn,
                 first.as_org,
-                first.cloud
+                first.cloud,
+                a.digest,
+                class,
+                poller
             ])?;
         }
         Ok(())
@@ -338,6 +360,41 @@ mod tests {
             s.report(&query(vec![Dim::Client, Dim::Weekday])).unwrap()
         );
         assert_eq!(other.cursor("t").unwrap().as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn a_version_1_store_with_data_is_upgraded_and_recounted() {
+        let dir = pullgate_base::fs::scratch_dir("sqlite-v1");
+        let path = dir.join("analytics.db");
+        {
+            // A store as version 1 wrote it: its schema, a pull's requests, its action.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch("PRAGMA user_version = 1").unwrap();
+            let req = |id: &str, ts: i64, kind: &str, reference: Option<&str>| {
+                conn.execute(
+                    "INSERT INTO requests (id, ts_ms, origin, ip_origin, repository, kind, reference, route, ua) VALUES (?1, ?2, 'o', 'i', 'acme/app', ?3, ?4, 'acme', 'cri-o/1.30.4 go/go1.22.5 os/linux arch/amd64')",
+                    params![id, ts, kind, reference],
+                )
+                .unwrap();
+            };
+            req("a", 1_000, "get", Some("1.0"));
+            req("b", 1_100, "get", Some("sha256:beef"));
+            req("c", 1_200, "blob", None);
+            conn.execute(
+                "INSERT INTO actions (origin, repository, first_ts_ms, kind, download, tag, requests, route, client, client_version, os, arch) VALUES ('o', 'acme/app', 1000, 'pull', 1, '1.0', 3, 'acme', 'cri-o', '1.30.4', 'linux', 'amd64')",
+                [],
+            )
+            .unwrap();
+        }
+        let s = Sqlite::open(&path, Settings::default()).unwrap();
+        let (digest, class, n): (Option<String>, String, i64) = s
+            .conn
+            .query_row("SELECT digest, class, (SELECT COUNT(*) FROM actions) FROM actions", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap();
+        assert_eq!((digest.as_deref(), class.as_str(), n), (Some("sha256:beef"), "server", 1));
+        let r = s.report(&query(vec![Dim::Class])).unwrap();
+        assert_eq!((r.totals.pulls, r.totals.downloads, r.rows[0].dims.0[0].1.as_str()), (1, 1, "server"));
     }
 
     #[test]

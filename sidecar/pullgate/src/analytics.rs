@@ -149,10 +149,15 @@ pub fn report_cmd(args: &ReportArgs, state_dir: &Path) -> Result<(), CliError> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let (granularity, by) = if args.format == FormatArg::DockerhubCsv {
+        (GranularityArg::Hour, vec![Dim::Repository, Dim::Tag, Dim::Digest])
+    } else {
+        (args.granularity, by)
+    };
     let query = Query {
         since_ms: time(&args.since)?,
         until_ms: time(&args.until)?,
-        granularity: match args.granularity {
+        granularity: match granularity {
             GranularityArg::Hour => Granularity::Hour,
             GranularityArg::Day => Granularity::Day,
             GranularityArg::Week => Granularity::Week,
@@ -180,6 +185,23 @@ fn counters(c: &pullgate_analytics::Counters) -> [u64; 6] {
 
 fn render(r: &Report, format: FormatArg) -> String {
     match format {
+        FormatArg::DockerhubCsv => {
+            let mut out = String::from("datehour,repository,tag,digest,version_checks,pulls\n");
+            for row in &r.rows {
+                let d = |k: &str| row.dims.0.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap_or("");
+                // 2026-11-01T13:00Z -> 2026-11-01 13:00:00
+                let hour = d("period").replace('T', " ").replace('Z', ":00");
+                out.push_str(&format!(
+                    "{hour},{},{},{},{},{}\n",
+                    csv(d("repository")),
+                    csv(d("tag")),
+                    csv(d("digest")),
+                    row.counters.version_checks,
+                    row.counters.pulls
+                ));
+            }
+            out
+        }
         FormatArg::Json => serde_json::to_string_pretty(r).expect("serialises") + "\n",
         FormatArg::Csv => {
             let dims: Vec<&str> = r.rows.first().map(|row| row.dims.0.iter().map(|(k, _)| k.as_str()).collect()).unwrap_or_default();
@@ -206,6 +228,18 @@ fn render(r: &Report, format: FormatArg) -> String {
             lines.push(total);
             let widths: Vec<usize> = (0..lines[0].len()).map(|i| lines.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
             let mut out = String::new();
+            let c = &r.concentration;
+            let tail = if c.origins > 0 {
+                format!(
+                    "concentration: of {} origins that pulled, the top 1% made {:.0}% of the pulls, the top 10 {:.0}%, the top 20 {:.0}%\n",
+                    c.origins,
+                    c.top_1_percent * 100.0,
+                    c.top_10 * 100.0,
+                    c.top_20 * 100.0
+                )
+            } else {
+                String::new()
+            };
             for l in &lines {
                 let cells: Vec<String> = l
                     .iter()
@@ -215,7 +249,7 @@ fn render(r: &Report, format: FormatArg) -> String {
                 out.push_str(cells.join("  ").trim_end());
                 out.push('\n');
             }
-            out
+            out + &tail
         }
     }
 }

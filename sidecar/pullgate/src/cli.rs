@@ -200,8 +200,9 @@ pub struct ReportArgs {
     pub until: String,
     #[arg(long, value_enum, default_value = "total")]
     pub granularity: GranularityArg,
-    /// Group rows by these, comma-separated: route, repository, tag, client,
-    /// client_version, os, arch, country, asn, as_org, cloud, weekday, hour.
+    /// Group rows by these, comma-separated: route, repository, tag, digest,
+    /// client, client_version, os, arch, country, asn, as_org, cloud, class
+    /// (ci, laptop, server, unknown), poller (yes, no), weekday, hour.
     #[arg(long, value_delimiter = ',', value_name = "DIM[,DIM]")]
     pub by: Vec<String>,
     #[arg(long)]
@@ -237,6 +238,9 @@ pub enum FormatArg {
     Table,
     Json,
     Csv,
+    /// The columns of Docker Hub's usage export (datehour, repository, tag,
+    /// digest, version_checks, pulls), hourly: compare the gateway's numbers with Docker Hub's.
+    DockerhubCsv,
 }
 
 /// Where and how the access log is shipped.

@@ -241,6 +241,50 @@ fn synthetic() -> Result<(), String> {
         truth_days["2026-03-03"]
     );
 
+    // The pollers (a HEAD every 5 minutes), and nothing else, are flagged.
+    let pollers = a.report(&["--by", "poller"])?;
+    let flagged: Vec<&Value> = pollers["rows"].as_array().ok_or("no rows")?.iter().filter(|r| r["poller"] == "yes").collect();
+    ensure!(
+        flagged.len() == 1
+            && flagged[0]["version_checks"] == truth["pollers"]["version_checks"]
+            && flagged[0]["unique_origins"].as_u64() == truth["pollers"]["origins"].as_u64().map(|n| n * 7)
+            && flagged[0]["pulls"] == 0,
+        "pollers: {pollers} against {}",
+        truth["pollers"]
+    );
+    // Classes: Docker Desktop engines are laptops, cloud kernels and cluster runtimes servers.
+    let classes = a.report(&["--by", "class,client"])?;
+    let has = |class: &str, client: &str| {
+        classes["rows"].as_array().is_some_and(|rows| rows.iter().any(|r| r["class"] == class && r["client"] == client))
+    };
+    ensure!(has("laptop", "docker") && has("server", "docker") && has("server", "cri-o") && has("unknown", "skopeo"), "classes: {classes}");
+    // A few origins do not dominate this traffic; the shares are consistent.
+    let c = &r["concentration"];
+    let share = |k: &str| c[k].as_f64().unwrap_or(-1.0);
+    ensure!(
+        c["origins"].as_u64().unwrap_or(0) > 100
+            && 0.0 < share("top_10")
+            && share("top_10") <= share("top_20")
+            && share("top_20") < 0.5
+            && share("top_1_percent") < 0.5,
+        "concentration: {c}"
+    );
+    // Docker Hub's usage export columns, hourly, adding up to the same pulls and checks.
+    let hub = pullgate(&a.state, &["report", "--since", "2026-03-01", "--until", "2026-04-01", "--format", "dockerhub-csv"])?;
+    let mut lines = hub.lines();
+    ensure!(lines.next() == Some("datehour,repository,tag,digest,version_checks,pulls"), "dockerhub-csv header: {hub:.200}");
+    let (mut checks, mut pulls) = (0u64, 0u64);
+    for l in lines {
+        let f: Vec<&str> = l.split(',').collect();
+        ensure!(f.len() == 6 && f[0].len() == 19 && f[0].ends_with(":00:00"), "dockerhub-csv line: {l}");
+        checks += f[4].parse::<u64>().map_err(|e| e.to_string())?;
+        pulls += f[5].parse::<u64>().map_err(|e| e.to_string())?;
+    }
+    ensure!(
+        Some(pulls) == truth["totals"]["pulls"].as_u64() && Some(checks) == truth["totals"]["version_checks"].as_u64(),
+        "dockerhub-csv sums: {pulls} pulls, {checks} checks"
+    );
+
     // Idempotent: importing again counts nothing twice.
     let said = a.import(&[&log])?;
     ensure!(said.contains("(0 new)"), "a second import: {said}");
