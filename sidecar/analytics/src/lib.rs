@@ -7,6 +7,7 @@
 //! `ingest` reads the shipper's local sink into a store.
 
 pub mod class;
+pub mod cloudwatch;
 mod error;
 mod event;
 pub mod ingest;

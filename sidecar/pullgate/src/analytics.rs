@@ -31,6 +31,32 @@ pub fn ingest_cmd(sink_dir: &Path, follow: bool, poll: Duration, store: &StoreAr
     }
 }
 
+/// `pullgate analytics ingest --cloudwatch-group`.
+pub fn ingest_cloudwatch_cmd(
+    cw: &pullgate_analytics::cloudwatch::CloudWatchSettings,
+    follow: bool,
+    poll: Duration,
+    store: &StoreArgs,
+    state_dir: &Path,
+) -> Result<(), CliError> {
+    let mut db = open(store, state_dir)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CliError::io("the async runtime"))?;
+    rt.block_on(async {
+        let client = pullgate_analytics::cloudwatch::connect(cw).await?;
+        loop {
+            let now = pullgate_base::clock::now_ms() as i64;
+            let p = pullgate_analytics::cloudwatch::ingest(&client, &mut db, cw, now).await?;
+            if p.events > 0 || !follow {
+                println!("ingested {} events from CloudWatch Logs group {}: {} new, {} bad lines", p.events, cw.group, p.new, p.bad_lines);
+            }
+            if !follow {
+                return Ok(());
+            }
+            tokio::time::sleep(poll).await;
+        }
+    })
+}
+
 /// `up` and `run`: ingest the local sink into STATE_DIR/analytics.db every
 /// 2 s on a thread of its own (the store opens first: a broken one is said at start).
 pub fn follow_in_background(sink: std::path::PathBuf, state_dir: &Path) -> Result<(), CliError> {

@@ -145,13 +145,31 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum AnalyticsCommand {
-    /// Read the shipper's local sink (STATE_DIR/events) into the store,
-    /// from where the last run stopped. Each request counts once however
-    /// often it is read; a crash at any moment loses and doubles nothing.
+    /// Read the shipper's local sink (STATE_DIR/events), or with
+    /// --cloudwatch-group every stream of a CloudWatch Logs group, into the
+    /// store, from where the last run stopped. Each request counts once
+    /// however often it is read; a crash at any moment loses and doubles nothing.
     Ingest {
         /// The local sink's directory (default STATE_DIR/events).
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", conflicts_with = "cloudwatch_group")]
         sink_dir: Option<PathBuf>,
+        /// Read this CloudWatch Logs group instead (all of its streams, one
+        /// per gateway node). Credentials come from the standard chain.
+        #[arg(long, env = "PULLGATE_CLOUDWATCH_GROUP", value_name = "NAME")]
+        cloudwatch_group: Option<String>,
+        /// Region (default: the standard chain, e.g. AWS_REGION).
+        #[arg(long, value_name = "REGION")]
+        aws_region: Option<String>,
+        /// Another CloudWatch Logs endpoint than the region's.
+        #[arg(long, env = "PULLGATE_CLOUDWATCH_ENDPOINT", value_name = "URL")]
+        cloudwatch_endpoint: Option<String>,
+        /// For a group never read: from this time (`30d`, a date, ...).
+        #[arg(long, default_value = "30d", value_name = "TIME")]
+        since: String,
+        /// Each run reads again this far before where the last one ended,
+        /// for events CloudWatch took in late (ids keep them counted once).
+        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+        overlap_s: u32,
         /// Keep reading as the shipper writes (every --poll-ms).
         #[arg(long)]
         follow: bool,

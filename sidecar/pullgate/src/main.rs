@@ -64,9 +64,38 @@ fn main() -> ExitCode {
             .run()
         }
         Command::Status { status, json } => status_cmd(status, json),
-        Command::Analytics(cli::AnalyticsCommand::Ingest { sink_dir, follow, poll_ms, store }) => {
-            let sink = sink_dir.unwrap_or_else(|| state_dir.join("events"));
-            analytics::ingest_cmd(&sink, follow, std::time::Duration::from_millis(poll_ms), &store, &state_dir)
+        Command::Analytics(cli::AnalyticsCommand::Ingest {
+            sink_dir,
+            cloudwatch_group,
+            aws_region,
+            cloudwatch_endpoint,
+            since,
+            overlap_s,
+            follow,
+            poll_ms,
+            store,
+        }) => {
+            let poll = std::time::Duration::from_millis(poll_ms);
+            match cloudwatch_group {
+                Some(group) => {
+                    let now = pullgate_base::clock::now_ms() as i64;
+                    pullgate_analytics::time::parse(&since, now).map_err(error::CliError::Usage).and_then(|start_ms| {
+                        let cw = pullgate_analytics::cloudwatch::CloudWatchSettings {
+                            group,
+                            region: aws_region,
+                            endpoint: cloudwatch_endpoint,
+                            start_ms,
+                            overlap_ms: i64::from(overlap_s) * 1000,
+                            window_ms: 3_600_000,
+                        };
+                        analytics::ingest_cloudwatch_cmd(&cw, follow, poll, &store, &state_dir)
+                    })
+                }
+                None => {
+                    let sink = sink_dir.unwrap_or_else(|| state_dir.join("events"));
+                    analytics::ingest_cmd(&sink, follow, poll, &store, &state_dir)
+                }
+            }
         }
         Command::Analytics(cli::AnalyticsCommand::Import { files, enrich, store }) => {
             analytics::import_cmd(&files, &enrich, &store, &state_dir)

@@ -22,7 +22,10 @@ pub fn standalone() -> Vec<(String, super::Standalone)> {
 }
 
 pub fn tests() -> Vec<(String, WithWorld)> {
-    vec![("analytics::real_clients_are_counted_by_the_rules".to_string(), Box::new(real_clients) as WithWorld)]
+    vec![
+        ("analytics::real_clients_are_counted_by_the_rules".to_string(), Box::new(real_clients) as WithWorld),
+        ("analytics::two_nodes_through_cloudwatch_count_each_request_once".to_string(), Box::new(two_nodes) as WithWorld),
+    ]
 }
 
 /// The window the test ingests with, and the pause before each re-pull:
@@ -380,4 +383,66 @@ fn walk(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>, String> {
         }
     }
     Ok(out)
+}
+
+/// Two gateway nodes ship to two streams of one CloudWatch Logs group
+/// (moto); one ingest of the group counts each node's requests once, and a
+/// second ingest (which reads the overlap again) changes nothing.
+fn two_nodes(w: &World) -> Result<(), String> {
+    const GROUP: &str = "pullgate-analytics";
+    let dir = w.dir("analytics-cloudwatch");
+    let moto = crate::support::moto::Moto::start(&dir.join("moto"))?;
+    let mut nodes = Vec::new();
+    for n in 1..=2 {
+        let node = dir.join(format!("node{n}"));
+        std::fs::create_dir_all(&node).map_err(|e| e.to_string())?;
+        let addr = Gateway::pick_addr();
+        let routes = node.join("routes.yaml");
+        std::fs::write(&routes, Gateway::yaml(addr, "", &w.routes_anon("auto"))).map_err(|e| e.to_string())?;
+        let stream = format!("node-{n}");
+        let args = ["--cloudwatch-group", GROUP, "--cloudwatch-stream", stream.as_str(), "--geoip-dir", "none"];
+        nodes.push(Gateway::launch_with(&node, addr, &routes, &args, |cmd| crate::support::moto::aws_env(cmd, &moto.endpoint()))?);
+    }
+    let work = dir.join("clients");
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    skopeo_copy(&format!("{}/acme/skopeo:1.0", nodes[0].host()), &work.join("s"), false)?;
+    podman_pull(&format!("{}/acme/podman:1.0", nodes[1].host()), &work.join("p"))?;
+    let accept = "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
+    for (node, repo) in [(&nodes[0], "app"), (&nodes[1], "multi")] {
+        let r = curl("HEAD", &format!("http://{}/v2/acme/{repo}/manifests/1.0", node.host()), &[accept])?;
+        ensure!(r.status == 200, "curl HEAD: {}", r.status);
+    }
+    let logged: usize = nodes.iter().map(|n| n.log().map(|l| l.len())).sum::<Result<usize, String>>()?;
+
+    let state = dir.join("ingest");
+    let ingest = || {
+        let mut cmd = Command::new(PULLGATE);
+        cmd.arg("--state-dir").arg(&state).args(["analytics", "ingest", "--cloudwatch-group", GROUP, "--since", "1h"]);
+        crate::support::moto::aws_env(&mut cmd, &moto.endpoint());
+        let out = cmd.output().map_err(|e| e.to_string())?;
+        ensure!(out.status.success(), "ingest: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let report = || -> Result<Value, String> {
+        serde_json::from_str(&pullgate(&state, &["report", "--since", "1h", "--by", "client", "--format", "json"])?)
+            .map_err(|e| e.to_string())
+    };
+    // The shippers deliver within a few seconds; ingest until every request is in.
+    wait_until(Duration::from_secs(30), "every node's requests ingested from CloudWatch", || {
+        ingest()?;
+        Ok(report()?["totals"]["requests"].as_u64() == Some(logged as u64))
+    })?;
+    let r = report()?;
+    let t = &r["totals"];
+    // Each node keys origins with its own daily salt: curl, seen by both,
+    // is two origins until nodes share their salts (docs/analytics.md).
+    ensure!(
+        t["pulls"] == 2 && t["version_checks"] == 2 && t["downloads"] == 2 && t["unique_origins"] == 4 && t["unique_ips"] == 2,
+        "two nodes: {r}"
+    );
+    let said = ingest()?;
+    ensure!(said.contains(" 0 new"), "a second ingest: {said}");
+    ensure!(report()? == r, "a second ingest changed the report");
+    eprintln!("two nodes: {logged} requests through CloudWatch, each once: {t}");
+    Ok(())
 }
