@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Analytics import against GoAccess on the same schema-v1 log, in one run.
+#
+#   tests/bench/analytics.sh [LINES] [BIG_LINES]   (default 1000000 and 0; 10000000 for the flat-memory check)
+#
+# Generates LINES lines with tests/synth/access_log.py (7 days), then times
+# - pullgate analytics import: parse, enrich (tor-geoipdb), anonymise,
+#   sessionise, store (SQLite) into a fresh state directory;
+# - Debian's GoAccess on the same file (its JSON log format, -o report.json);
+# and prints lines/s, wall seconds and peak RSS of each, and the ratio.
+# With BIG_LINES, imports that many too and compares peak RSS with LINES'.
+# Then times `pullgate report --by client,os --granularity day` on the store.
+# Both programs may use both cores; wall clock is what is compared.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+lines="${1:-1000000}"
+big="${2:-0}"
+for tool in goaccess python3 /usr/bin/time; do command -v $tool >/dev/null || { echo "$tool is not installed (apt-get install goaccess time)" >&2; exit 1; }; done
+cargo build -q --release -p pullgate
+pg="$(realpath "${CARGO_TARGET_DIR:-target}/release/pullgate")"
+work="$(mktemp -d /tmp/pg-analytics.XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+
+gen() { # N FILE
+  local s; s=$(date +%s%N)
+  python3 tests/synth/access_log.py --lines "$1" --days 7 --seed 3 --truth "$2.truth.json" > "$2"
+  printf 'generated %d lines in %.1f s\n' "$(wc -l < "$2")" "$(echo "($(date +%s%N) - $s) / 1000000000" | bc -l)" >&2
+}
+measure() { # LABEL CMD... -> "seconds peak_kib"
+  /usr/bin/time -f '%e %M' -o "$work/time.out" "$@" > "$work/out.txt" 2> "$work/err.txt" || { echo "$1 failed:" >&2; tail -5 "$work/err.txt" >&2; exit 1; }
+  cat "$work/time.out"
+}
+gen "$lines" "$work/access.log"
+n=$(wc -l < "$work/access.log")
+read -r pg_s pg_kib < <(measure "$pg" --state-dir "$work/state" analytics import "$work/access.log")
+grep -q "$n events" "$work/out.txt" || { echo "the import did not take every line:" >&2; cat "$work/out.txt" >&2; exit 1; }
+fmt='{"ts":"%x.%^","ip":"%h","host":"%v","method":"%m","uri":"%U","status":"%s","bytes":"%b","rt":"%T","ua":"%u"}'
+read -r ga_s ga_kib < <(measure goaccess "$work/access.log" --log-format="$fmt" --datetime-format='%s' -o "$work/goaccess.json")
+python3 -c "import json,sys; g=json.load(open('$work/goaccess.json'))['general']; sys.exit(0 if g['valid_requests'] == $n else 'GoAccess parsed %s of $n lines' % g['valid_requests'])"
+
+rate() { echo "$1 / $2" | bc -l | xargs printf '%.0f'; }
+printf '\nimport of %d schema-v1 lines (7 days), wall clock, 2 cores\n' "$n"
+printf '  %-46s %10s %12s %12s\n' program seconds lines/s "peak RSS"
+printf '  %-46s %10s %12s %10s MiB\n' "pullgate analytics import (enrich, anonymise," "$pg_s" "$(rate "$n" "$pg_s")" "$((pg_kib / 1024))"
+printf '  %-46s\n' "  sessionise, SQLite)"
+printf '  %-46s %10s %12s %10s MiB\n' "goaccess (JSON log format, -o report.json)" "$ga_s" "$(rate "$n" "$ga_s")" "$((ga_kib / 1024))"
+printf '  ratio pullgate / GoAccess (lines/s): %.2f   (target >= 5)\n' "$(echo "$ga_s / $pg_s" | bc -l)"
+
+if [ "$big" -gt 0 ]; then
+  gen "$big" "$work/big.log"
+  read -r big_s big_kib < <(measure "$pg" --state-dir "$work/big-state" analytics import "$work/big.log")
+  printf '\n%d lines: %s s, %s lines/s, peak RSS %d MiB: %.2f of the %d-line import (target <= 1.2)\n' \
+    "$big" "$big_s" "$(rate "$big" "$big_s")" "$((big_kib / 1024))" "$(echo "$big_kib / $pg_kib" | bc -l)" "$n"
+fi
+
+s=$(date +%s%N)
+"$pg" --state-dir "$work/state" report --since 2026-03-01 --until 2026-04-01 --by client,os --granularity day --format json > /dev/null
+printf '\nreport --by client,os --granularity day over the %d-line store: %d ms\n' "$n" "$(( ($(date +%s%N) - s) / 1000000 ))"
