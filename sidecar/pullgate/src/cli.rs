@@ -183,8 +183,9 @@ pub enum AnalyticsCommand {
     /// too) through the shipper's own parse, enrich and anonymise code: no
     /// raw address or credential reaches the store. Each event is keyed
     /// with its own day's salt; the salts of old days are deleted when the
-    /// import is done. Importing a file again counts nothing twice, and an
-    /// interrupted import resumes where it stopped.
+    /// import is done, so give all the logs of a day in one run. Importing a
+    /// file again counts nothing twice, and an interrupted import resumes
+    /// where it stopped. A progress bar shows on a terminal.
     Import {
         /// Access logs; `.gz` or not, recognised by content.
         #[arg(required = true, value_name = "FILE")]
