@@ -88,8 +88,19 @@ impl Sqlite {
         // with the store): with the default 2 MB, random inserts into the id
         // and group indexes spent most of an import in pread/pwrite of pages
         // (tests/bench/analytics.sh). Checkpoints less often.
+        // Switching a new file to WAL takes an exclusive lock that SQLite's
+        // busy timeout does not wait for: another process opening it at the
+        // same moment is answered SQLITE_BUSY, so try again for a while.
+        let mut tries = 0;
+        while let Err(e) = conn.execute_batch("PRAGMA journal_mode = WAL") {
+            tries += 1;
+            if tries > 100 || e.sqlite_error_code() != Some(rusqlite::ErrorCode::DatabaseBusy) {
+                return Err(err(e));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
+            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
              PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;
              PRAGMA wal_autocheckpoint = 8192;",
         )
@@ -99,31 +110,40 @@ impl Sqlite {
         Ok(store)
     }
 
+    /// Bring the schema up to date in one write transaction that reads the
+    /// version under its lock: another process opening the store meanwhile
+    /// (a report while the first import creates it) waits, then finds it
+    /// done, instead of migrating the same steps again.
     fn migrate(&mut self, path: &Path) -> Result<(), AnalyticsError> {
-        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let known = MIGRATIONS.len() as i64;
+        let peek: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if peek == known {
+            return Ok(());
+        }
+        let window_ms = self.settings.window_ms;
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > known {
             return Err(AnalyticsError::TooNew { path: path.display().to_string(), found: version, known });
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction()?;
+        for sql in MIGRATIONS.iter().skip(version as usize) {
             tx.execute_batch(sql)?;
-            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
-            tx.commit()?;
-            tracing::info!(path = %path.display(), version = i + 1, "analytics store schema upgraded");
         }
+        tx.execute_batch(&format!("PRAGMA user_version = {known}"))?;
         // A store with data from an older version: its actions again, with
         // what the new version records.
         if version > 0 && version < known {
-            let tx = self.conn.transaction()?;
             let groups: Vec<(String, String)> = tx
                 .prepare("SELECT DISTINCT origin, repository FROM requests WHERE origin IS NOT NULL")?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
             for (origin, repository) in &groups {
-                Sqlite::recompute(&tx, origin, repository, self.settings.window_ms)?;
+                Sqlite::recompute(&tx, origin, repository, window_ms)?;
             }
-            tx.commit()?;
+        }
+        tx.commit()?;
+        if version < known {
+            tracing::info!(path = %path.display(), from = version, to = known, "analytics store schema upgraded");
         }
         Ok(())
     }
@@ -451,6 +471,25 @@ mod tests {
         assert_eq!(seen, (0u8..16).collect::<Vec<_>>(), "ids are kept as their 16 bytes");
         let r = s.report(&query(vec![Dim::Class])).unwrap();
         assert_eq!((r.totals.pulls, r.totals.downloads, r.rows[0].dims.0[0].1.as_str()), (1, 1, "server"));
+    }
+
+    #[test]
+    fn processes_opening_a_new_store_at_once_migrate_it_once() {
+        for round in 0..10 {
+            let dir = pullgate_base::fs::scratch_dir(&format!("sqlite-race-{round}"));
+            let path = dir.join("analytics.db");
+            let openers: Vec<_> = (0..4)
+                .map(|_| {
+                    let path = path.clone();
+                    std::thread::spawn(move || Sqlite::open(&path, Settings::default()).map(|_| ()))
+                })
+                .collect();
+            for o in openers {
+                o.join().unwrap().unwrap();
+            }
+            let v: i64 = Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+            assert_eq!(v, MIGRATIONS.len() as i64);
+        }
     }
 
     #[test]
