@@ -8,7 +8,6 @@
 
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_cloudwatchlogs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudwatchlogs::Client;
 
@@ -17,13 +16,11 @@ use crate::event::Shipped;
 use crate::ingest::{Progress, BATCH};
 use crate::store::Store;
 
+/// What to read; the client (region, endpoint, credentials) comes from the
+/// caller (`pullgate_ship::sink::cloudwatch::client`, the one the shipper uses).
 #[derive(Debug, Clone)]
 pub struct CloudWatchSettings {
     pub group: String,
-    /// Default: the standard chain (AWS_REGION, profile, instance metadata).
-    pub region: Option<String>,
-    /// Another endpoint than the region's (a VPC endpoint, a test server).
-    pub endpoint: Option<String>,
     /// Where to start when the group was never read (ms since the epoch).
     pub start_ms: i64,
     /// How far before the cursor each run starts again.
@@ -34,21 +31,6 @@ pub struct CloudWatchSettings {
 
 /// Retries of one call before the run gives up (the next run starts over from the cursor).
 const ATTEMPTS: u32 = 8;
-
-pub async fn connect(s: &CloudWatchSettings) -> Result<Client, AnalyticsError> {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(region) = &s.region {
-        loader = loader.region(Region::new(region.clone()));
-    }
-    if let Some(endpoint) = &s.endpoint {
-        loader = loader.endpoint_url(endpoint);
-    }
-    let config = loader.load().await;
-    if config.region().is_none() {
-        return Err(AnalyticsError::Query("CloudWatch Logs needs a region: --aws-region, AWS_REGION, or a profile that sets one".into()));
-    }
-    Ok(Client::new(&config))
-}
 
 /// Read the group from its cursor (less the overlap) up to `now_ms` into `store`.
 pub async fn ingest(client: &Client, store: &mut dyn Store, s: &CloudWatchSettings, now_ms: i64) -> Result<Progress, AnalyticsError> {

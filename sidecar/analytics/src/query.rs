@@ -234,20 +234,14 @@ pub fn run(conn: &Connection, q: &Query) -> Result<Report, AnalyticsError> {
     keys.extend(q.by.iter().map(|d| (d.name(), d.sql())));
     let mut rows = Vec::new();
     if !keys.is_empty() {
-        let select: Vec<String> = keys.iter().map(|(_, sql)| sql.to_string()).collect();
-        let order = if q.top.is_some() || q.granularity == Granularity::Total {
-            "3 + ? DESC".to_string()
-        } else {
-            (1..=keys.len()).map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
-        };
-        let pulls_col = keys.len() + 2;
-        let order = order.replace("3 + ?", &pulls_col.to_string());
+        let select: Vec<&str> = keys.iter().map(|(_, sql)| *sql).collect();
+        let group_by = (1..=keys.len()).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+        // Columns: the keys, then requests, then pulls.
+        let order =
+            if q.top.is_some() || q.granularity == Granularity::Total { format!("{} DESC", keys.len() + 2) } else { group_by.clone() };
         let limit = q.top.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
-        let sql = format!(
-            "SELECT {}, {COUNTERS_SQL} FROM actions WHERE {filter} GROUP BY {} ORDER BY {order}{limit}",
-            select.join(", "),
-            (1..=keys.len()).map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
-        );
+        let sql =
+            format!("SELECT {}, {COUNTERS_SQL} FROM actions WHERE {filter} GROUP BY {group_by} ORDER BY {order}{limit}", select.join(", "));
         let mut stmt = conn.prepare(&sql)?;
         let mut it = stmt.query(params_from_iter(&args))?;
         while let Some(r) = it.next()? {

@@ -34,15 +34,17 @@ pub fn ingest_cmd(sink_dir: &Path, follow: bool, poll: Duration, store: &StoreAr
 /// `pullgate analytics ingest --cloudwatch-group`.
 pub fn ingest_cloudwatch_cmd(
     cw: &pullgate_analytics::cloudwatch::CloudWatchSettings,
+    region: Option<&str>,
+    endpoint: Option<&str>,
     follow: bool,
     poll: Duration,
     store: &StoreArgs,
     state_dir: &Path,
 ) -> Result<(), CliError> {
     let mut db = open(store, state_dir)?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CliError::io("the async runtime"))?;
+    let rt = crate::error::runtime()?;
     rt.block_on(async {
-        let client = pullgate_analytics::cloudwatch::connect(cw).await?;
+        let client = pullgate_ship::sink::cloudwatch::client(region, endpoint, Duration::from_secs(10)).await?;
         loop {
             let now = pullgate_base::clock::now_ms() as i64;
             let p = pullgate_analytics::cloudwatch::ingest(&client, &mut db, cw, now).await?;

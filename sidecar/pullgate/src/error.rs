@@ -44,6 +44,11 @@ impl CliError {
     }
 }
 
+/// The single-threaded async runtime the commands that need one run on.
+pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CliError::io("the async runtime"))
+}
+
 impl From<ConfigError> for CliError {
     fn from(e: ConfigError) -> CliError {
         match e {

@@ -82,13 +82,19 @@ fn main() -> ExitCode {
                     pullgate_analytics::time::parse(&since, now).map_err(error::CliError::Usage).and_then(|start_ms| {
                         let cw = pullgate_analytics::cloudwatch::CloudWatchSettings {
                             group,
-                            region: aws_region,
-                            endpoint: cloudwatch_endpoint,
                             start_ms,
                             overlap_ms: i64::from(overlap_s) * 1000,
                             window_ms: 3_600_000,
                         };
-                        analytics::ingest_cloudwatch_cmd(&cw, follow, poll, &store, &state_dir)
+                        analytics::ingest_cloudwatch_cmd(
+                            &cw,
+                            aws_region.as_deref(),
+                            cloudwatch_endpoint.as_deref(),
+                            follow,
+                            poll,
+                            &store,
+                            &state_dir,
+                        )
                     })
                 }
                 None => {
@@ -143,7 +149,7 @@ fn validate(source: &Source) -> Result<(), CliError> {
         c.routes.len(),
         c.gateway.hosts.len()
     );
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CliError::io("the async runtime"))?;
+    let rt = crate::error::runtime()?;
     for r in rt.block_on(resolver::silent(&c.gateway.resolver, Duration::from_secs(1))) {
         eprintln!("warning: resolver {r} does not answer DNS queries: nginx would answer proxied requests to upstream host names with 502");
     }
@@ -151,7 +157,7 @@ fn validate(source: &Source) -> Result<(), CliError> {
 }
 
 fn status_cmd(addr: std::net::SocketAddr, json: bool) -> Result<(), CliError> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CliError::io("the async runtime"))?;
+    let rt = crate::error::runtime()?;
     let body = rt.block_on(pullgate_daemon::http::get(addr, "/status")).map_err(|source| CliError::NoDaemon { addr, source })?;
     if json {
         println!("{body}");

@@ -47,7 +47,7 @@ pub struct Serve<'a> {
 
 impl Serve<'_> {
     pub fn run(self) -> Result<(), CliError> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CliError::io("the async runtime"))?;
+        let rt = crate::error::runtime()?;
         rt.block_on(self.run_async())
     }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::error::ShipError;
 use crate::privacy::enrich::Enricher;
 use crate::privacy::{Anonymiser, Clouds, Geo, Mmdb};
-use crate::read::tail::Chunk;
+use crate::read::tail::{Chunk, SAMPLE};
 
 /// Where enrichment data and salts come from.
 #[derive(Debug, Clone)]
@@ -53,7 +53,7 @@ impl Preparer {
     pub fn lines(&mut self, lines: Vec<Vec<u8>>) -> Result<Prepared, ShipError> {
         let max = self.enricher.max_line;
         let (lines, too_long): (Vec<Vec<u8>>, Vec<Vec<u8>>) = lines.into_iter().partition(|l| l.len() <= max);
-        let too_long = too_long.into_iter().map(|l| (l[..256.min(l.len())].to_vec(), l.len() as u64)).collect();
+        let too_long = too_long.into_iter().map(|l| (l[..SAMPLE.min(l.len())].to_vec(), l.len() as u64)).collect();
         let chunk = Chunk { lines, too_long, ..Chunk::default() };
         let batch = self.enricher.batch(chunk).map_err(|source| ShipError::Io { what: "salts", path: PathBuf::new(), source })?;
         Ok(Prepared {

@@ -80,7 +80,7 @@ struct Open {
 }
 
 /// How much of an over-long line is kept for the dead letters.
-const SAMPLE: usize = 256;
+pub(crate) const SAMPLE: usize = 256;
 
 pub struct Follower {
     path: PathBuf,

@@ -60,28 +60,33 @@ enum CallError {
     Refused(String),
 }
 
+/// A CloudWatch Logs client: credentials from the standard chain, `region`
+/// and `endpoint` where given, no SDK retries (callers retry, counted), one
+/// attempt at most `timeout`. The shipper writes with it; analytics reads.
+pub async fn client(region: Option<&str>, endpoint: Option<&str>, timeout: Duration) -> Result<Client, ShipError> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_secs(3)).operation_attempt_timeout(timeout).build());
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region.to_string()));
+    }
+    if let Some(endpoint) = endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let config = loader.load().await;
+    if config.region().is_none() {
+        return Err(ShipError::CloudWatch("CloudWatch Logs needs a region: --aws-region, AWS_REGION, or a profile that sets one".into()));
+    }
+    Ok(Client::new(&config))
+}
+
 impl CloudWatch {
     pub async fn connect(s: Settings) -> Result<CloudWatch, ShipError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            // Retries are ours: counted, with no limit (the log is the buffer).
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_secs(3)).operation_attempt_timeout(s.timeout).build());
-        if let Some(region) = &s.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        if let Some(endpoint) = &s.endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        let config = loader.load().await;
-        if config.region().is_none() {
-            return Err(ShipError::CloudWatch(
-                "CloudWatch Logs needs a region: --aws-region, AWS_REGION, or a profile that sets one".into(),
-            ));
-        }
+        let client = client(s.region.as_deref(), s.endpoint.as_deref(), s.timeout).await?;
         let stream = s.stream.clone().unwrap_or_else(host_name);
-        tracing::info!(group = %s.group, %stream, region = ?config.region(), endpoint = ?s.endpoint, "shipping to CloudWatch Logs");
+        tracing::info!(group = %s.group, %stream, region = ?client.config().region(), endpoint = ?s.endpoint, "shipping to CloudWatch Logs");
         Ok(CloudWatch {
-            client: Client::new(&config),
+            client,
             group: s.group,
             stream,
             retention_days: s.retention_days,
