@@ -13,7 +13,7 @@ repository are at least 10 minutes apart and their requests within 20 s, so
 any window between 20 s and 10 minutes gives the same truth. Lines are in
 time order within a session and sessions interleave, as on a real gateway.
 """
-import argparse, ipaddress, json, random, sys
+import argparse, hashlib, ipaddress, json, random, sys
 
 DAY = 86400
 UAS = {
@@ -84,17 +84,18 @@ def main():
         c["origins"].add((net, ua))
         c["ips"].add(net)
 
-    def digest():
-        return "sha256:%064x" % rnd.getrandbits(256)
+    def digest(*key):
+        # As real images have them: one per (repository, tag, platform) or layer.
+        return "sha256:" + hashlib.sha256(repr(key).encode()).hexdigest()
 
     def docker_pull(t, ip, ua, repo, dnt=False):
         tag = rnd.choice(["1.0", "1.1", "latest"])
         emit(t, ip, ua, "GET", "/v2/", 401, dnt, route="", mode="local")
         emit(t + 0.1, ip, ua, "HEAD", f"/v2/{repo}/manifests/{tag}", 307, dnt)
-        emit(t + 0.3, ip, ua, "GET", f"/v2/{repo}/manifests/{digest()}", 307, dnt)
-        emit(t + 0.5, ip, ua, "GET", f"/v2/{repo}/manifests/{digest()}", 307, dnt)
+        emit(t + 0.3, ip, ua, "GET", f"/v2/{repo}/manifests/{digest(repo, tag)}", 307, dnt)
+        emit(t + 0.5, ip, ua, "GET", f"/v2/{repo}/manifests/{digest(repo, tag, 'amd64')}", 307, dnt)
         for i in range(rnd.randint(1, 4)):
-            emit(t + 1 + i, ip, ua, "GET", f"/v2/{repo}/blobs/{digest()}", 307, dnt)
+            emit(t + 1 + i, ip, ua, "GET", f"/v2/{repo}/blobs/{digest(repo, tag, 'layer', i)}", 307, dnt)
         action(t, ip, ua, "pull", True, dnt)
 
     def docker_repull(t, ip, ua, repo):
@@ -104,18 +105,18 @@ def main():
 
     def podman_multi(t, ip, ua, repo):
         emit(t, ip, ua, "GET", f"/v2/{repo}/manifests/1.0", 200, mode="proxy")
-        emit(t + 0.2, ip, ua, "GET", f"/v2/{repo}/manifests/{digest()}", 200, mode="proxy")
-        emit(t + 0.4, ip, ua, "GET", f"/v2/{repo}/blobs/{digest()}", 200, mode="proxy")
+        emit(t + 0.2, ip, ua, "GET", f"/v2/{repo}/manifests/{digest(repo, '1.0', 'arm64')}", 200, mode="proxy")
+        emit(t + 0.4, ip, ua, "GET", f"/v2/{repo}/blobs/{digest(repo, '1.0', 'layer', 0)}", 200, mode="proxy")
         action(t, ip, ua, "pull", True)
 
     def crio(t, ip, ua, repo):
         emit(t, ip, ua, "GET", f"/v2/{repo}/manifests/1.0", 200, mode="proxy")
         emit(t + 0.2, ip, ua, "GET", f"/v2/{repo}/manifests/1.0", 200, mode="proxy")
-        emit(t + 0.4, ip, ua, "GET", f"/v2/{repo}/blobs/{digest()}", 200, mode="proxy")
+        emit(t + 0.4, ip, ua, "GET", f"/v2/{repo}/blobs/{digest(repo, '1.0', 'layer', 1)}", 200, mode="proxy")
         action(t, ip, ua, "pull", True)
 
     def head_then_get(t, ip, ua, repo):
-        d = digest()
+        d = digest(repo, rnd.choice(["1.0", "1.1", "latest"]), "amd64")
         emit(t, ip, ua, "HEAD", f"/v2/{repo}/manifests/{d}", 200, mode="proxy")
         emit(t + 0.1, ip, ua, "GET", f"/v2/{repo}/manifests/{d}", 200, mode="proxy")
         action(t, ip, ua, "pull", False)

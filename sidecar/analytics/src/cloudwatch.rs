@@ -76,6 +76,9 @@ pub async fn ingest(client: &Client, store: &mut dyn Store, s: &CloudWatchSettin
         (progress.events, progress.new) = (progress.events + done.events, progress.new + done.new);
         from = to;
     }
+    if progress.new > 0 {
+        store.settle()?;
+    }
     Ok(progress)
 }
 

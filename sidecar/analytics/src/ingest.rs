@@ -88,5 +88,8 @@ pub fn local_sink(store: &mut dyn Store, dir: &Path) -> Result<Progress, Analyti
         progress.new += done.new;
         (at_seq, at_offset) = (seq, pos);
     }
+    if progress.new > 0 {
+        store.settle()?;
+    }
     Ok(progress)
 }

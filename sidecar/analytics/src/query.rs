@@ -2,10 +2,7 @@
 //! report command and (next) the dashboard ask for them. The JSON form is a
 //! contract (docs/report.md).
 
-use rusqlite::{params_from_iter, Connection};
 use serde::Serialize;
-
-use crate::error::AnalyticsError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Granularity {
@@ -71,33 +68,7 @@ impl Dim {
     pub fn parse(s: &str) -> Option<Dim> {
         Dim::ALL.iter().find(|(n, _)| *n == s).map(|(_, d)| *d)
     }
-
-    /// The SQL expression over `actions` (fixed text: nothing from the user).
-    fn sql(self) -> &'static str {
-        match self {
-            Dim::Route => "route",
-            Dim::Repository => "repository",
-            Dim::Tag => "COALESCE(tag, '')",
-            Dim::Client => "client",
-            Dim::ClientVersion => "client_version",
-            Dim::Os => "os",
-            Dim::Arch => "arch",
-            Dim::Country => "COALESCE(country, '')",
-            Dim::Asn => "COALESCE(CAST(asn AS TEXT), '')",
-            Dim::AsOrg => "COALESCE(as_org, '')",
-            Dim::Cloud => "COALESCE(cloud, '')",
-            Dim::Weekday => WEEKDAY_SQL,
-            Dim::Hour => "CAST((first_ts_ms / 3600000) % 24 AS TEXT)",
-            Dim::Digest => "COALESCE(digest, '')",
-            Dim::Class => "class",
-            Dim::Poller => "CASE poller WHEN 1 THEN 'yes' ELSE 'no' END",
-        }
-    }
 }
-
-/// 1970-01-01 was a Thursday: Monday is 0 at (days + 3) % 7.
-const WEEKDAY_SQL: &str = "CASE (first_ts_ms / 86400000 + 3) % 7 WHEN 0 THEN 'mon' WHEN 1 THEN 'tue' WHEN 2 THEN 'wed' \
-     WHEN 3 THEN 'thu' WHEN 4 THEN 'fri' WHEN 5 THEN 'sat' ELSE 'sun' END";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
@@ -170,100 +141,4 @@ pub mod indexmap_like {
             m.end()
         }
     }
-}
-
-const COUNTERS_SQL: &str = "COALESCE(SUM(requests), 0), COALESCE(SUM(kind = 'pull'), 0), COALESCE(SUM(kind = 'check'), 0), \
-     COALESCE(SUM(download), 0), COUNT(DISTINCT origin), COUNT(DISTINCT ip_origin)";
-
-fn period_sql(g: Granularity) -> Option<&'static str> {
-    Some(match g {
-        Granularity::Hour => "strftime('%Y-%m-%dT%H:00Z', first_ts_ms / 1000, 'unixepoch')",
-        Granularity::Day => "strftime('%Y-%m-%d', first_ts_ms / 1000, 'unixepoch')",
-        // The Monday the week begins on.
-        Granularity::Week => "date(first_ts_ms / 1000, 'unixepoch', '-6 days', 'weekday 1')",
-        Granularity::Month => "strftime('%Y-%m', first_ts_ms / 1000, 'unixepoch')",
-        Granularity::Total => return None,
-    })
-}
-
-pub fn run(conn: &Connection, q: &Query) -> Result<Report, AnalyticsError> {
-    let mut filter = String::from("first_ts_ms >= ?1 AND first_ts_ms < ?2");
-    let mut args: Vec<String> = vec![q.since_ms.to_string(), q.until_ms.to_string()];
-    for (column, value) in [("route", &q.route), ("repository", &q.repository), ("client", &q.client)] {
-        if let Some(v) = value {
-            args.push(v.clone());
-            filter.push_str(&format!(" AND {column} = ?{}", args.len()));
-        }
-    }
-    if let Some(w) = &q.weekday {
-        if !WEEKDAYS.contains(&w.as_str()) {
-            return Err(AnalyticsError::Query(format!("weekday {w:?}: expected one of {}", WEEKDAYS.join(", "))));
-        }
-        args.push(w.clone());
-        filter.push_str(&format!(" AND ({WEEKDAY_SQL}) = ?{}", args.len()));
-    }
-    // The range's values go in as text; SQLite compares them as numbers with the casts below.
-    let filter = filter.replacen("?1", "CAST(?1 AS INTEGER)", 1).replacen("?2", "CAST(?2 AS INTEGER)", 1);
-    let counters = |r: &rusqlite::Row, at: usize| -> rusqlite::Result<Counters> {
-        let n = |i: usize| r.get::<_, i64>(at + i).map(|v| v.max(0) as u64);
-        Ok(Counters { requests: n(0)?, pulls: n(1)?, version_checks: n(2)?, downloads: n(3)?, unique_origins: n(4)?, unique_ips: n(5)? })
-    };
-
-    let mut totals =
-        conn.query_row(&format!("SELECT {COUNTERS_SQL} FROM actions WHERE {filter}"), params_from_iter(&args), |r| counters(r, 0))?;
-    // Every request, pings and 404s included, when nothing but the route narrows it.
-    if q.repository.is_none() && q.client.is_none() && q.weekday.is_none() {
-        let (sql, a): (String, Vec<String>) = match &q.route {
-            Some(r) => (
-                "SELECT COALESCE(SUM(n), 0) FROM hourly_requests WHERE hour >= ?1 / 3600000 AND hour * 3600000 < ?2 AND route = ?3".into(),
-                vec![q.since_ms.to_string(), q.until_ms.to_string(), r.clone()],
-            ),
-            None => (
-                "SELECT COALESCE(SUM(n), 0) FROM hourly_requests WHERE hour >= ?1 / 3600000 AND hour * 3600000 < ?2".into(),
-                vec![q.since_ms.to_string(), q.until_ms.to_string()],
-            ),
-        };
-        let sql = sql.replace("?1", "CAST(?1 AS INTEGER)").replace("?2", "CAST(?2 AS INTEGER)");
-        totals.requests = conn.query_row(&sql, params_from_iter(&a), |r| r.get::<_, i64>(0))?.max(0) as u64;
-    }
-
-    let mut keys: Vec<(&str, &str)> = Vec::new();
-    if let Some(p) = period_sql(q.granularity) {
-        keys.push(("period", p));
-    }
-    keys.extend(q.by.iter().map(|d| (d.name(), d.sql())));
-    let mut rows = Vec::new();
-    if !keys.is_empty() {
-        let select: Vec<&str> = keys.iter().map(|(_, sql)| *sql).collect();
-        let group_by = (1..=keys.len()).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
-        // Columns: the keys, then requests, then pulls.
-        let order =
-            if q.top.is_some() || q.granularity == Granularity::Total { format!("{} DESC", keys.len() + 2) } else { group_by.clone() };
-        let limit = q.top.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
-        let sql =
-            format!("SELECT {}, {COUNTERS_SQL} FROM actions WHERE {filter} GROUP BY {group_by} ORDER BY {order}{limit}", select.join(", "));
-        let mut stmt = conn.prepare(&sql)?;
-        let mut it = stmt.query(params_from_iter(&args))?;
-        while let Some(r) = it.next()? {
-            let mut dims = Vec::new();
-            for (i, (name, _)) in keys.iter().enumerate() {
-                dims.push((name.to_string(), r.get::<_, String>(i)?));
-            }
-            rows.push(Row { dims: indexmap_like::Ordered(dims), counters: counters(r, keys.len())? });
-        }
-    }
-    let mut per_origin: Vec<u64> = conn
-        .prepare(&format!("SELECT COUNT(*) FROM actions WHERE {filter} AND kind = 'pull' GROUP BY origin"))?
-        .query_map(params_from_iter(&args), |r| r.get::<_, i64>(0).map(|n| n.max(0) as u64))?
-        .collect::<Result<_, _>>()?;
-    per_origin.sort_unstable_by(|a, b| b.cmp(a));
-    let all: u64 = per_origin.iter().sum();
-    let share = |n: usize| if all == 0 { 0.0 } else { per_origin.iter().take(n).sum::<u64>() as f64 / all as f64 };
-    let concentration = Concentration {
-        origins: per_origin.len() as u64,
-        top_1_percent: share(per_origin.len().div_ceil(100)),
-        top_10: share(10),
-        top_20: share(20),
-    };
-    Ok(Report { totals, rows, concentration })
 }

@@ -23,8 +23,12 @@ pub trait Store {
     /// transaction: after a crash, either both happened or neither did.
     fn ingest(&mut self, batch: &[Shipped], source: &str, position: &str) -> Result<Ingested, AnalyticsError>;
     /// Where `source` was read up to.
+    /// Bring the aggregates up to date with what was ingested, and drop the
+    /// requests that are past the raw window. Ingesting callers call it when
+    /// a run (or a burst) ends; a report does it first when it must.
+    fn settle(&mut self) -> Result<(), AnalyticsError>;
     fn cursor(&self, source: &str) -> Result<Option<String>, AnalyticsError>;
-    fn report(&self, query: &Query) -> Result<Report, AnalyticsError>;
+    fn report(&mut self, query: &Query) -> Result<Report, AnalyticsError>;
 }
 
 /// Windows and retention.
@@ -32,10 +36,14 @@ pub trait Store {
 pub struct Settings {
     /// An action closes after this long without a request of its own.
     pub window_ms: i64,
+    /// Days (UTC, today included) whose requests are kept, so that late
+    /// events are sessionised with the rest of their group; 0 keeps none
+    /// past a settle.
+    pub raw_days: u32,
 }
 
 impl Default for Settings {
     fn default() -> Settings {
-        Settings { window_ms: 60_000 }
+        Settings { window_ms: 60_000, raw_days: 7 }
     }
 }

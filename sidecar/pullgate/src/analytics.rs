@@ -14,7 +14,7 @@ fn open(store: &StoreArgs, state_dir: &Path) -> Result<Sqlite, CliError> {
     if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(CliError::io(format!("{}", dir.display())))?;
     }
-    Ok(Sqlite::open(&db, Settings { window_ms: i64::from(store.window_s) * 1000 })?)
+    Ok(Sqlite::open(&db, Settings { window_ms: i64::from(store.window_s) * 1000, raw_days: store.raw_days })?)
 }
 
 pub fn ingest_cmd(sink_dir: &Path, follow: bool, poll: Duration, store: &StoreArgs, state_dir: &Path) -> Result<(), CliError> {
@@ -62,7 +62,7 @@ pub fn ingest_cloudwatch_cmd(
 /// `up` and `run`: ingest the local sink into STATE_DIR/analytics.db every
 /// 2 s on a thread of its own (the store opens first: a broken one is said at start).
 pub fn follow_in_background(sink: std::path::PathBuf, state_dir: &Path) -> Result<(), CliError> {
-    let store = StoreArgs { db: None, window_s: 60 };
+    let store = StoreArgs { db: None, window_s: 60, raw_days: 7 };
     let mut db = open(&store, state_dir)?;
     tracing::info!(sink = %sink.display(), "ingesting shipped events into the analytics store");
     std::thread::Builder::new()
@@ -86,15 +86,26 @@ pub fn follow_in_background(sink: std::path::PathBuf, state_dir: &Path) -> Resul
 /// Lines per batch (one store transaction, one cursor move).
 const IMPORT_BATCH: usize = 10_000;
 
-/// `pullgate analytics import`: raw logs through the shipper's preparation into the store.
-pub fn import_cmd(files: &[std::path::PathBuf], enrich: &EnrichOpts, store: &StoreArgs, state_dir: &Path) -> Result<(), CliError> {
-    use std::io::{BufRead, BufReader, Read};
+/// A batch of one file, prepared: for the store, with where it ends.
+struct Prepared {
+    source: String,
+    /// Lines of the file up to the end of this batch.
+    number: u64,
+    lines: u64,
+    events: Vec<pullgate_analytics::Shipped>,
+    dead: u64,
+    first_dead: Option<String>,
+}
 
-    use pullgate_analytics::{Shipped, Store};
+/// `pullgate analytics import`: raw logs through the shipper's preparation
+/// into the store. Two stages on two threads: reading and preparing (parse,
+/// enrich, anonymise) while the store sessionises and writes the batch before.
+pub fn import_cmd(files: &[std::path::PathBuf], enrich: &EnrichOpts, store: &StoreArgs, state_dir: &Path) -> Result<(), CliError> {
+    use pullgate_analytics::Store;
 
     let started = std::time::Instant::now();
     let mut db = open(store, state_dir)?;
-    let mut prep = pullgate_ship::Preparer::open(&enrich.prepare(state_dir.join("ship")))?;
+    let prep = pullgate_ship::Preparer::open(&enrich.prepare(state_dir.join("ship")))?;
     let size = |f: &Path| std::fs::metadata(f).map(|m| m.len()).map_err(CliError::io(format!("{}", f.display())));
     let total: u64 = files.iter().map(|f| size(f)).sum::<Result<u64, _>>()?;
     let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -105,55 +116,48 @@ pub fn import_cmd(files: &[std::path::PathBuf], enrich: &EnrichOpts, store: &Sto
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let (mut lines, mut events, mut new, mut dead) = (0u64, 0u64, 0u64, 0u64);
+    // Each file resumes after the lines its cursor covers.
+    let mut plan = Vec::new();
     for file in files {
-        let io = |f: &Path| CliError::io(format!("{}", f.display()));
-        let source = format!("import:{}", file.canonicalize().map_err(io(file))?.display());
+        let source = format!("import:{}", file.canonicalize().map_err(CliError::io(format!("{}", file.display())))?.display());
         let skip: u64 = db.cursor(&source)?.and_then(|c| c.parse().ok()).unwrap_or(0);
-        bar.set_message(file.display().to_string());
-        let raw = bar.wrap_read(std::fs::File::open(file).map_err(io(file))?);
-        let mut reader: Box<dyn BufRead> = if pullgate_ship::is_gzip(file).map_err(io(file))? {
-            Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(raw)))
-        } else {
-            Box::new(BufReader::with_capacity(1 << 20, raw))
-        };
-        let mut number = 0u64;
-        let mut batch: Vec<Vec<u8>> = Vec::with_capacity(IMPORT_BATCH);
-        let mut first_dead: Option<String> = None;
-        let mut flush = |batch: &mut Vec<Vec<u8>>, number: u64, db: &mut Sqlite| -> Result<(), CliError> {
-            let prepared = prep.lines(std::mem::take(batch))?;
-            let shipped: Vec<Shipped> = prepared.events.iter().filter_map(|e| Shipped::parse(e).ok()).collect();
-            let done = db.ingest(&shipped, &source, &number.to_string())?;
-            (events, new, dead) = (events + done.events, new + done.new, dead + prepared.dead.len() as u64);
-            if first_dead.is_none() {
-                first_dead = prepared.dead.into_iter().next();
-            }
-            Ok(())
-        };
-        loop {
-            let mut line = Vec::new();
-            let n = reader.by_ref().read_until(b'\n', &mut line).map_err(io(file))?;
-            if n == 0 {
-                break;
-            }
-            number += 1;
-            if number <= skip {
-                continue;
-            }
-            lines += 1;
-            if line.last() == Some(&b'\n') {
-                line.pop();
-            }
-            batch.push(line);
-            if batch.len() >= IMPORT_BATCH {
-                flush(&mut batch, number, &mut db)?;
-            }
-        }
-        flush(&mut batch, number, &mut db)?;
-        if let Some(why) = first_dead {
-            tracing::warn!(file = %file.display(), first = %why, "lines that are not schema-v1 access log lines were skipped");
-        }
+        plan.push((file.clone(), source, skip));
     }
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Prepared>(2);
+    let reader_bar = bar.clone();
+    let reader = std::thread::Builder::new()
+        .name("prepare".into())
+        .spawn(move || -> Result<pullgate_ship::Preparer, CliError> {
+            let mut prep = prep;
+            for (file, source, skip) in plan {
+                read_file(&file, source, skip, &mut prep, &reader_bar, &tx)?;
+            }
+            Ok(prep)
+        })
+        .map_err(CliError::io("the preparing thread"))?;
+    let (mut lines, mut events, mut new, mut dead) = (0u64, 0u64, 0u64, 0u64);
+    let mut stored: Result<(), CliError> = Ok(());
+    let mut warned = std::collections::HashSet::new();
+    for batch in rx {
+        // After a store error, drain (the reader stops at its next send).
+        if stored.is_err() {
+            break;
+        }
+        stored = db
+            .ingest(&batch.events, &batch.source, &batch.number.to_string())
+            .map(|done| {
+                (lines, events, new, dead) = (lines + batch.lines, events + done.events, new + done.new, dead + batch.dead);
+                if let Some(why) = batch.first_dead.as_ref().filter(|_| warned.insert(batch.source.clone())) {
+                    tracing::warn!(source = %batch.source, first = %why, "lines that are not schema-v1 access log lines were skipped");
+                }
+            })
+            .map_err(CliError::from);
+    }
+    let prep = reader.join().map_err(|_| CliError::Usage("the preparing thread panicked".into()))?;
+    stored?;
+    let prep = prep?;
+    bar.set_message("aggregating");
+    db.settle()?;
     bar.finish_and_clear();
     prep.finish(pullgate_base::clock::now_ms());
     println!(
@@ -161,6 +165,64 @@ pub fn import_cmd(files: &[std::path::PathBuf], enrich: &EnrichOpts, store: &Sto
         files.len(),
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Read one file (gzip or not) past its first `skip` lines, in prepared batches.
+fn read_file(
+    file: &Path,
+    source: String,
+    skip: u64,
+    prep: &mut pullgate_ship::Preparer,
+    bar: &indicatif::ProgressBar,
+    out: &std::sync::mpsc::SyncSender<Prepared>,
+) -> Result<(), CliError> {
+    use std::io::{BufRead, BufReader};
+
+    let io = |f: &Path| CliError::io(format!("{}", f.display()));
+    bar.set_message(file.display().to_string());
+    let raw = bar.wrap_read(std::fs::File::open(file).map_err(io(file))?);
+    let mut reader: Box<dyn BufRead> = if pullgate_ship::is_gzip(file).map_err(io(file))? {
+        Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(raw)))
+    } else {
+        Box::new(BufReader::with_capacity(1 << 20, raw))
+    };
+    let mut number = 0u64;
+    let mut batch: Vec<Vec<u8>> = Vec::with_capacity(IMPORT_BATCH);
+    let mut send = |batch: &mut Vec<Vec<u8>>, number: u64| -> Result<bool, CliError> {
+        let n = batch.len() as u64;
+        let prepared = prep.lines(std::mem::take(batch))?;
+        let events = prepared.events.iter().filter_map(|e| pullgate_analytics::Shipped::parse(e).ok()).collect();
+        let p = Prepared {
+            source: source.clone(),
+            number,
+            lines: n,
+            events,
+            dead: prepared.dead.len() as u64,
+            first_dead: prepared.dead.into_iter().next(),
+        };
+        // The store side has gone (it failed): stop reading.
+        Ok(out.send(p).is_ok())
+    };
+    loop {
+        let mut line = Vec::new();
+        let n = reader.read_until(b'\n', &mut line).map_err(io(file))?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        if number <= skip {
+            continue;
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        batch.push(line);
+        if batch.len() >= IMPORT_BATCH && !send(&mut batch, number)? {
+            return Ok(());
+        }
+    }
+    send(&mut batch, number)?;
     Ok(())
 }
 

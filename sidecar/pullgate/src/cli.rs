@@ -207,6 +207,13 @@ pub struct StoreArgs {
     /// without a request of its own.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub window_s: u32,
+    /// Keep each request (hashed origin, time, kind, tag) for this many
+    /// UTC days, today included, so that late events (another node's,
+    /// an import) are sessionised with the rest of their client's day;
+    /// then only the actions and aggregates stay. 0 keeps none past the end
+    /// of each ingest run.
+    #[arg(long, default_value_t = 7, value_name = "DAYS")]
+    pub raw_days: u32,
 }
 
 #[derive(Debug, clap::Args)]
