@@ -59,24 +59,77 @@ pub fn ingest_cloudwatch_cmd(
     })
 }
 
-/// `up` and `run`: ingest the local sink into STATE_DIR/analytics.db every
-/// 2 s on a thread of its own (the store opens first: a broken one is said at start).
-pub fn follow_in_background(sink: std::path::PathBuf, state_dir: &Path) -> Result<(), CliError> {
+/// Where `up` and `run` read what they ship.
+pub enum Follow {
+    Local(std::path::PathBuf),
+    /// The group every node ships to: the store counts all of them.
+    CloudWatch {
+        group: String,
+        region: Option<String>,
+        endpoint: Option<String>,
+    },
+}
+
+/// `up` and `run`: ingest what is shipped into STATE_DIR/analytics.db on a
+/// thread of its own, every 2 s from the local sink, every 10 s from
+/// CloudWatch Logs (starting an hour back the first time). The store opens
+/// first: a broken one is said at start.
+pub fn follow_in_background(from: Follow, state_dir: &Path) -> Result<(), CliError> {
     let store = StoreArgs { db: None, window_s: 60, raw_days: 7 };
     let mut db = open(&store, state_dir)?;
-    tracing::info!(sink = %sink.display(), "ingesting shipped events into the analytics store");
+    let rt = match &from {
+        Follow::CloudWatch { .. } => Some(crate::error::runtime()?),
+        Follow::Local(_) => None,
+    };
     std::thread::Builder::new()
         .name("analytics".into())
         .spawn(move || {
             let mut last_warning: Option<std::time::Instant> = None;
-            loop {
-                if let Err(e) = ingest::local_sink(&mut db, &sink) {
-                    if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
-                        tracing::warn!(error = %e, "analytics ingest failed; trying again");
-                        last_warning = Some(std::time::Instant::now());
+            let mut warn = |e: &dyn std::fmt::Display| {
+                if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                    tracing::warn!(error = %e, "analytics ingest failed; trying again");
+                    last_warning = Some(std::time::Instant::now());
+                }
+            };
+            match (from, rt) {
+                (Follow::CloudWatch { group, region, endpoint }, Some(rt)) => {
+                    tracing::info!(%group, "ingesting CloudWatch Logs into the analytics store");
+                    rt.block_on(async {
+                        let client = loop {
+                            match pullgate_ship::sink::cloudwatch::client(region.as_deref(), endpoint.as_deref(), Duration::from_secs(10))
+                                .await
+                            {
+                                Ok(c) => break c,
+                                Err(e) => warn(&e),
+                            }
+                            tokio::time::sleep(Duration::from_secs(30)).await;
+                        };
+                        let now = pullgate_base::clock::now_ms() as i64;
+                        let cw = pullgate_analytics::cloudwatch::CloudWatchSettings {
+                            group,
+                            start_ms: now - 3_600_000,
+                            overlap_ms: 300_000,
+                            window_ms: 3_600_000,
+                        };
+                        loop {
+                            let now = pullgate_base::clock::now_ms() as i64;
+                            if let Err(e) = pullgate_analytics::cloudwatch::ingest(&client, &mut db, &cw, now).await {
+                                warn(&e);
+                            }
+                            tokio::time::sleep(Duration::from_secs(10)).await;
+                        }
+                    })
+                }
+                (Follow::Local(sink), _) => {
+                    tracing::info!(sink = %sink.display(), "ingesting shipped events into the analytics store");
+                    loop {
+                        if let Err(e) = ingest::local_sink(&mut db, &sink) {
+                            warn(&e);
+                        }
+                        std::thread::sleep(Duration::from_secs(2));
                     }
                 }
-                std::thread::sleep(Duration::from_secs(2));
+                (Follow::CloudWatch { .. }, None) => unreachable!("a runtime is made for CloudWatch"),
             }
         })
         .map_err(CliError::io("the analytics thread"))?;

@@ -96,17 +96,18 @@ impl Serve<'_> {
             (Some(opts), Some(log)) => {
                 let stats = Arc::new(pullgate_ship::Stats::default());
                 let args = opts.ship_args(log, self.state_dir)?;
-                let local = match &args.sink {
-                    pullgate_ship::sink::Settings::Local { dir, .. } => Some(dir.clone()),
-                    _ => None,
+                let follow = match &args.sink {
+                    pullgate_ship::sink::Settings::Local { dir, .. } => Some(crate::analytics::Follow::Local(dir.clone())),
+                    pullgate_ship::sink::Settings::CloudWatch(cw) => Some(crate::analytics::Follow::CloudWatch {
+                        group: cw.group.clone(),
+                        region: cw.region.clone(),
+                        endpoint: cw.endpoint.clone(),
+                    }),
+                    pullgate_ship::sink::Settings::Null => None,
                 };
                 pullgate_ship::start(args, stats.clone())?;
-                match local {
-                    Some(dir) if self.analytics => crate::analytics::follow_in_background(dir, self.state_dir)?,
-                    _ if self.analytics => {
-                        tracing::info!("analytics ingest runs from the local sink only; use `pullgate analytics ingest`")
-                    }
-                    _ => {}
+                if let Some(follow) = follow.filter(|_| self.analytics) {
+                    crate::analytics::follow_in_background(follow, self.state_dir)?;
                 }
                 Some(stats)
             }

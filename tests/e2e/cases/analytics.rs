@@ -443,6 +443,13 @@ fn two_nodes(w: &World) -> Result<(), String> {
     let said = ingest()?;
     ensure!(said.contains(" 0 new"), "a second ingest: {said}");
     ensure!(report()? == r, "a second ingest changed the report");
-    eprintln!("two nodes: {logged} requests through CloudWatch, each once: {t}");
+    // Each node's own store (`up` ingests the group it ships to) counts both nodes too.
+    let own = dir.join("node1/state");
+    wait_until(Duration::from_secs(60), "node 1's own store to hold both nodes' requests", || {
+        let mine: Value = serde_json::from_str(&pullgate(&own, &["report", "--since", "1h", "--by", "client", "--format", "json"])?)
+            .map_err(|e| e.to_string())?;
+        Ok(mine["totals"] == r["totals"])
+    })?;
+    eprintln!("two nodes: {logged} requests through CloudWatch, each once, in the ingester's and in node 1's own store: {t}");
     Ok(())
 }
