@@ -35,6 +35,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--start", default="2026-03-02")  # a Monday
     ap.add_argument("--truth")
+    # Share of clients on IPv6, each in a /64 of its own: many origins.
+    ap.add_argument("--ipv6", type=float, default=0.05)
     a = ap.parse_args()
     rnd = random.Random(a.seed)
     y, m, d = map(int, a.start.split("-"))
@@ -140,10 +142,10 @@ def main():
     while len(out) < a.lines and budget > 0:
         t = start + rnd.random() * (a.days * DAY - 120)
         kind = rnd.random()
-        if kind < 0.05:
-            ip = "2001:db8:%x:%x:%x::%x" % (rnd.randint(0, 9), rnd.randint(0, 9), rnd.randint(0, 0xffff), rnd.randint(1, 0xffff))
+        if kind < a.ipv6:
+            ip = "2001:db8:%x:%x::%x" % (rnd.randint(0, 9), rnd.randint(0, 0xffff), rnd.randint(1, 0xffff))
         else:
-            ip = "203.0.113.%d" % rnd.randint(1, 254) if kind < 0.6 else "192.0.2.%d" % rnd.randint(1, 254)
+            ip = "203.0.113.%d" % rnd.randint(1, 254) if kind < a.ipv6 + (1 - a.ipv6) / 2 else "192.0.2.%d" % rnd.randint(1, 254)
         ua = rnd.choice([UAS["docker"], UAS["docker-ci"], UAS["podman"], UAS["cri-o"], UAS["containerd"], UAS["skopeo"]])
         repo = rnd.choice(REPOS)
         day_start = t - (t - start) % DAY

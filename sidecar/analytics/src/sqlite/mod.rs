@@ -595,6 +595,42 @@ mod tests {
     }
 
     #[test]
+    fn requests_past_the_raw_window_are_dropped_and_what_they_counted_stays() {
+        let d = "docker/27.3.1 go/go1.22.7 git-commit/x kernel/6.1 os/linux arch/amd64";
+        let head = event(1_700_000_000_000, 1, "o1", "HEAD", "/v2/acme/app/manifests/1.0", 200, d);
+        let get = event(1_700_000_000_500, 2, "o1", "GET", "/v2/acme/app/manifests/sha256:aa", 200, d);
+        let counts = |s: &mut Sqlite| {
+            let t = s.report(&query(vec![])).unwrap().totals;
+            (t.pulls, t.version_checks, t.unique_origins)
+        };
+        // Kept: the GET that comes after a settle joins the HEAD's action.
+        let mut kept = Sqlite::open(
+            &pullgate_base::fs::scratch_dir("sqlite-keep").join("a.db"),
+            Settings { raw_days: 100_000, ..Settings::default() },
+        )
+        .unwrap();
+        kept.ingest(&[head.clone()], "t", "1").unwrap();
+        kept.settle().unwrap();
+        kept.ingest(&[get.clone()], "t", "2").unwrap();
+        kept.settle().unwrap();
+        assert_eq!(counts(&mut kept), (1, 0, 1));
+        // Dropped (0 days): the HEAD's group is sealed as a version check; the late GET is a pull of its own.
+        let mut none =
+            Sqlite::open(&pullgate_base::fs::scratch_dir("sqlite-none").join("a.db"), Settings { raw_days: 0, ..Settings::default() })
+                .unwrap();
+        none.ingest(&[head], "t", "1").unwrap();
+        none.settle().unwrap();
+        let raw: i64 = none.conn.query_row("SELECT COUNT(*) FROM groups WHERE raw = 1", [], |r| r.get(0)).unwrap();
+        let data: Vec<u8> = none.conn.query_row("SELECT data FROM groups", [], |r| r.get(0)).unwrap();
+        let g = Group::decode(&data).unwrap();
+        assert_eq!((raw, g.reqs.len(), g.base, g.sealed), (0, 0, 1, true), "sealed: no request kept");
+        assert_eq!(counts(&mut none), (0, 1, 1));
+        none.ingest(&[get], "t", "2").unwrap();
+        none.settle().unwrap();
+        assert_eq!(counts(&mut none), (1, 1, 1), "what the sealed requests counted stays");
+    }
+
+    #[test]
     fn a_version_1_store_with_data_is_upgraded_and_recounted() {
         let dir = pullgate_base::fs::scratch_dir("sqlite-v1");
         let path = dir.join("analytics.db");
