@@ -9,7 +9,8 @@
 # - Debian's GoAccess on the same file (its JSON log format, -o report.json);
 # and prints lines/s, wall seconds and peak RSS of each, and the ratio.
 # With BIG_LINES, imports that many too and compares peak RSS with LINES'.
-# Then times `pullgate report --by client,os --granularity day` on the store.
+# Then imports LINES lines spread over a year and times
+# `pullgate report --by client,os --granularity day` over that year.
 # Both programs may use both cores; wall clock is what is compared.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,9 +22,9 @@ pg="$(realpath "${CARGO_TARGET_DIR:-target}/release/pullgate")"
 work="$(mktemp -d /tmp/pg-analytics.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 
-gen() { # N FILE
+gen() { # N FILE [DAYS]
   local s; s=$(date +%s%N)
-  python3 tests/synth/access_log.py --lines "$1" --days 7 --seed 3 --truth "$2.truth.json" > "$2"
+  python3 tests/synth/access_log.py --lines "$1" --days "${3:-7}" --start 2025-03-03 --seed 3 --truth "$2.truth.json" > "$2"
   printf 'generated %d lines in %.1f s\n' "$(wc -l < "$2")" "$(echo "($(date +%s%N) - $s) / 1000000000" | bc -l)" >&2
 }
 measure() { # LABEL CMD... -> "seconds peak_kib"
@@ -53,6 +54,14 @@ if [ "$big" -gt 0 ]; then
     "$big" "$big_s" "$(rate "$big" "$big_s")" "$((big_kib / 1024))" "$(echo "$big_kib / $pg_kib" | bc -l)" "$n"
 fi
 
-s=$(date +%s%N)
-"$pg" --state-dir "$work/state" report --since 2026-03-01 --until 2026-04-01 --by client,os --granularity day --format json > /dev/null
-printf '\nreport --by client,os --granularity day over the %d-line store: %d ms\n' "$n" "$(( ($(date +%s%N) - s) / 1000000 ))"
+gen "$lines" "$work/year.log" 365
+"$pg" --state-dir "$work/year-state" analytics import "$work/year.log" > /dev/null
+report() { "$pg" --state-dir "$work/year-state" report --since 2025-03-03 --until 2026-03-03 --by client,os --granularity day --format json > "$work/report.json"; }
+report # a first run to warm the page cache, as a dashboard's would be
+best=""
+for _ in 1 2 3 4 5; do
+  s=$(date +%s%N); report; ms=$(( ($(date +%s%N) - s) / 1000000 ))
+  [ -z "$best" ] || [ "$ms" -lt "$best" ] && best=$ms
+done
+python3 -c "import json,sys; r=json.load(open('$work/report.json')); t=json.load(open('$work/year.log.truth.json'))['totals']; sys.exit(0 if r['totals']['pulls'] == t['pulls'] else 'the year report is wrong')"
+printf '\nreport --by client,os --granularity day over a year (%d lines, 365 days): %d ms, best of 5 (target < 200)\n' "$lines" "$best"

@@ -69,9 +69,7 @@ def main():
         counter(day_of(ts))["requests"] += 1
 
     def action(ts, ip, ua, kind, download, dnt=False):
-        # DNT traffic counts as requests only (docs/analytics.md).
-        if dnt:
-            return
+        # DNT traffic counts by the same rules, never in the uniques (docs/analytics.md).
         c = counter(day_of(ts))
         key = {"pull": "pulls", "check": "version_checks"}[kind]
         truth["totals"][key] += 1
@@ -79,6 +77,8 @@ def main():
         if download:
             truth["totals"]["downloads"] += 1
             c["downloads"] += 1
+        if dnt:
+            return
         # The shipper hashes IPv6 addresses by their /64, in both hashes.
         net = str(ipaddress.IPv6Network(ip + "/64", strict=False).network_address) if ":" in ip else ip
         origins.add((net, ua, day_of(ts)))

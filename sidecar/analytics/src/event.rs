@@ -25,6 +25,9 @@ pub struct Shipped {
     pub asn: Option<u32>,
     pub as_org: Option<String>,
     pub cloud: Option<String>,
+    /// With DNT/GPC: what the request changed in the counts, grouped by the shipper.
+    #[serde(default)]
+    pub dnt_counts: Option<pullgate_ship::DntCounts>,
 }
 
 impl Shipped {

@@ -13,8 +13,6 @@ mod event;
 mod group;
 pub mod ingest;
 pub mod query;
-mod request;
-mod session;
 pub mod sketch;
 mod sqlite;
 mod store;
@@ -23,6 +21,7 @@ pub mod ua;
 
 pub use error::AnalyticsError;
 pub use event::Shipped;
+pub(crate) use pullgate_ship::rules::{request, session};
 pub use query::{Counters, Dim, Granularity, Query, Report};
 pub use session::{sessionise, Action, ActionKind, Req};
 pub use sqlite::Sqlite;

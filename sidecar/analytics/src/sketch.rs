@@ -32,7 +32,7 @@ impl Sketch {
                 if let Err(at) = v.binary_search(&h) {
                     v.insert(at, h);
                     if v.len() > EXACT {
-                        self.to_hll();
+                        self.become_hll();
                     }
                 }
             }
@@ -40,7 +40,7 @@ impl Sketch {
         }
     }
 
-    fn to_hll(&mut self) {
+    fn become_hll(&mut self) {
         if let Sketch::Exact(v) = self {
             let mut r = vec![0u8; M].into_boxed_slice();
             for &h in v.iter() {
@@ -72,7 +72,7 @@ impl Sketch {
                 out.extend_from_slice(&b[j..]);
                 *a = out;
                 if a.len() > EXACT {
-                    self.to_hll();
+                    self.become_hll();
                 }
             }
             (Sketch::Hll(r), Sketch::Exact(b)) => {
@@ -81,7 +81,7 @@ impl Sketch {
                 }
             }
             (Sketch::Exact(_), Sketch::Hll(_)) => {
-                self.to_hll();
+                self.become_hll();
                 self.merge(other);
             }
             (Sketch::Hll(r), Sketch::Hll(o)) => {

@@ -12,6 +12,7 @@ mod error;
 mod prepare;
 mod privacy;
 mod read;
+pub mod rules;
 pub mod sink;
 mod stats;
 
@@ -23,6 +24,7 @@ use std::time::Duration;
 use batch::Batch;
 pub use error::ShipError;
 pub use prepare::{is_gzip, PrepareSettings, Prepared, Preparer};
+pub use privacy::dnt::DntCounts;
 use privacy::enrich::Enricher;
 pub use privacy::TOR_GEOIP_DIR;
 use privacy::{Anonymiser, Clouds, Geo, Mmdb};
@@ -110,7 +112,7 @@ pub fn start(args: ShipArgs, stats: Arc<Stats>) -> Result<std::thread::JoinHandl
                     None
                 }
             });
-            let enricher = Enricher { anon, geo, mmdb, clouds, max_line: args.max_line };
+            let enricher = Enricher { anon, geo, mmdb, clouds, max_line: args.max_line, dnt: Default::default() };
             if let Err(e) = read_all(follower, enricher, tx, &args, &reader_stats) {
                 fail(&reader_stats, format!("reading {} stopped: {e}", args.log.display()));
             }

@@ -45,7 +45,7 @@ impl Preparer {
         };
         let mmdb = (!s.mmdb.is_empty()).then(|| Mmdb::open(&s.mmdb)).transpose()?;
         let clouds = (!s.cloud_ranges.is_empty()).then(|| Clouds::load(&s.cloud_ranges)).transpose()?;
-        Ok(Preparer { enricher: Enricher { anon, geo, mmdb, clouds, max_line: s.max_line } })
+        Ok(Preparer { enricher: Enricher { anon, geo, mmdb, clouds, max_line: s.max_line, dnt: Default::default() } })
     }
 
     /// Parse, enrich and anonymise `lines` (without their newlines). Each

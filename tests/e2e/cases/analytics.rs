@@ -314,7 +314,10 @@ fn synthetic() -> Result<(), String> {
     b.import(&[&gz])?;
     ensure!(b.report(&["--granularity", "day"])? == r, "the gzip import differs");
     let text = std::fs::read_to_string(&log).map_err(|e| e.to_string())?;
-    let mut lines: Vec<&str> = text.lines().collect();
+    // Requests with DNT/GPC are grouped by the shipper as it reads them (in
+    // log order, as nginx writes them): they stay in order, in the first piece.
+    let (dnt, mut lines): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| l.contains(r#""dnt":"1""#));
+    ensure!(!dnt.is_empty(), "the log has no DNT requests");
     let mut x: u64 = 0x853c_49e6_748f_ea9b;
     for i in (1..lines.len()).rev() {
         x ^= x << 13;
@@ -327,7 +330,8 @@ fn synthetic() -> Result<(), String> {
         .enumerate()
         .map(|(i, chunk)| {
             let p = dir.join(format!("part{i}.log"));
-            std::fs::write(&p, chunk.join("\n") + "\n").map(|_| p)
+            let dnt = if i == 0 { dnt.join("\n") + "\n" } else { String::new() };
+            std::fs::write(&p, chunk.join("\n") + "\n" + &dnt).map(|_| p)
         })
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;

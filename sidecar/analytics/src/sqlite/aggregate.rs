@@ -101,6 +101,18 @@ fn rebuild_hour(tx: &Transaction, hour: i64) -> Result<(), AnalyticsError> {
             row.ips.insert(r.get::<_, i64>(5)? as u64);
         }
     }
+    // Requests with DNT/GPC: counters only, never in the uniques.
+    {
+        let mut stmt = tx.prepare_cached("SELECT facet, pulls, checks, downloads, requests FROM dnt_counts WHERE hour = ?1")?;
+        let mut it = stmt.query(params![hour])?;
+        while let Some(r) = it.next()? {
+            let row = rows.entry(r.get(0)?).or_default();
+            row.pulls += r.get::<_, i64>(1)?;
+            row.checks += r.get::<_, i64>(2)?;
+            row.downloads += r.get::<_, i64>(3)?;
+            row.requests += r.get::<_, i64>(4)?;
+        }
+    }
     tx.prepare_cached("DELETE FROM agg WHERE span = 0 AND period = ?1")?.execute(params![hour])?;
     write(tx, 0, hour, &rows)
 }

@@ -60,6 +60,49 @@ pub struct Sqlite {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Facet([String; 14]);
 
+impl Facet {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        route: &str,
+        repository: &str,
+        tag: Option<&str>,
+        digest: Option<&str>,
+        client: &Client,
+        h: &Header,
+        class: &str,
+        poller: &str,
+    ) -> Facet {
+        Facet([
+            route.to_string(),
+            repository.to_string(),
+            tag.unwrap_or_default().to_string(),
+            digest.unwrap_or_default().to_string(),
+            client.family.clone(),
+            client.version.clone(),
+            client.os.clone(),
+            client.arch.clone(),
+            h.country.clone(),
+            h.asn.map(|n| n.to_string()).unwrap_or_default(),
+            h.as_org.clone(),
+            h.cloud.clone(),
+            class.to_string(),
+            poller.to_string(),
+        ])
+    }
+}
+
+/// The client a user agent (by its row in `uas`) names.
+fn client_of(tx: &Transaction, cache: &mut HashMap<i64, Client>, ua: i64) -> rusqlite::Result<Client> {
+    if let Some(c) = cache.get(&ua) {
+        return Ok(c.clone());
+    }
+    let text: String =
+        tx.prepare_cached("SELECT ua FROM uas WHERE id = ?1")?.query_row(params![ua], |r| r.get(0)).optional()?.unwrap_or_default();
+    let c = crate::ua::parse(&text);
+    cache.insert(ua, c.clone());
+    Ok(c)
+}
+
 /// One new counted request on its way into its group.
 struct Incoming {
     day: i64,
@@ -218,7 +261,6 @@ fn apply_groups(tx: &Transaction, caches: &mut Caches, settings: Settings, mut i
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
     let mut dirty = tx.prepare_cached("INSERT OR IGNORE INTO dirty (hour) VALUES (?1)")?;
-    let mut ua_text = tx.prepare_cached("SELECT ua FROM uas WHERE id = ?1")?;
     let mut groups = 0u64;
     let mut it = incoming.into_iter().peekable();
     while let Some(first) = it.next() {
@@ -242,38 +284,15 @@ fn apply_groups(tx: &Transaction, caches: &mut Caches, settings: Settings, mut i
         }
         // In (time, id) order, as sessionising sorts them: an action's
         // `first` indexes both.
-        g.reqs.sort_by(|a, b| (a.ts_ms, a.id).cmp(&(b.ts_ms, b.id)));
+        g.reqs.sort_by_key(|r| (r.ts_ms, r.id));
         let actions = g.actions(settings.window_ms);
-        let client = match caches.clients.get(&g.header.ua) {
-            Some(c) => c.clone(),
-            None => {
-                let text: String = ua_text.query_row(params![g.header.ua], |r| r.get(0)).optional()?.unwrap_or_default();
-                let c = crate::ua::parse(&text);
-                caches.clients.insert(g.header.ua, c.clone());
-                c
-            }
-        };
+        let client = client_of(tx, &mut caches.clients, g.header.ua)?;
         let checks: Vec<i64> = actions.iter().filter(|a| a.kind == ActionKind::VersionCheck).map(|a| a.first_ts_ms).collect();
         let poller = if crate::class::polls(&checks) { "yes" } else { "no" };
         let class = crate::class::class(&client, Some(g.header.cloud.as_str()).filter(|c| !c.is_empty()));
         for (i, a) in actions.iter().enumerate() {
             let route = &g.reqs[a.first].route;
-            let facet = Facet([
-                route.clone(),
-                repository.clone(),
-                a.tag.clone().unwrap_or_default(),
-                a.digest.clone().unwrap_or_default(),
-                client.family.clone(),
-                client.version.clone(),
-                client.os.clone(),
-                client.arch.clone(),
-                g.header.country.clone(),
-                g.header.asn.map(|n| n.to_string()).unwrap_or_default(),
-                g.header.as_org.clone(),
-                g.header.cloud.clone(),
-                class.to_string(),
-                poller.to_string(),
-            ]);
+            let facet = Facet::new(route, &repository, a.tag.as_deref(), a.digest.as_deref(), &client, &g.header, class, poller);
             let facet = intern_facet(tx, &mut caches.facets, facet)?;
             let hour = a.first_ts_ms.div_euclid(HOUR_MS);
             let kind = match a.kind {
@@ -432,6 +451,8 @@ fn ingest_in(
     order.sort_unstable();
     order.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
     let mut incoming = Vec::new();
+    // DNT/GPC counts by hour and facet: pulls, checks, downloads, requests.
+    let mut dnt: HashMap<(i64, i64), [i64; 4]> = HashMap::new();
     {
         let mut seen = tx.prepare_cached("INSERT OR IGNORE INTO seen (hour, id) VALUES (?1, ?2)")?;
         let mut seen_before = tx.prepare_cached(if legacy_seen { "SELECT 1 FROM seen_v3 WHERE id = ?1" } else { "SELECT 1" })?;
@@ -447,8 +468,6 @@ fn ingest_in(
             done.new += 1;
             *hours.entry((hour, e.route.as_str())).or_default() += 1;
             let Some(c) = classify(&e.method, &e.uri, e.status, &e.route) else { continue };
-            // Requests with DNT/GPC carry no origin: requests only (docs/analytics.md).
-            let Some(origin) = &e.origin else { continue };
             let ua = match caches.uas.get(&e.ua) {
                 Some(id) => *id,
                 None => {
@@ -457,18 +476,37 @@ fn ingest_in(
                     id
                 }
             };
+            let header = Header {
+                ip_origin: group::origin_u64(e.ip_origin.as_deref().unwrap_or("")),
+                ua,
+                country: e.country.clone().unwrap_or_default(),
+                asn: e.asn,
+                as_org: e.as_org.clone().unwrap_or_default(),
+                cloud: e.cloud.clone().unwrap_or_default(),
+            };
+            // Requests with DNT/GPC carry no origin: the shipper grouped them
+            // and says what each changed in the counts (docs/analytics.md).
+            let Some(origin) = &e.origin else {
+                if let Some(d) = e.dnt_counts {
+                    let client = client_of(tx, &mut caches.clients, ua)?;
+                    let class = crate::class::class(&client, e.cloud.as_deref().filter(|c| !c.is_empty()));
+                    let facet = intern_facet(
+                        tx,
+                        &mut caches.facets,
+                        Facet::new(&e.route, &c.repository, None, None, &client, &header, class, "no"),
+                    )?;
+                    let sum = dnt.entry((d.hour_ms.div_euclid(HOUR_MS), facet)).or_default();
+                    for (s, v) in sum.iter_mut().zip([d.pulls, d.version_checks, d.downloads, 1]) {
+                        *s += i64::from(v);
+                    }
+                }
+                continue;
+            };
             incoming.push(Incoming {
                 day: e.ts_ms.div_euclid(DAY_MS),
                 origin: group::origin_u64(origin),
                 repository: c.repository,
-                header: Header {
-                    ip_origin: group::origin_u64(e.ip_origin.as_deref().unwrap_or("")),
-                    ua,
-                    country: e.country.clone().unwrap_or_default(),
-                    asn: e.asn,
-                    as_org: e.as_org.clone().unwrap_or_default(),
-                    cloud: e.cloud.clone().unwrap_or_default(),
-                },
+                header,
                 req: Stored { ts_ms: e.ts_ms, id, kind: c.kind, route: e.route.clone() },
             });
         }
@@ -480,6 +518,18 @@ fn ingest_in(
         )?;
         for ((hour, route), n) in &hours {
             hourly.execute(params![hour, route, n])?;
+        }
+    }
+    {
+        let mut add = tx.prepare_cached(
+            "INSERT INTO dnt_counts (hour, facet, pulls, checks, downloads, requests) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (hour, facet) DO UPDATE SET pulls = pulls + ?3, checks = checks + ?4, downloads = downloads + ?5,
+                requests = requests + ?6",
+        )?;
+        let mut dirty = tx.prepare_cached("INSERT OR IGNORE INTO dirty (hour) VALUES (?1)")?;
+        for ((hour, facet), [p, c, d, n]) in &dnt {
+            add.execute(params![hour, facet, p, c, d, n])?;
+            dirty.execute(params![hour])?;
         }
     }
     done.groups = apply_groups(tx, caches, settings, incoming)?;
@@ -512,6 +562,13 @@ mod tests {
             asn: None,
             as_org: None,
             cloud: None,
+            // A DNT request: what the shipper said it changed (here, a pull).
+            dnt_counts: dnt.then_some(pullgate_ship::DntCounts {
+                hour_ms: ts_ms - ts_ms % 3_600_000,
+                pulls: 1,
+                version_checks: 0,
+                downloads: 0,
+            }),
         }
     }
 
@@ -569,10 +626,11 @@ mod tests {
         s.ingest(&events, "t", "1").unwrap();
         let r = s.report(&query(vec![Dim::Client])).unwrap();
         let t = &r.totals;
-        assert_eq!((t.requests, t.pulls, t.version_checks, t.downloads, t.unique_origins, t.unique_ips), (12, 3, 1, 2, 3, 3), "{r:?}");
+        // The DNT pull counts (from what the shipper marked), never in the uniques.
+        assert_eq!((t.requests, t.pulls, t.version_checks, t.downloads, t.unique_origins, t.unique_ips), (12, 4, 1, 2, 3, 3), "{r:?}");
         let by: Vec<(String, u64, u64)> =
             r.rows.iter().map(|row| (row.dims.0[0].1.clone(), row.counters.pulls, row.counters.version_checks)).collect();
-        assert_eq!(by, [("podman".to_string(), 2, 0), ("docker".to_string(), 1, 1)]);
+        assert_eq!(by, [("docker".to_string(), 2, 1), ("podman".to_string(), 2, 0)]);
 
         // Shuffled, in batches of three, with every event twice: the same report.
         let mut other = scratch("sqlite-shuffled");
@@ -609,9 +667,9 @@ mod tests {
             Settings { raw_days: 100_000, ..Settings::default() },
         )
         .unwrap();
-        kept.ingest(&[head.clone()], "t", "1").unwrap();
+        kept.ingest(std::slice::from_ref(&head), "t", "1").unwrap();
         kept.settle().unwrap();
-        kept.ingest(&[get.clone()], "t", "2").unwrap();
+        kept.ingest(std::slice::from_ref(&get), "t", "2").unwrap();
         kept.settle().unwrap();
         assert_eq!(counts(&mut kept), (1, 0, 1));
         // Dropped (0 days): the HEAD's group is sealed as a version check; the late GET is a pull of its own.

@@ -76,5 +76,8 @@ pub const MIGRATIONS: &[&str] = &[
      CREATE TABLE origin_pulls (
         day INTEGER NOT NULL, origin INTEGER NOT NULL, route TEXT NOT NULL, client TEXT NOT NULL, pulls INTEGER NOT NULL,
         PRIMARY KEY (day, origin)) WITHOUT ROWID;
+     CREATE TABLE dnt_counts (
+        hour INTEGER NOT NULL, facet INTEGER NOT NULL, pulls INTEGER NOT NULL, checks INTEGER NOT NULL,
+        downloads INTEGER NOT NULL, requests INTEGER NOT NULL, PRIMARY KEY (hour, facet)) WITHOUT ROWID;
      CREATE TABLE dirty (hour INTEGER PRIMARY KEY) WITHOUT ROWID;",
 ];

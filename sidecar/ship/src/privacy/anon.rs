@@ -89,6 +89,7 @@ impl Anonymiser {
             asn: None,
             as_org: None,
             cloud: None,
+            dnt_counts: None,
         })
     }
 
@@ -143,7 +144,7 @@ impl Anonymiser {
 
 /// The address as hashed: IPv4 whole, IPv6 cut to its /64 network; what
 /// does not parse, as it was logged.
-fn network_of(ip: Option<IpAddr>, logged: &str) -> Cow<'_, str> {
+pub(crate) fn network_of(ip: Option<IpAddr>, logged: &str) -> Cow<'_, str> {
     match ip {
         Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
             let s = v6.segments();

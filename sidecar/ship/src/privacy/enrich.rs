@@ -18,6 +18,8 @@ pub struct Enricher {
     pub clouds: Option<Clouds>,
     /// Lines longer than this were cut by the tailer; said in their dead letter.
     pub max_line: usize,
+    /// DNT/GPC requests, grouped here while their address is at hand.
+    pub dnt: super::dnt::DntSessions,
 }
 
 impl Enricher {
@@ -50,7 +52,14 @@ impl Enricher {
         };
         let country = found.country.or_else(|| self.geo.as_ref().zip(ip).and_then(|(g, ip)| g.country(ip)));
         let cloud = self.clouds.as_ref().zip(ip).and_then(|(c, ip)| c.provider(ip));
+        let dnt_counts = (record::text(r.dnt) == "1")
+            .then(|| {
+                let t = record::text;
+                self.dnt.mark(ts as i64, ip, ip_text, t(r.ua), t(r.method), t(r.uri), r.status, t(r.route))
+            })
+            .flatten();
         let mut event = self.anon.event(r, ts, ip)?;
+        event.dnt_counts = dnt_counts;
         event.country = country;
         event.asn = found.asn;
         event.as_org = found.as_org;

@@ -4,6 +4,7 @@
 
 mod anon;
 mod cloud;
+pub(crate) mod dnt;
 pub(crate) mod enrich;
 pub(crate) mod geo;
 mod mmdb;

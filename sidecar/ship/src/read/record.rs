@@ -88,6 +88,9 @@ pub struct Event<'a> {
     /// The cloud provider whose published ranges hold the address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloud: Option<String>,
+    /// With DNT/GPC: what this request changed in the counts (grouped on the box).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dnt_counts: Option<crate::privacy::dnt::DntCounts>,
 }
 
 /// The text of a JSON string as written, escapes included, without its quotes.

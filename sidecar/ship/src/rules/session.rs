@@ -12,7 +12,7 @@
 //! The requests are taken in (time, id) order whatever order they arrived
 //! in, so the same set of requests always gives the same actions.
 
-use crate::request::{Kind, Reference};
+use super::request::{Kind, Reference};
 
 /// One counted request of a group, as sessionisation needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,56 +84,127 @@ impl Open {
     }
 }
 
-/// Sort `reqs` into (time, id) order and turn them into actions.
-pub fn sessionise(reqs: &mut [Req], window_ms: i64) -> Vec<Action> {
-    reqs.sort_by(|a, b| (a.ts_ms, &a.id).cmp(&(b.ts_ms, &b.id)));
-    let mut actions = Vec::new();
-    let mut open: Option<Open> = None;
-    for (i, r) in reqs.iter().enumerate() {
-        let live = open.as_ref().is_some_and(|o| r.ts_ms - o.last_ts <= window_ms);
-        match &r.kind {
-            Kind::File => actions.push(Action {
-                kind: ActionKind::File,
-                download: true,
-                first_ts_ms: r.ts_ms,
-                tag: None,
-                digest: None,
-                requests: 1,
-                first: i,
-            }),
-            Kind::Blob => {
-                if let (true, Some(o)) = (live, open.as_mut()) {
-                    o.blob = true;
-                    o.last_ts = r.ts_ms;
-                    o.requests += 1;
-                }
+/// What one request changed in the counts of its origin and repository
+/// (each -1, 0 or +1): a GET that turns an open version check into a pull is
+/// `pulls: 1, version_checks: -1`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delta {
+    pub pulls: i8,
+    pub version_checks: i8,
+    pub downloads: i8,
+}
+
+impl Delta {
+    pub fn is_zero(&self) -> bool {
+        *self == Delta::default()
+    }
+}
+
+/// The counts an open action stands for now.
+fn counts(o: Option<&Open>) -> Delta {
+    match o {
+        Some(o) if o.gets > 0 => Delta { pulls: 1, version_checks: 0, downloads: i8::from(o.blob) },
+        Some(_) => Delta { pulls: 0, version_checks: 1, downloads: 0 },
+        None => Delta::default(),
+    }
+}
+
+fn minus(a: Delta, b: Delta) -> Delta {
+    Delta { pulls: a.pulls - b.pulls, version_checks: a.version_checks - b.version_checks, downloads: a.downloads - b.downloads }
+}
+
+/// One origin's requests for one repository, taken one at a time in time
+/// order: [`sessionise`] for a group at rest, the shipper for requests
+/// that must be grouped on the box (DNT/GPC) before their address goes.
+#[derive(Default)]
+pub struct Session {
+    open: Option<Open>,
+}
+
+impl Session {
+    /// Take the next request; `i` is its index, for [`Action::first`]. The
+    /// actions it closes (the one open before, a file download) go to
+    /// `closed`; what it changed in the counts is returned.
+    pub fn push(&mut self, i: usize, ts_ms: i64, kind: &Kind, window_ms: i64, closed: &mut Vec<Action>) -> Delta {
+        let live = self.open.as_ref().is_some_and(|o| ts_ms - o.last_ts <= window_ms);
+        match kind {
+            Kind::File => {
+                closed.push(Action {
+                    kind: ActionKind::File,
+                    download: true,
+                    first_ts_ms: ts_ms,
+                    tag: None,
+                    digest: None,
+                    requests: 1,
+                    first: i,
+                });
+                Delta { downloads: 1, ..Delta::default() }
             }
+            Kind::Blob => match self.open.as_mut().filter(|_| live) {
+                Some(o) => {
+                    let before = counts(Some(o));
+                    o.blob = true;
+                    o.last_ts = ts_ms;
+                    o.requests += 1;
+                    minus(counts(Some(o)), before)
+                }
+                None => Delta::default(),
+            },
             Kind::Manifest { head, reference } => {
                 let joins = live
                     && match reference {
                         Reference::Digest(_) => true,
-                        Reference::Tag(t) => open.as_ref().is_some_and(|o| o.tag.as_deref() == Some(t.as_str())),
+                        Reference::Tag(t) => self.open.as_ref().is_some_and(|o| o.tag.as_deref() == Some(t.as_str())),
                     };
-                if !joins {
-                    actions.extend(open.take().map(Open::close));
+                let before = if joins {
+                    counts(self.open.as_ref())
+                } else {
+                    closed.extend(self.open.take().map(Open::close));
                     let tag = match reference {
                         Reference::Tag(t) => Some(t.clone()),
                         Reference::Digest(_) => None,
                     };
-                    open =
-                        Some(Open { first_ts: r.ts_ms, last_ts: r.ts_ms, tag, digest: None, gets: 0, blob: false, requests: 0, first: i });
-                }
-                let o = open.as_mut().expect("opened above");
+                    self.open =
+                        Some(Open { first_ts: ts_ms, last_ts: ts_ms, tag, digest: None, gets: 0, blob: false, requests: 0, first: i });
+                    Delta::default()
+                };
+                let o = self.open.as_mut().expect("opened above");
                 if let (None, Reference::Digest(d)) = (&o.digest, reference) {
                     o.digest = Some(d.clone());
                 }
-                o.last_ts = r.ts_ms;
+                o.last_ts = ts_ms;
                 o.requests += 1;
                 o.gets += u32::from(!head);
+                minus(counts(Some(o)), before)
             }
         }
     }
-    actions.extend(open.take().map(Open::close));
+
+    /// When the open action began, if one is open.
+    pub fn open_since(&self) -> Option<i64> {
+        self.open.as_ref().map(|o| o.first_ts)
+    }
+
+    /// When the open action last took a request, if one is open.
+    pub fn last_request(&self) -> Option<i64> {
+        self.open.as_ref().map(|o| o.last_ts)
+    }
+
+    /// Close what is open.
+    pub fn finish(self) -> Option<Action> {
+        self.open.map(Open::close)
+    }
+}
+
+/// Sort `reqs` into (time, id) order and turn them into actions.
+pub fn sessionise(reqs: &mut [Req], window_ms: i64) -> Vec<Action> {
+    reqs.sort_by(|a, b| (a.ts_ms, &a.id).cmp(&(b.ts_ms, &b.id)));
+    let mut actions = Vec::new();
+    let mut session = Session::default();
+    for (i, r) in reqs.iter().enumerate() {
+        session.push(i, r.ts_ms, &r.kind, window_ms, &mut actions);
+    }
+    actions.extend(session.finish());
     actions.sort_by_key(|a| (a.first_ts_ms, a.first));
     actions
 }
@@ -186,6 +257,43 @@ mod tests {
         assert_eq!(kinds(&mut [head(0, "1"), get_digest(1, "m"), blob(W), blob(2 * W), get_digest(2 * W + 5, "m")]), [(Pull, true)]);
         // A blob with no action open is nothing.
         assert!(kinds(&mut [blob(0)]).is_empty());
+    }
+
+    #[test]
+    fn deltas_add_up_to_the_actions_counts() {
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        for _ in 0..300 {
+            let mut t = 0;
+            let mut reqs = Vec::new();
+            for n in 0..12 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                t += (x % 90_000) as i64;
+                let kind = match x % 7 {
+                    0 | 1 => Kind::Manifest { head: true, reference: Reference::Tag(["1", "2"][(x >> 8) as usize % 2].into()) },
+                    2 => Kind::Manifest { head: false, reference: Reference::Tag("1".into()) },
+                    3 => Kind::Manifest { head: x.is_multiple_of(2), reference: Reference::Digest("sha256:d".into()) },
+                    4 | 5 => Kind::Blob,
+                    _ => Kind::File,
+                };
+                reqs.push(Req { ts_ms: t, id: format!("{n:04}"), kind });
+            }
+            let actions = sessionise(&mut reqs.clone(), W);
+            let mut session = Session::default();
+            let (mut sum, mut closed) = (Delta::default(), Vec::new());
+            for (i, r) in reqs.iter().enumerate() {
+                let d = session.push(i, r.ts_ms, &r.kind, W, &mut closed);
+                (sum.pulls, sum.version_checks, sum.downloads) =
+                    (sum.pulls + d.pulls, sum.version_checks + d.version_checks, sum.downloads + d.downloads);
+            }
+            let count = |k: ActionKind| actions.iter().filter(|a| a.kind == k).count() as i8;
+            let downloads = actions.iter().filter(|a| a.download).count() as i8;
+            assert_eq!(
+                (sum.pulls, sum.version_checks, sum.downloads),
+                (count(ActionKind::Pull), count(ActionKind::VersionCheck), downloads)
+            );
+        }
     }
 
     #[test]
