@@ -50,7 +50,39 @@ pub struct Group {
     pub counted: Option<(String, u32)>,
     /// Hours of its actions numbered `base..`: where to find them to replace them.
     pub hours: Vec<i64>,
+    /// Whether its version checks are a poller's (a dimension of all its actions).
+    pub poller: bool,
+    pub tail: Tail,
     pub reqs: Vec<Stored>,
+}
+
+/// Where the group's last manifest action begins: requests that come after
+/// all of the group's are sessionised from there on, not from the start
+/// (nothing before an action that a manifest request opened can change
+/// what follows it), so a busy client's day costs its new requests, not
+/// all of them again.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tail {
+    /// Index in `reqs` of its first request.
+    pub from: u32,
+    /// Its number (from `base`): how many actions come before it.
+    pub n: u32,
+    /// Pulls among the actions before it.
+    pub pulls: u32,
+    /// When each version check before it began (for the poller flag).
+    pub checks: Vec<i64>,
+}
+
+/// What adding requests changed: the actions numbered `from_n..` (from
+/// `base`) are replaced by `actions`; with `from_ts`, only those that began
+/// at or after it, else all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redo {
+    pub from_n: u32,
+    pub from_ts: Option<i64>,
+    pub actions: Vec<Action>,
+    /// All its pulls, sealed ones included.
+    pub pulls: u32,
 }
 
 impl Group {
@@ -66,6 +98,55 @@ impl Group {
     /// Pulls of all its actions (sealed ones included).
     pub fn pulls(&self, actions: &[Action]) -> u32 {
         self.base_pulls + actions.iter().filter(|a| a.kind == ActionKind::Pull).count() as u32
+    }
+
+    /// Add requests and sessionise what they change: from the tail when
+    /// they all come after the group's last request and the poller flag
+    /// holds, else everything.
+    pub fn add(&mut self, mut new: Vec<Stored>, window_ms: i64) -> Redo {
+        new.sort_by_key(|r| (r.ts_ms, r.id));
+        let appended = match (self.reqs.last(), new.first()) {
+            (Some(l), Some(f)) => (f.ts_ms, f.id) > (l.ts_ms, l.id),
+            _ => false,
+        };
+        self.reqs.extend(new);
+        if appended {
+            let k = self.tail.from as usize;
+            let mut reqs: Vec<Req> = self.reqs[k..].iter().map(|r| Req { ts_ms: r.ts_ms, id: hex(&r.id), kind: r.kind.clone() }).collect();
+            let mut actions = sessionise(&mut reqs, window_ms);
+            for a in &mut actions {
+                a.first += k;
+            }
+            let mut checks = self.tail.checks.clone();
+            checks.extend(actions.iter().filter(|a| a.kind == ActionKind::VersionCheck).map(|a| a.first_ts_ms));
+            if crate::class::polls(&checks) == self.poller {
+                let redo = Redo {
+                    from_n: self.tail.n,
+                    from_ts: Some(self.reqs[k].ts_ms),
+                    pulls: self.base_pulls + self.tail.pulls + count(&actions, ActionKind::Pull),
+                    actions,
+                };
+                self.advance(&redo.actions);
+                return redo;
+            }
+        }
+        self.reqs.sort_by_key(|r| (r.ts_ms, r.id));
+        let actions = self.actions(window_ms);
+        let checks: Vec<i64> = actions.iter().filter(|a| a.kind == ActionKind::VersionCheck).map(|a| a.first_ts_ms).collect();
+        self.poller = crate::class::polls(&checks);
+        self.tail = Tail::default();
+        self.advance(&actions);
+        Redo { from_n: 0, from_ts: None, pulls: self.pulls(&actions), actions }
+    }
+
+    /// Move the tail to the last manifest action of `actions` (numbered from `tail.n`).
+    fn advance(&mut self, actions: &[Action]) {
+        if let Some(j) = actions.iter().rposition(|a| a.kind != ActionKind::File) {
+            self.tail.from = actions[j].first as u32;
+            self.tail.n += j as u32;
+            self.tail.pulls += count(&actions[..j], ActionKind::Pull);
+            self.tail.checks.extend(actions[..j].iter().filter(|a| a.kind == ActionKind::VersionCheck).map(|a| a.first_ts_ms));
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -91,6 +172,13 @@ impl Group {
         w.extend_from_slice(&(self.hours.len() as u32).to_le_bytes());
         for h in &self.hours {
             w.extend_from_slice(&h.to_le_bytes());
+        }
+        w.push(u8::from(self.poller));
+        for n in [self.tail.from, self.tail.n, self.tail.pulls, self.tail.checks.len() as u32] {
+            w.extend_from_slice(&n.to_le_bytes());
+        }
+        for t in &self.tail.checks {
+            w.extend_from_slice(&t.to_le_bytes());
         }
         w.extend_from_slice(&(self.reqs.len() as u32).to_le_bytes());
         for r in &self.reqs {
@@ -134,6 +222,10 @@ impl Group {
             _ => None,
         };
         let hours = (0..r.u32()?).map(|_| r.u64().map(|h| h as i64)).collect::<Option<Vec<_>>>()?;
+        let poller = r.u8()? == 1;
+        let (from, n, pulls) = (r.u32()?, r.u32()?, r.u32()?);
+        let checks = (0..r.u32()?).map(|_| r.u64().map(|t| t as i64)).collect::<Option<Vec<_>>>()?;
+        let tail = Tail { from, n, pulls, checks };
         let n = r.u32()?;
         let mut reqs = Vec::with_capacity(n as usize);
         for _ in 0..n {
@@ -150,8 +242,12 @@ impl Group {
             };
             reqs.push(Stored { ts_ms, id, kind, route: r.str()? });
         }
-        Some(Group { header, base, base_pulls, sealed, counted, hours, reqs })
+        Some(Group { header, base, base_pulls, sealed, counted, hours, poller, tail, reqs })
     }
+}
+
+fn count(actions: &[Action], kind: ActionKind) -> u32 {
+    actions.iter().filter(|a| a.kind == kind).count() as u32
 }
 
 /// The hours (sorted, once each) that these actions begin in.
@@ -237,6 +333,8 @@ mod tests {
             sealed: false,
             counted: Some(("acme".into(), 3)),
             hours: vec![480_000, 480_001],
+            poller: true,
+            tail: Tail { from: 1, n: 2, pulls: 1, checks: vec![5, 6] },
             reqs: vec![
                 Stored {
                     ts_ms: 1,
@@ -258,5 +356,57 @@ mod tests {
         assert_eq!(Group::decode(&g.encode()[..20]), None, "a cut record is refused, not misread");
         assert_eq!(id_bytes(&hex(&[0xab; 16])), [0xab; 16]);
         assert_eq!(origin_u64("00000000000000ff"), 255);
+    }
+
+    /// Requests added in batches, in order or not: the same actions as all
+    /// of them sessionised at once.
+    #[test]
+    fn adding_in_batches_gives_what_sessionising_all_gives() {
+        let mut x: u64 = 0x5851_f42d_4c95_7f2d;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..300 {
+            let mut t = 0;
+            let mut all = Vec::new();
+            for n in 0..40u8 {
+                t += (next() % 200_000) as i64;
+                let r = next();
+                let kind = match r % 8 {
+                    0..=2 => Kind::Manifest { head: true, reference: Reference::Tag(["1", "2"][(r >> 8) as usize % 2].into()) },
+                    3 => Kind::Manifest { head: false, reference: Reference::Tag("1".into()) },
+                    4 => Kind::Manifest { head: (r >> 9) % 2 == 0, reference: Reference::Digest("sha256:d".into()) },
+                    5 | 6 => Kind::Blob,
+                    _ => Kind::File,
+                };
+                all.push(Stored { ts_ms: t, id: [n; 16], kind, route: "acme".into() });
+            }
+            let whole = {
+                let mut g = Group { reqs: all.clone(), ..Group::default() };
+                g.reqs.sort_by_key(|r| (r.ts_ms, r.id));
+                g.actions(60_000)
+            };
+            // The store's view: actions by number, replaced as redos say.
+            let mut g = Group::default();
+            let mut have: Vec<Action> = Vec::new();
+            let mut rest = all.clone();
+            if round % 3 == 0 {
+                // Some out of order: a late request now and then.
+                rest.swap(5, 20);
+            }
+            while !rest.is_empty() {
+                let take = 1 + (next() % 7) as usize;
+                let batch: Vec<Stored> = rest.drain(..take.min(rest.len())).collect();
+                let redo = g.add(batch, 60_000);
+                have.truncate(redo.from_n as usize);
+                have.extend(redo.actions);
+                assert_eq!(redo.pulls, count(&have, ActionKind::Pull));
+            }
+            let key = |a: &Action| (a.kind, a.download, a.first_ts_ms, a.requests, a.tag.clone(), a.digest.clone());
+            assert_eq!(have.iter().map(key).collect::<Vec<_>>(), whole.iter().map(key).collect::<Vec<_>>(), "round {round}");
+        }
     }
 }

@@ -137,7 +137,7 @@ pub fn follow_in_background(from: Follow, state_dir: &Path) -> Result<(), CliErr
 }
 
 /// Lines per batch (one store transaction, one cursor move).
-const IMPORT_BATCH: usize = 10_000;
+const IMPORT_BATCH: usize = 20_000;
 
 /// A batch of one file, prepared: for the store, with where it ends.
 struct Prepared {
@@ -176,7 +176,7 @@ pub fn import_cmd(files: &[std::path::PathBuf], enrich: &EnrichOpts, store: &Sto
         let skip: u64 = db.cursor(&source)?.and_then(|c| c.parse().ok()).unwrap_or(0);
         plan.push((file.clone(), source, skip));
     }
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Prepared>(2);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Prepared>(1);
     let reader_bar = bar.clone();
     let reader = std::thread::Builder::new()
         .name("prepare".into())

@@ -342,7 +342,7 @@ fn synthetic() -> Result<(), String> {
     ensure!(c.report(&["--granularity", "day"])? == r, "shuffled pieces imported out of order differ");
 
     // SIGKILL in the middle of an import, then the import again: nothing lost or doubled.
-    let (big, big_truth) = synth(&dir, "big", 60_000, 3, 11)?;
+    let (big, big_truth) = synth(&dir, "big", 160_000, 3, 11)?;
     let k = Analytics::new(&dir, "k");
     let mut child = Command::new(PULLGATE)
         .arg("--state-dir")

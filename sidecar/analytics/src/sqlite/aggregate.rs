@@ -65,21 +65,33 @@ fn seal(tx: &Transaction, settings: Settings, now_ms: i64) -> Result<(), Analyti
         .query_map(params![cutoff], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     let mut save = tx.prepare_cached("UPDATE groups SET raw = 0, data = ?4 WHERE day = ?1 AND origin = ?2 AND repository = ?3")?;
-    // A day at a time: memory stays that of one day's groups.
+    // A page of groups at a time: memory stays that of a page (each update
+    // takes its group out of the raw ones the query pages through).
     for day in days {
-        let old: Vec<(i64, String, Vec<u8>)> = tx
-            .prepare_cached("SELECT origin, repository, data FROM groups WHERE raw = 1 AND day = ?1")?
-            .query_map(params![day], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<Result<_, _>>()?;
-        for (origin, repository, data) in old {
-            let Some(mut g) = Group::decode(&data) else { continue };
-            let actions = g.actions(settings.window_ms);
-            g.base_pulls = g.pulls(&actions);
-            g.base += actions.len() as u32;
-            g.reqs.clear();
-            g.hours.clear();
-            g.sealed = true;
-            save.execute(params![day, origin, repository, g.encode()])?;
+        loop {
+            let old: Vec<(i64, String, Vec<u8>)> = tx
+                .prepare_cached("SELECT origin, repository, data FROM groups WHERE raw = 1 AND day = ?1 LIMIT 1000")?
+                .query_map(params![day], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            if old.is_empty() {
+                break;
+            }
+            for (origin, repository, data) in old {
+                let Some(mut g) = Group::decode(&data) else {
+                    // Unreadable (never written by this version): leave it be, out of the raw ones.
+                    tx.prepare_cached("UPDATE groups SET raw = 0 WHERE day = ?1 AND origin = ?2 AND repository = ?3")?
+                        .execute(params![day, origin, repository])?;
+                    continue;
+                };
+                let actions = g.actions(settings.window_ms);
+                g.base_pulls = g.pulls(&actions);
+                g.base += actions.len() as u32;
+                g.reqs.clear();
+                g.hours.clear();
+                g.tail = Default::default();
+                g.sealed = true;
+                save.execute(params![day, origin, repository, g.encode()])?;
+            }
         }
     }
     Ok(())

@@ -50,45 +50,44 @@ pub struct Sqlite {
     uas: HashMap<String, i64>,
     /// Parsed user agents by row id.
     clients: HashMap<i64, Client>,
-    /// Facets already in `facets`.
-    facets: HashMap<Facet, i64>,
+    /// Facets already in `facets`, by their fields length-prefixed.
+    facets: HashMap<Vec<u8>, i64>,
     /// A store upgraded from version 3 keeps its ids (without their time) here.
     legacy_seen: bool,
 }
 
-/// The dimensions of an action, as `facets` keeps them ('' for none).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Facet([String; 14]);
+/// The dimensions of an action, as `facets` keeps them ('' for none), in
+/// the column order of `facets`.
+type Facet<'a> = [&'a str; 14];
 
-impl Facet {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        route: &str,
-        repository: &str,
-        tag: Option<&str>,
-        digest: Option<&str>,
-        client: &Client,
-        h: &Header,
-        class: &str,
-        poller: &str,
-    ) -> Facet {
-        Facet([
-            route.to_string(),
-            repository.to_string(),
-            tag.unwrap_or_default().to_string(),
-            digest.unwrap_or_default().to_string(),
-            client.family.clone(),
-            client.version.clone(),
-            client.os.clone(),
-            client.arch.clone(),
-            h.country.clone(),
-            h.asn.map(|n| n.to_string()).unwrap_or_default(),
-            h.as_org.clone(),
-            h.cloud.clone(),
-            class.to_string(),
-            poller.to_string(),
-        ])
-    }
+#[allow(clippy::too_many_arguments)]
+fn facet<'a>(
+    route: &'a str,
+    repository: &'a str,
+    tag: Option<&'a str>,
+    digest: Option<&'a str>,
+    client: &'a Client,
+    h: &'a Header,
+    asn: &'a str,
+    class: &'a str,
+    poller: &'a str,
+) -> Facet<'a> {
+    [
+        route,
+        repository,
+        tag.unwrap_or_default(),
+        digest.unwrap_or_default(),
+        &client.family,
+        &client.version,
+        &client.os,
+        &client.arch,
+        &h.country,
+        asn,
+        &h.as_org,
+        &h.cloud,
+        class,
+        poller,
+    ]
 }
 
 /// The client a user agent (by its row in `uas`) names.
@@ -190,7 +189,7 @@ impl Sqlite {
 struct Caches {
     uas: HashMap<String, i64>,
     clients: HashMap<i64, Client>,
-    facets: HashMap<Facet, i64>,
+    facets: HashMap<Vec<u8>, i64>,
 }
 
 /// Move version 3's counted requests into groups (their actions and
@@ -260,7 +259,7 @@ fn apply_groups(tx: &Transaction, caches: &mut Caches, settings: Settings, mut i
         "INSERT OR REPLACE INTO actions (hour, origin, repository, n, facet, kind, download, requests, ip_origin)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
-    let mut dirty = tx.prepare_cached("INSERT OR IGNORE INTO dirty (hour) VALUES (?1)")?;
+    let mut dirty = std::collections::BTreeSet::new();
     let mut groups = 0u64;
     let mut it = incoming.into_iter().peekable();
     while let Some(first) = it.next() {
@@ -272,28 +271,26 @@ fn apply_groups(tx: &Transaction, caches: &mut Caches, settings: Settings, mut i
         if g.reqs.is_empty() && g.base == 0 {
             g.header = first.header;
         }
-        g.reqs.push(first.req);
+        let mut new = vec![first.req];
         while let Some(next) = it.next_if(|n| n.day == day && n.origin as i64 == origin && n.repository == repository) {
-            g.reqs.push(next.req);
+            new.push(next.req);
         }
         groups += 1;
-        // Its current actions go; the new ones take their place.
-        for h in &g.hours {
-            drop_actions.execute(params![h, origin, repository, g.base])?;
-            dirty.execute(params![h])?;
+        let redo = g.add(new, settings.window_ms);
+        // The actions it replaces go; the new ones take their place.
+        let from_hour = redo.from_ts.map(|t| t.div_euclid(HOUR_MS));
+        for h in g.hours.iter().filter(|h| from_hour.is_none_or(|f| **h >= f)) {
+            drop_actions.execute(params![h, origin, repository, g.base + redo.from_n])?;
+            dirty.insert(*h);
         }
-        // In (time, id) order, as sessionising sorts them: an action's
-        // `first` indexes both.
-        g.reqs.sort_by_key(|r| (r.ts_ms, r.id));
-        let actions = g.actions(settings.window_ms);
         let client = client_of(tx, &mut caches.clients, g.header.ua)?;
-        let checks: Vec<i64> = actions.iter().filter(|a| a.kind == ActionKind::VersionCheck).map(|a| a.first_ts_ms).collect();
-        let poller = if crate::class::polls(&checks) { "yes" } else { "no" };
+        let poller = if g.poller { "yes" } else { "no" };
         let class = crate::class::class(&client, Some(g.header.cloud.as_str()).filter(|c| !c.is_empty()));
-        for (i, a) in actions.iter().enumerate() {
+        let asn = g.header.asn.map(|n| n.to_string()).unwrap_or_default();
+        for (i, a) in redo.actions.iter().enumerate() {
             let route = &g.reqs[a.first].route;
-            let facet = Facet::new(route, &repository, a.tag.as_deref(), a.digest.as_deref(), &client, &g.header, class, poller);
-            let facet = intern_facet(tx, &mut caches.facets, facet)?;
+            let fields = facet(route, &repository, a.tag.as_deref(), a.digest.as_deref(), &client, &g.header, &asn, class, poller);
+            let facet = intern_facet(tx, &mut caches.facets, fields)?;
             let hour = a.first_ts_ms.div_euclid(HOUR_MS);
             let kind = match a.kind {
                 ActionKind::Pull => 0,
@@ -304,18 +301,18 @@ fn apply_groups(tx: &Transaction, caches: &mut Caches, settings: Settings, mut i
                 hour,
                 origin,
                 repository,
-                g.base as i64 + i as i64,
+                i64::from(g.base + redo.from_n) + i as i64,
                 facet,
                 kind,
                 a.download,
                 a.requests,
                 g.header.ip_origin as i64
             ])?;
-            dirty.execute(params![hour])?;
+            dirty.insert(hour);
         }
         // Pulls per origin: this group's old count out, its new one in.
-        let route = g.counted.as_ref().map(|(r, _)| r.clone()).or_else(|| actions.first().map(|a| g.reqs[a.first].route.clone()));
-        let counted = route.map(|r| (r, g.pulls(&actions))).filter(|(_, n)| *n > 0);
+        let route = g.counted.as_ref().map(|(r, _)| r.clone()).or_else(|| redo.actions.first().map(|a| g.reqs[a.first].route.clone()));
+        let counted = route.map(|r| (r, redo.pulls)).filter(|(_, n)| *n > 0);
         if counted != g.counted {
             let client_family = client.family.as_str();
             if let Some((route, n)) = &g.counted {
@@ -329,8 +326,18 @@ fn apply_groups(tx: &Transaction, caches: &mut Caches, settings: Settings, mut i
             origin_pulls(tx, day, origin, route, client_family, change)?;
             g.counted = counted;
         }
-        g.hours = group::hours_of(&actions);
+        let mut hours = group::hours_of(&redo.actions);
+        if redo.from_ts.is_some() {
+            hours.extend_from_slice(&g.hours);
+            hours.sort_unstable();
+            hours.dedup();
+        }
+        g.hours = hours;
         save.execute(params![day, origin, repository, !g.sealed, g.encode()])?;
+    }
+    let mut mark = tx.prepare_cached("INSERT OR IGNORE INTO dirty (hour) VALUES (?1)")?;
+    for h in dirty {
+        mark.execute(params![h])?;
     }
     Ok(groups)
 }
@@ -370,8 +377,13 @@ fn origin_pulls(tx: &Transaction, day: i64, origin: i64, route: &str, client: &s
     Ok(())
 }
 
-fn intern_facet(tx: &Transaction, cache: &mut HashMap<Facet, i64>, facet: Facet) -> rusqlite::Result<i64> {
-    if let Some(id) = cache.get(&facet) {
+fn intern_facet(tx: &Transaction, cache: &mut HashMap<Vec<u8>, i64>, facet: Facet) -> rusqlite::Result<i64> {
+    let mut key = Vec::with_capacity(facet.iter().map(|f| f.len() + 2).sum());
+    for f in facet {
+        key.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        key.extend_from_slice(f.as_bytes());
+    }
+    if let Some(id) = cache.get(&key) {
         return Ok(*id);
     }
     let id: i64 = tx
@@ -380,8 +392,8 @@ fn intern_facet(tx: &Transaction, cache: &mut HashMap<Facet, i64>, facet: Facet)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
              ON CONFLICT DO UPDATE SET route = route RETURNING id",
         )?
-        .query_row(rusqlite::params_from_iter(facet.0.iter()), |r| r.get(0))?;
-    cache.insert(facet, id);
+        .query_row(rusqlite::params_from_iter(facet.iter()), |r| r.get(0))?;
+    cache.insert(key, id);
     Ok(id)
 }
 
@@ -493,7 +505,17 @@ fn ingest_in(
                     let facet = intern_facet(
                         tx,
                         &mut caches.facets,
-                        Facet::new(&e.route, &c.repository, None, None, &client, &header, class, "no"),
+                        facet(
+                            &e.route,
+                            &c.repository,
+                            None,
+                            None,
+                            &client,
+                            &header,
+                            &e.asn.map(|n| n.to_string()).unwrap_or_default(),
+                            class,
+                            "no",
+                        ),
                     )?;
                     let sum = dnt.entry((d.hour_ms.div_euclid(HOUR_MS), facet)).or_default();
                     for (s, v) in sum.iter_mut().zip([d.pulls, d.version_checks, d.downloads, 1]) {
