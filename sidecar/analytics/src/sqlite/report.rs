@@ -106,16 +106,8 @@ pub fn run(conn: &Connection, q: &Query) -> Result<Report, AnalyticsError> {
         SELECT period, period * 86400000, facet, pulls, checks, downloads, requests, origins, ips FROM agg
          WHERE span = 1 AND period >= ?3 AND period < ?4)";
     let mut filter = String::from("1");
-    for (column, value) in [("f.route", &q.route), ("f.repository", &q.repository), ("f.client", &q.client)] {
-        if let Some(v) = value {
-            args.push(Value::Text(v.clone()));
-            filter.push_str(&format!(" AND {column} = ?{}", args.len()));
-        }
-    }
-    if let Some(w) = weekday {
-        args.push(Value::Integer(w));
-        filter.push_str(&format!(" AND (t / 86400000 + 3) % 7 = ?{}", args.len()));
-    }
+    let filters = [("f.route", &q.route), ("f.repository", &q.repository), ("f.client", &q.client)];
+    narrow(&mut filter, &mut args, &filters, weekday.map(|w| ("t / 86400000", w)));
     let counters = |r: &rusqlite::Row, at: usize| -> rusqlite::Result<Counters> {
         let n = |i: usize| r.get::<_, Option<i64>>(at + i).map(|v| v.unwrap_or(0).max(0) as u64);
         Ok(Counters { requests: n(0)?, pulls: n(1)?, version_checks: n(2)?, downloads: n(3)?, unique_origins: n(4)?, unique_ips: n(5)? })
@@ -176,6 +168,21 @@ pub fn run(conn: &Connection, q: &Query) -> Result<Report, AnalyticsError> {
     Ok(Report { totals, rows, concentration })
 }
 
+/// Add ` AND column = ?N` for each value given, and the weekday of a day
+/// number expression (Monday 0), with their arguments.
+fn narrow(sql: &mut String, args: &mut Vec<Value>, equal: &[(&str, &Option<String>)], weekday: Option<(&str, i64)>) {
+    for (column, value) in equal {
+        if let Some(v) = value {
+            args.push(Value::Text(v.clone()));
+            sql.push_str(&format!(" AND {column} = ?{}", args.len()));
+        }
+    }
+    if let Some((day, w)) = weekday {
+        args.push(Value::Integer(w));
+        sql.push_str(&format!(" AND ({day} + 3) % 7 = ?{}", args.len()));
+    }
+}
+
 /// From the days' pulls-per-origin counts: the days the range touches
 /// (whole days: an origin is one day's).
 fn concentration(conn: &Connection, q: &Query, weekday: Option<i64>) -> Result<Concentration, AnalyticsError> {
@@ -183,16 +190,7 @@ fn concentration(conn: &Connection, q: &Query, weekday: Option<i64>) -> Result<C
     // Repository '': each origin's pulls over all repositories.
     args.push(Value::Text(q.repository.clone().unwrap_or_default()));
     let mut sql = String::from("SELECT pulls, SUM(origins) FROM pull_counts WHERE day >= ?1 AND day < ?2 AND repository = ?3");
-    for (column, value) in [("route", &q.route), ("client", &q.client)] {
-        if let Some(v) = value {
-            args.push(Value::Text(v.clone()));
-            sql.push_str(&format!(" AND {column} = ?{}", args.len()));
-        }
-    }
-    if let Some(w) = weekday {
-        args.push(Value::Integer(w));
-        sql.push_str(&format!(" AND (day + 3) % 7 = ?{}", args.len()));
-    }
+    narrow(&mut sql, &mut args, &[("route", &q.route), ("client", &q.client)], weekday.map(|w| ("day", w)));
     sql.push_str(" GROUP BY pulls ORDER BY pulls DESC");
     let counts: Vec<(u64, u64)> = conn
         .prepare(&sql)?
