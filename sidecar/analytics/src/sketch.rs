@@ -1,7 +1,8 @@
 //! Unique counts: a set of 64-bit origin hashes, exact up to [`EXACT`]
-//! members and a HyperLogLog (2^14 one-byte registers, standard error
-//! 1.04/128 = 0.81%) above, so memory and rows stay bounded whatever the
-//! traffic. Origins are already keyed hashes (HMAC-SHA256, uniform), so
+//! members and a HyperLogLog (2^15 one-byte registers, standard error
+//! 1.04/181 = 0.57%, less where linear counting serves, up to 80,000) above,
+//! so memory and rows stay bounded whatever the traffic. Stored, a sketch
+//! keeps only its non-zero registers while they are few. Origins are already keyed hashes (HMAC-SHA256, uniform), so
 //! their 64 bits feed the registers as they are.
 //!
 //! Sketches of any hours merge into the sketch of their union; a merge of
@@ -9,7 +10,7 @@
 
 /// Members kept exactly; a set that grows past it becomes a HyperLogLog.
 pub const EXACT: usize = 4096;
-const P: u32 = 14;
+const P: u32 = 15;
 const M: usize = 1 << P;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +100,9 @@ impl Sketch {
         }
     }
 
-    /// `0` then the members (8 bytes each, little-endian), or `1` then the registers.
+    /// `0` then the members (8 bytes each, little-endian); `1` then the
+    /// registers; or `2` then the non-zero registers as (index, 2 bytes
+    /// little-endian; value, 1 byte).
     pub fn encode(&self) -> Vec<u8> {
         match self {
             Sketch::Exact(v) => {
@@ -111,6 +114,16 @@ impl Sketch {
                 out
             }
             Sketch::Hll(r) => {
+                let set = r.iter().filter(|x| **x != 0).count();
+                if 3 * set < M {
+                    let mut out = Vec::with_capacity(1 + 3 * set);
+                    out.push(2);
+                    for (i, x) in r.iter().enumerate().filter(|(_, x)| **x != 0) {
+                        out.extend_from_slice(&(i as u16).to_le_bytes());
+                        out.push(*x);
+                    }
+                    return out;
+                }
                 let mut out = Vec::with_capacity(1 + M);
                 out.push(1);
                 out.extend_from_slice(r);
@@ -123,6 +136,13 @@ impl Sketch {
     pub fn decode(b: &[u8]) -> Sketch {
         match b.split_first() {
             Some((1, r)) if r.len() == M => Sketch::Hll(r.to_vec().into_boxed_slice()),
+            Some((2, pairs)) if pairs.len().is_multiple_of(3) => {
+                let mut r = vec![0u8; M].into_boxed_slice();
+                for p in pairs.chunks_exact(3) {
+                    r[usize::from(u16::from_le_bytes([p[0], p[1]])) % M] = p[2];
+                }
+                Sketch::Hll(r)
+            }
             Some((0, v)) => Sketch::Exact(v.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()),
             _ => Sketch::default(),
         }
@@ -195,7 +215,7 @@ mod tests {
             let got = a.count() as f64;
             let err = (got - n as f64).abs() / n as f64;
             assert!(err < 0.02, "{n} members estimated as {got} ({:.2}%)", err * 100.0);
-            assert_eq!(Sketch::decode(&a.encode()).count(), a.count());
+            assert_eq!(Sketch::decode(&a.encode()), a, "{n} members read back as written");
         }
     }
 
