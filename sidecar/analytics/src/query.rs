@@ -85,6 +85,10 @@ pub struct Query {
     pub weekday: Option<String>,
     /// Only the N rows with the most pulls.
     pub top: Option<usize>,
+    /// Only what has these values (any dimension: a tag, a country, a
+    /// class...), besides the named filters above. The concentration figure
+    /// honours route, repository, client and weekday only.
+    pub filters: Vec<(Dim, String)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -112,6 +116,40 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// How much of the pulls a few origins make: inflated counts show here.
     pub concentration: Concentration,
+}
+
+/// The counters in the contract's order, and their names.
+pub const COUNTERS: [&str; 6] = ["requests", "pulls", "version_checks", "downloads", "unique_origins", "unique_ips"];
+
+impl Counters {
+    pub fn values(&self) -> [u64; 6] {
+        [self.requests, self.pulls, self.version_checks, self.downloads, self.unique_origins, self.unique_ips]
+    }
+}
+
+impl Report {
+    /// CSV with a header row: the rows' dimensions, then the counters.
+    pub fn to_csv(&self) -> String {
+        let dims: Vec<&str> = self.rows.first().map(|row| row.dims.0.iter().map(|(k, _)| k.as_str()).collect()).unwrap_or_default();
+        let mut out = dims.iter().chain(COUNTERS.iter()).copied().collect::<Vec<_>>().join(",") + "\n";
+        for row in &self.rows {
+            let mut cells: Vec<String> = row.dims.0.iter().map(|(_, v)| csv_field(v)).collect();
+            cells.extend(row.counters.values().iter().map(u64::to_string));
+            out.push_str(&(cells.join(",") + "\n"));
+        }
+        out
+    }
+}
+
+/// A CSV field, quoted when it must be; a leading `=`, `+`, `-` or `@` is
+/// prefixed with `'` so that a spreadsheet does not run it as a formula.
+pub fn csv_field(v: &str) -> String {
+    let v = if v.starts_with(['=', '+', '-', '@']) { format!("'{v}") } else { v.to_string() };
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v
+    }
 }
 
 /// The share of the period's pulls made by its busiest origins.

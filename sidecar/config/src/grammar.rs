@@ -74,6 +74,14 @@ pub enum RepoPattern {
 }
 
 impl RepoPattern {
+    /// Whether the repository `name` is one this pattern serves.
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            RepoPattern::Exact(a) => a == name,
+            RepoPattern::Prefix(p) => p.is_empty() || name.strip_prefix(p.as_str()).is_some_and(|rest| rest.starts_with('/')),
+        }
+    }
+
     pub fn is_glob(&self) -> bool {
         matches!(self, RepoPattern::Prefix(_))
     }

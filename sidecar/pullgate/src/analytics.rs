@@ -9,7 +9,7 @@ use pullgate_analytics::{ingest, Dim, Granularity, Query, Report, Settings, Sqli
 use crate::cli::{EnrichOpts, FormatArg, GranularityArg, ReportArgs, StoreArgs};
 use crate::error::CliError;
 
-fn open(store: &StoreArgs, state_dir: &Path) -> Result<Sqlite, CliError> {
+pub fn open(store: &StoreArgs, state_dir: &Path) -> Result<Sqlite, CliError> {
     let db = store.db.clone().unwrap_or_else(|| state_dir.join("analytics.db"));
     if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(CliError::io(format!("{}", dir.display())))?;
@@ -313,6 +313,7 @@ pub fn report_cmd(args: &ReportArgs, state_dir: &Path) -> Result<(), CliError> {
         client: args.client.clone(),
         weekday: args.weekday.clone(),
         top: args.top,
+        filters: Vec::new(),
     };
     use pullgate_analytics::Store;
     let report = open(&args.store, state_dir)?.report(&query)?;
@@ -320,10 +321,10 @@ pub fn report_cmd(args: &ReportArgs, state_dir: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-const COUNTERS: [&str; 6] = ["requests", "pulls", "version_checks", "downloads", "unique_origins", "unique_ips"];
+use pullgate_analytics::query::{csv_field as csv, COUNTERS};
 
 fn counters(c: &pullgate_analytics::Counters) -> [u64; 6] {
-    [c.requests, c.pulls, c.version_checks, c.downloads, c.unique_origins, c.unique_ips]
+    c.values()
 }
 
 fn render(r: &Report, format: FormatArg) -> String {
@@ -346,16 +347,7 @@ fn render(r: &Report, format: FormatArg) -> String {
             out
         }
         FormatArg::Json => serde_json::to_string_pretty(r).expect("serialises") + "\n",
-        FormatArg::Csv => {
-            let dims: Vec<&str> = r.rows.first().map(|row| row.dims.0.iter().map(|(k, _)| k.as_str()).collect()).unwrap_or_default();
-            let mut out = dims.iter().chain(COUNTERS.iter()).copied().collect::<Vec<_>>().join(",") + "\n";
-            for row in &r.rows {
-                let mut cells: Vec<String> = row.dims.0.iter().map(|(_, v)| csv(v)).collect();
-                cells.extend(counters(&row.counters).iter().map(u64::to_string));
-                out.push_str(&(cells.join(",") + "\n"));
-            }
-            out
-        }
+        FormatArg::Csv => r.to_csv(),
         FormatArg::Table => {
             let dims: Vec<String> = r.rows.first().map(|row| row.dims.0.iter().map(|(k, _)| k.clone()).collect()).unwrap_or_default();
             let head: Vec<String> = dims.iter().cloned().chain(COUNTERS.iter().map(|c| c.to_string())).collect();
@@ -394,14 +386,5 @@ fn render(r: &Report, format: FormatArg) -> String {
             }
             out + &tail
         }
-    }
-}
-
-/// A CSV field, quoted when it must be.
-fn csv(v: &str) -> String {
-    if v.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", v.replace('"', "\"\""))
-    } else {
-        v.to_string()
     }
 }

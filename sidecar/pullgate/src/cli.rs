@@ -62,9 +62,11 @@ pub enum Command {
         #[arg(long)]
         no_ship: bool,
         /// Do not ingest the shipped events into STATE_DIR/analytics.db
-        /// (done every 2 s by default when shipping to the local sink).
+        /// (done every 2 s from the local sink, every 10 s from CloudWatch).
         #[arg(long)]
         no_analytics: bool,
+        #[command(flatten)]
+        dashboard: DashboardOpts,
         #[command(flatten)]
         ship: ShipOpts,
     },
@@ -99,11 +101,28 @@ pub enum Command {
         #[arg(long, conflicts_with = "access_log")]
         no_ship: bool,
         /// Do not ingest the shipped events into STATE_DIR/analytics.db
-        /// (done every 2 s by default when shipping to the local sink).
+        /// (done every 2 s from the local sink, every 10 s from CloudWatch).
         #[arg(long)]
         no_analytics: bool,
         #[command(flatten)]
+        dashboard: DashboardOpts,
+        #[command(flatten)]
         ship: ShipOpts,
+    },
+    /// The dashboard: pulls, version checks, downloads and unique origins
+    /// over time, breakdowns, badges, a JSON and CSV API, Prometheus counters.
+    ///
+    /// Reads the analytics store (`up` and `run` serve it too). Badges are
+    /// served for the repositories routes.yaml routes, read again when it
+    /// changes. See docs/dashboard.md.
+    Serve {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:9300", value_name = "ADDR")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Show what a running `up` or `run` reports: the config serving, reloads, the last error.
     Status {
@@ -195,6 +214,17 @@ pub enum AnalyticsCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+}
+
+/// The dashboard that `up` and `run` serve.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DashboardOpts {
+    /// Where the dashboard listens (see `pullgate serve`).
+    #[arg(long, default_value = "127.0.0.1:9300", value_name = "ADDR")]
+    pub dashboard_listen: SocketAddr,
+    /// Do not serve the dashboard.
+    #[arg(long)]
+    pub no_dashboard: bool,
 }
 
 /// The analytics store and its windows.

@@ -3,6 +3,7 @@
 
 mod analytics;
 mod cli;
+mod dashboard;
 mod env;
 mod error;
 mod report;
@@ -35,17 +36,30 @@ fn main() -> ExitCode {
                 .map_err(CliError::from)
                 .map(|names| println!("wrote {} to {}{}", names.join(", "), out.display(), if check { " (nginx -t passed)" } else { "" }))
         }
-        Command::Up { config, daemon, no_ship, no_analytics, ship } => serve::Serve {
+        Command::Up { config, daemon, no_ship, no_analytics, dashboard, ship } => serve::Serve {
             env: &env,
             config: &config.path,
             state_dir: &state_dir,
             daemon: &daemon,
             ship: (!no_ship).then_some(&ship),
             analytics: !no_analytics,
+            dashboard: (!dashboard.no_dashboard).then_some(dashboard.dashboard_listen),
             nginx: serve::Nginx::Own,
         }
         .run(),
-        Command::Run { config, daemon, out, pid_file, reload_command, control_socket, access_log, no_ship, no_analytics, ship } => {
+        Command::Run {
+            config,
+            daemon,
+            out,
+            pid_file,
+            reload_command,
+            control_socket,
+            access_log,
+            no_ship,
+            no_analytics,
+            dashboard,
+            ship,
+        } => {
             let reload = match (pid_file, reload_command) {
                 (Some(p), _) => ReloadMethod::PidFile(p),
                 (None, Some(c)) => ReloadMethod::Command(c.split_whitespace().map(str::to_string).collect()),
@@ -59,11 +73,13 @@ fn main() -> ExitCode {
                 daemon: &daemon,
                 ship: (!no_ship).then_some(&ship),
                 analytics: !no_analytics,
+                dashboard: (!dashboard.no_dashboard).then_some(dashboard.dashboard_listen),
                 nginx: serve::Nginx::External { out, reload, socket, access_log },
             }
             .run()
         }
         Command::Status { status, json } => status_cmd(status, json),
+        Command::Serve { listen, config, store } => dashboard::serve_cmd(listen, &store, &state_dir, config.path, env.resolv_conf.clone()),
         Command::Analytics(cli::AnalyticsCommand::Ingest {
             sink_dir,
             cloudwatch_group,

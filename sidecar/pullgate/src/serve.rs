@@ -42,6 +42,8 @@ pub struct Serve<'a> {
     pub ship: Option<&'a ShipOpts>,
     /// Ingest what is shipped to the local sink into the analytics store.
     pub analytics: bool,
+    /// Serve the dashboard here.
+    pub dashboard: Option<std::net::SocketAddr>,
     pub nginx: Nginx,
 }
 
@@ -117,6 +119,14 @@ impl Serve<'_> {
             }
             (None, _) => None,
         };
+        if let Some(listen) = self.dashboard {
+            let store = crate::cli::StoreArgs { db: None, window_s: 60, raw_days: 7 };
+            let routes = Source { path: self.config.to_path_buf(), resolv_conf: self.env.resolv_conf.clone() };
+            // The gateway matters more than its dashboard: a taken port is said, not fatal.
+            if let Err(e) = crate::dashboard::start(listen, &store, self.state_dir, routes).await {
+                tracing::warn!(error = %e, "no dashboard (give --dashboard-listen another address, or --no-dashboard)");
+            }
+        }
         let status = Arc::new(Mutex::new(status));
         let live = Arc::new(Live { status: status.clone(), ship });
         pullgate_daemon::serve_status(self.daemon.status_listen.0, live).await?;

@@ -150,6 +150,16 @@ fn real_clients(w: &World) -> Result<(), String> {
     );
     let table = pullgate(&state, &["report", "--since", "1h", "--by", "client", "--db", manual])?;
     ensure!(table.lines().any(|l| l.starts_with("total ")), "table:\n{table}");
+    // `up` ingests into its own store and serves the dashboard over it: once
+    // every request is in, its API gives what `report` gives from that store.
+    let own = || -> Result<Value, String> {
+        serde_json::from_str(&pullgate(&state, &["report", "--since", "1h", "--by", "client", "--format", "json"])?)
+            .map_err(|e| e.to_string())
+    };
+    wait_until(Duration::from_secs(20), "up's own store to hold every request", || Ok(own()?["totals"]["requests"] == logged.len()))?;
+    let reply = curl("GET", &format!("http://{}/api/report?since=1h&by=client", gw.dashboard_addr), &[])?;
+    let api: Value = serde_json::from_slice(&reply.body).map_err(|e| e.to_string())?;
+    ensure!(api == own()?, "up's dashboard API: {api}\n against its store's report {}", own()?);
     eprintln!("analytics: {} requests; by client: {got:?}\n{table}", logged.len());
     Ok(())
 }

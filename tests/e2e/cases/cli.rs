@@ -299,7 +299,7 @@ fn validate_resolver() -> Result<(), String> {
 fn crate_layering() -> Result<(), String> {
     let root = repo_root().join("sidecar");
     // Each crate, and the pullgate crates it may depend on.
-    let allowed: [(&str, &[&str]); 8] = [
+    let allowed: [(&str, &[&str]); 9] = [
         ("base", &[]),
         ("config", &[]),
         ("render", &["config"]),
@@ -307,7 +307,8 @@ fn crate_layering() -> Result<(), String> {
         ("daemon", &["base", "config", "render", "nginx"]),
         ("ship", &["base"]),
         ("analytics", &["base", "ship"]),
-        ("pullgate", &["base", "config", "render", "nginx", "daemon", "ship", "analytics"]),
+        ("dashboard", &["base", "analytics"]),
+        ("pullgate", &["base", "config", "render", "nginx", "daemon", "ship", "analytics", "dashboard"]),
     ];
     let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
     for (krate, may) in allowed {

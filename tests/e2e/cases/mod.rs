@@ -2,6 +2,7 @@
 
 mod analytics;
 mod cli;
+mod dashboard;
 mod fallback;
 mod live;
 mod lua;
@@ -34,6 +35,7 @@ pub fn standalone() -> Vec<(String, Standalone)> {
     let mut v = Vec::new();
     v.extend(analytics::standalone());
     v.extend(cli::tests());
+    v.extend(dashboard::tests());
     v.extend(render::tests());
     v
 }

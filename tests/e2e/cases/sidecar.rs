@@ -42,7 +42,7 @@ fn external_nginx(w: &World) -> Result<(), String> {
     std::fs::write(&path, Gateway::yaml(addr, "", &route(w, "app", "acme/app"))).map_err(|e| e.to_string())?;
     let status_addr = format!("127.0.0.1:{}", free_port("127.0.0.1"));
     let mut run = Command::new(PULLGATE);
-    run.arg("--state-dir").arg(dir.join("state")).args(["run", "-c"]).arg(&path).arg("--out").arg(&out);
+    run.arg("--state-dir").arg(dir.join("state")).args(["run", "--no-dashboard", "-c"]).arg(&path).arg("--out").arg(&out);
     run.arg("--pid-file").arg(dir.join("nginx.pid")).args(["--status-listen", &status_addr]);
     // It ships the operator's access log too (routes.yaml names it relative to nginx's prefix).
     let access_log = dir.join("logs/pullgate.access.log");

@@ -21,6 +21,8 @@ pub struct Gateway {
     pub addr: SocketAddr,
     /// The daemon's /status and /metrics.
     pub status_addr: SocketAddr,
+    /// The dashboard `up` serves.
+    pub dashboard_addr: SocketAddr,
     pub dir: PathBuf,
 }
 
@@ -61,14 +63,16 @@ impl Gateway {
     ) -> Result<Gateway, String> {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         let status_addr: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap();
+        let dashboard_addr: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap();
         let mut cmd = Command::new(PULLGATE);
         cmd.arg("--state-dir").arg(dir.join("state")).arg("up").arg("-c").arg(routes_path);
-        cmd.arg("--status-listen").arg(status_addr.to_string()).args(args);
+        cmd.arg("--status-listen").arg(status_addr.to_string());
+        cmd.arg("--dashboard-listen").arg(dashboard_addr.to_string()).args(args);
         setup(&mut cmd);
         let mut server = Server::start("pullgate up", cmd, &dir.join("up.log"))?;
         wait_for_http(&mut server, addr)?;
         wait_for_port(&mut server, status_addr)?;
-        let gw = Gateway { _up: server, addr, status_addr, dir: dir.to_path_buf() };
+        let gw = Gateway { _up: server, addr, status_addr, dashboard_addr, dir: dir.to_path_buf() };
         // Ready: the daemon has verified that nginx serves the config.
         let start = std::time::Instant::now();
         while !gw.status()?["serving_version"].is_string() {

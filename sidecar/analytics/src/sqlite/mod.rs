@@ -638,6 +638,7 @@ mod tests {
             client: None,
             weekday: None,
             top: None,
+            filters: Vec::new(),
         }
     }
 

@@ -108,6 +108,10 @@ pub fn run(conn: &Connection, q: &Query) -> Result<Report, AnalyticsError> {
     let mut filter = String::from("1");
     let filters = [("f.route", &q.route), ("f.repository", &q.repository), ("f.client", &q.client)];
     narrow(&mut filter, &mut args, &filters, weekday.map(|w| ("t / 86400000", w)));
+    for (dim, value) in &q.filters {
+        args.push(Value::Text(value.clone()));
+        filter.push_str(&format!(" AND {} = ?{}", dim_sql(*dim), args.len()));
+    }
     let counters = |r: &rusqlite::Row, at: usize| -> rusqlite::Result<Counters> {
         let n = |i: usize| r.get::<_, Option<i64>>(at + i).map(|v| v.unwrap_or(0).max(0) as u64);
         Ok(Counters { requests: n(0)?, pulls: n(1)?, version_checks: n(2)?, downloads: n(3)?, unique_origins: n(4)?, unique_ips: n(5)? })
@@ -127,7 +131,7 @@ pub fn run(conn: &Connection, q: &Query) -> Result<Report, AnalyticsError> {
 
     let mut totals = conn.query_row(&grouped(&[]), params_from_iter(&args), |r| counters(r, 0))?;
     // Every request, pings and 404s included, when nothing but the route narrows it.
-    if q.repository.is_none() && q.client.is_none() && q.weekday.is_none() {
+    if q.repository.is_none() && q.client.is_none() && q.weekday.is_none() && q.filters.is_empty() {
         let mut a = vec![Value::Integer(h0), Value::Integer(h1)];
         let mut sql = String::from("SELECT COALESCE(SUM(n), 0) FROM hourly_requests WHERE hour >= ?1 AND hour < ?2");
         if let Some(r) = &q.route {

@@ -1,0 +1,63 @@
+//! `pullgate serve`, and the dashboard `up` and `run` start: the analytics
+//! store and the repositories routes.yaml serves, handed to the dashboard.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use pullgate_config::{RepoPattern, Target};
+use pullgate_daemon::Source;
+
+use crate::cli::StoreArgs;
+use crate::error::CliError;
+
+/// Whether routes.yaml serves a repository: read again when the file
+/// changes, so badges follow the routes; an unreadable file serves none.
+fn served(source: Source) -> pullgate_dashboard::Served {
+    let cache: Mutex<(Option<std::time::SystemTime>, Vec<RepoPattern>)> = Mutex::new((None, Vec::new()));
+    Box::new(move |repository: &str| {
+        let mtime = std::fs::metadata(&source.path).and_then(|m| m.modified()).ok();
+        let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
+        if c.0 != mtime || mtime.is_none() {
+            let patterns = source
+                .load()
+                .map(|config| {
+                    config
+                        .routes
+                        .into_iter()
+                        .filter_map(|r| match r.target {
+                            Target::Oci(o) => Some(o.image),
+                            Target::File(_) => None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            *c = (mtime, patterns);
+        }
+        c.1.iter().any(|p| p.matches(repository))
+    })
+}
+
+/// Open the store and bind the address (both said at once if they fail),
+/// then serve on the current runtime.
+pub async fn start(listen: SocketAddr, store: &StoreArgs, state_dir: &Path, routes: Source) -> Result<(), CliError> {
+    let db = crate::analytics::open(store, state_dir)?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(CliError::io(format!("the dashboard's address {listen}")))?;
+    let d = Arc::new(pullgate_dashboard::Dashboard::new(Box::new(db), served(routes)));
+    tracing::info!(%listen, "dashboard at http://{listen}/");
+    tokio::spawn(async move {
+        if let Err(e) = pullgate_dashboard::serve(listener, d).await {
+            tracing::error!(error = %e, "the dashboard stopped");
+        }
+    });
+    Ok(())
+}
+
+/// `pullgate serve`: the dashboard alone, until killed.
+pub fn serve_cmd(listen: SocketAddr, store: &StoreArgs, state_dir: &Path, routes: PathBuf, resolv_conf: PathBuf) -> Result<(), CliError> {
+    let rt = crate::error::runtime()?;
+    rt.block_on(async {
+        start(listen, store, state_dir, Source { path: routes, resolv_conf }).await?;
+        tokio::signal::ctrl_c().await.map_err(CliError::io("waiting for Ctrl-C"))
+    })
+}

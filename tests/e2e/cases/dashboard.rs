@@ -1,0 +1,162 @@
+//! The dashboard end to end: a synthetic week (plus a hostile user agent)
+//! imported by the real binary, `pullgate serve` over that store, and curl:
+//! the API gives what `pullgate report` gives, the page shows the same
+//! totals and escapes what it shows, badges exist for routed repositories
+//! only, and filters in the URL narrow every number.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::cli::repo_root;
+use crate::ensure;
+use crate::support::gateway::{curl, Reply, PULLGATE};
+use crate::support::process::{free_port, wait_for_port, Server};
+
+pub fn tests() -> Vec<(String, super::Standalone)> {
+    vec![("dashboard::api_page_and_badges_agree_with_the_report".to_string(), api_page_and_badges as super::Standalone)]
+}
+
+fn pullgate(state: &std::path::Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(PULLGATE).arg("--state-dir").arg(state).args(args).output().map_err(|e| e.to_string())?;
+    ensure!(out.status.success(), "pullgate {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn get(addr: std::net::SocketAddr, path: &str) -> Result<Reply, String> {
+    curl("GET", &format!("http://{addr}{path}"), &[])
+}
+
+fn json(r: &Reply) -> Result<Value, String> {
+    serde_json::from_slice(&r.body).map_err(|e| format!("not JSON ({e}): {}", String::from_utf8_lossy(&r.body)))
+}
+
+const HOSTILE_UA: &str = "<script>alert(1)</script>/1.0";
+
+fn api_page_and_badges() -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("pg-dashboard-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    // A week ending yesterday, so that the default range (30 days) holds it.
+    let start = Command::new("date").args(["-u", "-d", "8 days ago", "+%Y-%m-%d"]).output().map_err(|e| e.to_string())?;
+    let start = String::from_utf8_lossy(&start.stdout).trim().to_string();
+    let log = dir.join("week.log");
+    let out = Command::new("python3")
+        .arg(repo_root().join("tests/synth/access_log.py"))
+        .args(["--lines", "20000", "--days", "7", "--seed", "4", "--start", &start])
+        .output()
+        .map_err(|e| e.to_string())?;
+    ensure!(out.status.success(), "the generator failed: {}", String::from_utf8_lossy(&out.stderr));
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // A client whose agent is markup: the page must show it as text.
+    let first = text.lines().next().ok_or("an empty log")?;
+    let v: Value = serde_json::from_str(first).map_err(|e| e.to_string())?;
+    let ts = v["ts"].as_str().ok_or("no ts")?.to_string();
+    text.push_str(&format!(
+        "{{\"ts\":\"{ts}\",\"id\":\"{:032x}\",\"ip\":\"198.51.100.99\",\"host\":\"get.acme.dev\",\"method\":\"GET\",\"uri\":\"/v2/acme/app/manifests/1.0\",\"status\":200,\"bytes\":512,\"rt\":0.001,\"ua\":\"{HOSTILE_UA}\",\"accept\":\"*/*\",\"auth\":\"none\",\"range\":\"\",\"dnt\":\"\",\"route\":\"acme\",\"upstream\":\"\",\"mode\":\"proxy\"}}\n",
+        0xdead_beef_u64
+    ));
+    std::fs::write(&log, text).map_err(|e| e.to_string())?;
+    let state = dir.join("state");
+    let said = pullgate(&state, &["analytics", "import", "--geoip-dir", "none", log.to_str().unwrap()])?;
+    ensure!(said.contains("0 dead letters"), "import: {said}");
+    let routes = dir.join("routes.yaml");
+    std::fs::write(
+        &routes,
+        "version: 1\ngateway:\n  resolver: [\"127.0.0.53\"]\nroutes:\n  - name: acme\n    image: acme/app\n    upstream: http://127.0.0.2:5000/acme/app\n    auth: none\n",
+    )
+    .map_err(|e| e.to_string())?;
+
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap();
+    let mut cmd = Command::new(PULLGATE);
+    cmd.arg("--state-dir").arg(&state).args(["serve", "--listen", &addr.to_string(), "-c"]).arg(&routes);
+    let mut server = Server::start("pullgate serve", cmd, &dir.join("serve.log"))?;
+    wait_for_port(&mut server, addr)?;
+
+    // The API is the report: the same library, the same numbers.
+    let cli: Value = serde_json::from_str(&pullgate(&state, &["report", "--since", "30d", "--by", "client", "--format", "json"])?)
+        .map_err(|e| e.to_string())?;
+    let api = json(&get(addr, "/api/report?range=30d&by=client")?)?;
+    ensure!(api["totals"] == cli["totals"] && api["rows"] == cli["rows"], "API {api}\n against the report {cli}");
+    let pulls = cli["totals"]["pulls"].as_u64().ok_or("no pulls")?;
+    ensure!(pulls > 1000, "the week has {pulls} pulls");
+    let by_repo: Value =
+        serde_json::from_str(&pullgate(&state, &["report", "--since", "30d", "--repository", "acme/app", "--format", "json"])?)
+            .map_err(|e| e.to_string())?;
+    let app_pulls = by_repo["totals"]["pulls"].as_u64().ok_or("no pulls")?;
+
+    // CSV of a breakdown, with a header row.
+    let csv = get(addr, "/api/report.csv?range=30d&by=country")?;
+    let csv_text = String::from_utf8_lossy(&csv.body);
+    ensure!(
+        csv.status == 200 && csv_text.starts_with("country,requests,pulls,version_checks,downloads,unique_origins,unique_ips\n"),
+        "CSV: {csv_text:.300}"
+    );
+    ensure!(get(addr, "/api/report?range=5y")?.status == 400, "a bad range is a 400");
+    let spec = json(&get(addr, "/api/openapi.json")?)?;
+    ensure!(spec["openapi"] == "3.0.3" && spec["paths"]["/api/report"].is_object(), "OpenAPI: {spec:.300}");
+
+    // The page: the same totals, every widget, everything it shows escaped, no script.
+    let page = get(addr, "/")?;
+    let html = String::from_utf8_lossy(&page.body).into_owned();
+    ensure!(page.status == 200 && page.header("content-type").is_some_and(|c| c.starts_with("text/html")), "page: {}", page.status);
+    ensure!(page.header("content-security-policy").is_some_and(|c| c.contains("default-src 'none'")), "no CSP on the page");
+    for widget in ["version checks", "unique origins", "Repositories", "Client versions", "Countries", "Weekday by hour", "Concentration"] {
+        ensure!(html.contains(widget), "the page lacks {widget:?}");
+    }
+    ensure!(html.contains(&format!("<span class=\"total\">{pulls}</span>")), "the page's pull total is not {pulls}");
+    ensure!(
+        !html.contains("<script") && (html.contains("&lt;script&gt;") || html.contains("&#60;script&#62;")),
+        "the hostile agent is not escaped on the page"
+    );
+    ensure!(html.contains("repository=acme/app"), "a bar does not link to its filter");
+    ensure!(!html.contains("id=\"empty\""), "the page says it is empty");
+    // A filter in the URL narrows every number.
+    let app = String::from_utf8_lossy(&get(addr, "/?range=30d&repository=acme/app")?.body).into_owned();
+    ensure!(
+        app.contains(&format!("<span class=\"total\">{app_pulls}</span>")) && app_pulls < pulls,
+        "filtered page: not {app_pulls} pulls"
+    );
+    ensure!(app.contains("repository = acme/app"), "the filter in force is not shown");
+
+    // Badges: a routed repository's real count; not for one routes.yaml does not serve, though it has data.
+    let badge = get(addr, "/badge/acme/app/pulls.svg?period=30d")?;
+    let svg = String::from_utf8_lossy(&badge.body).into_owned();
+    let shown = if app_pulls >= 1000 { format!("{:.1}k", app_pulls as f64 / 1000.0).replace(".0k", "k") } else { app_pulls.to_string() };
+    ensure!(
+        badge.status == 200
+            && badge.header("content-type").is_some_and(|c| c.starts_with("image/svg+xml"))
+            && svg.contains(&format!(">{shown}/30d<")),
+        "badge ({}): {svg:.400} (wanted {shown})",
+        badge.status
+    );
+    ensure!(badge.header("cache-control").is_some_and(|c| c.contains("max-age")), "the badge is not cacheable");
+    ensure!(get(addr, "/badge/acme/base/pulls.svg")?.status == 404, "a badge for a repository routes.yaml does not serve");
+    ensure!(get(addr, "/badge/acme/app/stars.svg")?.status == 404, "a badge for an unknown metric");
+
+    // Prometheus counters by repository.
+    let metrics = String::from_utf8_lossy(&get(addr, "/metrics")?.body).into_owned();
+    let line = format!("pullgate_pulls_total{{repository=\"acme/app\"}} {}", {
+        let all: Value =
+            serde_json::from_str(&pullgate(&state, &["report", "--since", "2000-01-01", "--repository", "acme/app", "--format", "json"])?)
+                .map_err(|e| e.to_string())?;
+        all["totals"]["pulls"].as_u64().unwrap_or(0)
+    });
+    ensure!(metrics.contains(&line), "metrics lack {line:?}:\n{metrics:.500}");
+
+    // An empty store: the page says what to do.
+    let empty_state = dir.join("empty");
+    let empty_addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap();
+    let mut cmd = Command::new(PULLGATE);
+    cmd.arg("--state-dir").arg(&empty_state).args(["serve", "--listen", &empty_addr.to_string(), "-c"]).arg(&routes);
+    let mut empty = Server::start("pullgate serve (empty)", cmd, &dir.join("serve-empty.log"))?;
+    wait_for_port(&mut empty, empty_addr)?;
+    let e = String::from_utf8_lossy(&get(empty_addr, "/")?.body).into_owned();
+    ensure!(e.contains("id=\"empty\"") && e.contains("docker pull"), "the empty page: {e:.300}");
+    std::thread::sleep(Duration::from_millis(10));
+    eprintln!("dashboard: {pulls} pulls ({app_pulls} of acme/app) alike in the API, the page, the badge and the report");
+    drop((server, empty));
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
