@@ -40,7 +40,7 @@ pub fn series(title: &'static str, periods: &[String], values: &[u64], previous:
     let n = periods.len().max(1);
     let max = values.iter().chain(previous).copied().max().unwrap_or(0).max(1);
     let top = nice(max);
-    let x = |i: usize| if n == 1 { LEFT + (WIDTH - LEFT) / 2.0 } else { LEFT + (WIDTH - LEFT - 8.0) * i as f64 / (n - 1) as f64 };
+    let x = |i: usize| if n == 1 { LEFT + (WIDTH - LEFT) / 2.0 } else { LEFT + (WIDTH - LEFT - 32.0) * i as f64 / (n - 1) as f64 };
     let y = |v: u64| TOP + (HEIGHT - TOP - BOTTOM) * (1.0 - v as f64 / top as f64);
     let points = |vs: &[u64]| vs.iter().enumerate().map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v))).collect::<Vec<_>>().join(" ");
     let dots = values
@@ -109,8 +109,8 @@ mod tests {
     #[test]
     fn scales_and_words() {
         let s = series("pulls", &["a".into(), "b".into(), "c".into()], &[0, 5, 10], &[10, 0, 0], 15, 10);
-        assert_eq!(s.line, "44.0,130.0 298.0,69.0 552.0,8.0");
-        assert_eq!(s.previous_line, "44.0,8.0 298.0,130.0 552.0,130.0");
+        assert_eq!(s.line, "44.0,130.0 286.0,69.0 528.0,8.0");
+        assert_eq!(s.previous_line, "44.0,8.0 286.0,130.0 528.0,130.0");
         assert_eq!((s.change.as_str(), s.dots[1].text.as_str()), ("+50%", "b: 5 pulls"));
         assert_eq!(s.ticks.iter().map(|t| t.1.as_str()).collect::<Vec<_>>(), ["0", "5", "10"]);
         assert_eq!((nice(7), nice(11), nice(4_300)), (10, 20, 5_000));

@@ -53,6 +53,7 @@ pub fn document() -> Value {
                     {"name": "period", "in": "query", "required": false, "schema": {"type": "string", "enum": ["24h", "7d", "30d", "12m"]}}],
                 "responses": {"200": {"description": "SVG, cacheable for 5 minutes", "content": {"image/svg+xml": {}}},
                               "404": {"description": "not a repository routes.yaml serves, or not a metric"}}}},
+            "/favicon.ico": {"get": {"summary": "Nothing: browsers ask for it", "responses": {"204": {"description": "no content"}}}},
             "/metrics": {"get": {"summary": "Pulls, version checks and downloads by repository since the store began (Prometheus text)",
                 "responses": {"200": {"description": "Prometheus exposition format", "content": {"text/plain": {}}}}}}
         }

@@ -31,7 +31,8 @@ impl Dashboard {
 }
 
 /// Every path the server answers, as the OpenAPI document lists them.
-pub const PATHS: [&str; 6] = ["/", "/api/report", "/api/report.csv", "/api/openapi.json", "/badge/{repository}/{metric}", "/metrics"];
+pub const PATHS: [&str; 7] =
+    ["/", "/api/report", "/api/report.csv", "/api/openapi.json", "/badge/{repository}/{metric}", "/metrics", "/favicon.ico"];
 
 pub fn router(d: Arc<Dashboard>) -> Router {
     Router::new()
@@ -41,6 +42,8 @@ pub fn router(d: Arc<Dashboard>) -> Router {
         .route("/api/openapi.json", get(openapi))
         .route("/badge/{*path}", get(badge_svg))
         .route("/metrics", get(metrics))
+        // Browsers ask for it; nothing, rather than a 404 in their console.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .with_state(d)
 }
 

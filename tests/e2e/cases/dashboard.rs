@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::cli::repo_root;
 use crate::ensure;
+use crate::support::browser::Browser;
 use crate::support::gateway::{curl, Reply, PULLGATE};
 use crate::support::process::{free_port, wait_for_port, Server};
 
@@ -144,6 +145,33 @@ fn api_page_and_badges() -> Result<(), String> {
         all["totals"]["pulls"].as_u64().unwrap_or(0)
     });
     ensure!(metrics.contains(&line), "metrics lack {line:?}:\n{metrics:.500}");
+
+    // In a real browser (Chromium over the DevTools protocol): the page
+    // renders its charts and bars with no error (no script to run, the CSP
+    // allows none), and a click on a bar filters the view by its value.
+    let mut b = Browser::start(&dir)?;
+    b.navigate(&format!("http://{addr}/?range=30d"))?;
+    let seen = b.eval("[document.querySelectorAll('section.series svg polyline').length, document.querySelectorAll('.breakdown tr a').length, document.querySelector('.total').textContent]")?;
+    ensure!(
+        seen[0] == 8 && seen[1].as_u64().unwrap_or(0) >= 10 && seen[2].as_str() == Some(pulls.to_string().as_str()),
+        "the browser sees {seen}"
+    );
+    let width = b.eval("document.querySelector('section.series svg').getBoundingClientRect().width")?;
+    ensure!(width.as_f64().is_some_and(|w| w > 300.0), "the chart is {width} px wide");
+    b.click_and_wait("#by-repository tr a[href*='acme/app']")?;
+    let after = b.eval("[location.search, document.querySelector('.total').textContent, document.querySelector('.filter').textContent]")?;
+    ensure!(
+        after[0].as_str().is_some_and(|q| q.contains("repository=acme/app"))
+            && after[1].as_str() == Some(app_pulls.to_string().as_str())
+            && after[2].as_str().is_some_and(|f| f.contains("acme/app")),
+        "after a click on acme/app: {after}"
+    );
+    ensure!(b.errors.is_empty(), "the browser reported errors: {:?}", b.errors);
+    if std::env::var_os("PULLGATE_SCREENSHOT").is_some() {
+        b.navigate(&format!("http://{addr}/?range=30d"))?;
+        b.screenshot(&repo_root().join("docs/dashboard.png"))?;
+    }
+    drop(b);
 
     // An empty store: the page says what to do.
     let empty_state = dir.join("empty");

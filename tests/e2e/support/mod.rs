@@ -1,5 +1,6 @@
 //! Real components for the end-to-end tests, and small helpers around them.
 
+pub mod browser;
 pub mod clients;
 pub mod fake_cloudwatch;
 pub mod gateway;
