@@ -34,18 +34,20 @@ pub fn document() -> Value {
         "concentration": {"type": "object", "properties": {
             "origins": {"type": "integer"}, "top_1_percent": {"type": "number"}, "top_10": {"type": "number"}, "top_20": {"type": "number"}}}}});
     let bad = json!({"description": "a parameter that is not understood", "content": {"text/plain": {}}});
+    let denied = json!({"description": "the dashboard has a token and the request does not carry it", "content": {"text/plain": {}}});
     json!({
         "openapi": "3.0.3",
+        "components": {"securitySchemes": {"token": {"type": "http", "scheme": "bearer", "description": "when the dashboard has a token (needed to listen beyond loopback)"}}},
         "info": {"title": "pullgate dashboard", "version": env!("CARGO_PKG_VERSION"),
                  "description": "Pulls, version checks, downloads and unique origins (docs/analytics.md, docs/report.md)."},
         "paths": {
             "/": {"get": {"summary": "The overview page", "parameters": view_parameters(),
-                "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}, "400": bad}}},
+                "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}, "400": bad, "401": denied}}},
             "/api/report": {"get": {"summary": "A report, as `pullgate report --format json` gives it", "parameters": report_params,
-                "responses": {"200": {"description": "the report", "content": {"application/json": {"schema": report}}}, "400": bad}}},
+                "responses": {"200": {"description": "the report", "content": {"application/json": {"schema": report}}}, "400": bad, "401": denied}}},
             "/api/report.csv": {"get": {"summary": "The same report as CSV with a header row", "parameters": report_params,
-                "responses": {"200": {"description": "CSV", "content": {"text/csv": {}}}, "400": bad}}},
-            "/api/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3", "content": {"application/json": {}}}}}},
+                "responses": {"200": {"description": "CSV", "content": {"text/csv": {}}}, "400": bad, "401": denied}}},
+            "/api/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3", "content": {"application/json": {}}}, "401": denied}}},
             "/badge/{repository}/{metric}": {"get": {"summary": "A shields-style badge for a repository routes.yaml serves",
                 "parameters": [
                     {"name": "repository", "in": "path", "required": true, "schema": {"type": "string"}, "description": "e.g. acme/app (slashes kept)"},
@@ -53,9 +55,12 @@ pub fn document() -> Value {
                     {"name": "period", "in": "query", "required": false, "schema": {"type": "string", "enum": ["24h", "7d", "30d", "12m"]}}],
                 "responses": {"200": {"description": "SVG, cacheable for 5 minutes", "content": {"image/svg+xml": {}}},
                               "404": {"description": "not a repository routes.yaml serves, or not a metric"}}}},
+            "/login": {"get": {"summary": "With the dashboard's token: a cookie for the browser, then the overview",
+                "parameters": [{"name": "token", "in": "query", "required": false, "schema": {"type": "string"}}],
+                "responses": {"303": {"description": "to the overview"}, "401": {"description": "not the token"}}}},
             "/favicon.ico": {"get": {"summary": "Nothing: browsers ask for it", "responses": {"204": {"description": "no content"}}}},
             "/metrics": {"get": {"summary": "Pulls, version checks and downloads by repository since the store began (Prometheus text)",
-                "responses": {"200": {"description": "Prometheus exposition format", "content": {"text/plain": {}}}}}}
+                "responses": {"200": {"description": "Prometheus exposition format", "content": {"text/plain": {}}}, "401": denied}}}
         }
     })
 }

@@ -22,29 +22,90 @@ pub type Served = Box<dyn Fn(&str) -> bool + Send + Sync>;
 pub struct Dashboard {
     store: Mutex<Box<dyn Store + Send>>,
     served: Served,
+    /// When set, every path but badges needs it.
+    token: Option<String>,
 }
 
 impl Dashboard {
-    pub fn new(store: Box<dyn Store + Send>, served: Served) -> Dashboard {
-        Dashboard { store: Mutex::new(store), served }
+    pub fn new(store: Box<dyn Store + Send>, served: Served, token: Option<String>) -> Dashboard {
+        Dashboard { store: Mutex::new(store), served, token }
     }
 }
 
 /// Every path the server answers, as the OpenAPI document lists them.
-pub const PATHS: [&str; 7] =
-    ["/", "/api/report", "/api/report.csv", "/api/openapi.json", "/badge/{repository}/{metric}", "/metrics", "/favicon.ico"];
+pub const PATHS: [&str; 8] =
+    ["/", "/api/report", "/api/report.csv", "/api/openapi.json", "/badge/{repository}/{metric}", "/metrics", "/favicon.ico", "/login"];
 
 pub fn router(d: Arc<Dashboard>) -> Router {
-    Router::new()
+    let private = Router::new()
         .route("/", get(overview))
         .route("/api/report", get(report_json))
         .route("/api/report.csv", get(report_csv))
         .route("/api/openapi.json", get(openapi))
-        .route("/badge/{*path}", get(badge_svg))
         .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn_with_state(d.clone(), require_token));
+    Router::new()
+        .merge(private)
+        // Badges are for READMEs: public, whatever the token.
+        .route("/badge/{*path}", get(badge_svg))
+        .route("/login", get(login))
         // Browsers ask for it; nothing, rather than a 404 in their console.
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .with_state(d)
+}
+
+const COOKIE: &str = "pullgate_token";
+
+/// Equal, in time that does not depend on where they differ.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The token a request carries: `Authorization: Bearer`, or the cookie `/login` set.
+fn carried(headers: &axum::http::HeaderMap) -> Option<String> {
+    if let Some(b) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) {
+        return Some(b.trim().to_string());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('=').map(str::to_string))
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer realm=\"pullgate\""), (header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "this dashboard needs its token: send `Authorization: Bearer TOKEN`, or open /login?token=TOKEN once in a browser\n",
+    )
+        .into_response()
+}
+
+async fn require_token(State(d): State<Arc<Dashboard>>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match &d.token {
+        Some(token) if !carried(req.headers()).is_some_and(|t| same(&t, token)) => unauthorized(),
+        _ => next.run(req).await,
+    }
+}
+
+/// `/login?token=TOKEN`: a cookie for the browser, then the overview.
+async fn login(State(d): State<Arc<Dashboard>>, UrlQuery(pairs): Pairs) -> Response {
+    let given = pairs.iter().find(|(k, _)| k == "token").map(|(_, v)| v.as_str()).unwrap_or("");
+    match &d.token {
+        Some(token) if same(given, token) => (
+            StatusCode::SEE_OTHER,
+            [
+                (header::LOCATION, "/".to_string()),
+                (header::SET_COOKIE, format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict")),
+                (header::REFERRER_POLICY, "no-referrer".to_string()),
+            ],
+        )
+            .into_response(),
+        Some(_) => unauthorized(),
+        None => (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response(),
+    }
 }
 
 /// Serve until the process ends.

@@ -119,6 +119,11 @@ pub enum Command {
         /// Where to listen.
         #[arg(long, default_value = "127.0.0.1:9300", value_name = "ADDR")]
         listen: SocketAddr,
+        /// A file holding the token every request but badges must carry
+        /// (`Authorization: Bearer`, or once `/login?token=` in a browser);
+        /// needed to listen beyond loopback.
+        #[arg(long, value_name = "FILE", env = "PULLGATE_DASHBOARD_TOKEN_FILE")]
+        token_file: Option<PathBuf>,
         #[command(flatten)]
         config: ConfigArg,
         #[command(flatten)]
@@ -225,6 +230,9 @@ pub struct DashboardOpts {
     /// Do not serve the dashboard.
     #[arg(long)]
     pub no_dashboard: bool,
+    /// The dashboard's token file (see `pullgate serve --token-file`).
+    #[arg(long, value_name = "FILE", env = "PULLGATE_DASHBOARD_TOKEN_FILE")]
+    pub dashboard_token_file: Option<PathBuf>,
 }
 
 /// The analytics store and its windows.

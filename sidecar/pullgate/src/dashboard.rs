@@ -38,12 +38,30 @@ fn served(source: Source) -> pullgate_dashboard::Served {
     })
 }
 
+/// The token in `file` (trimmed): at least 16 characters.
+pub fn token(file: Option<&Path>) -> Result<Option<String>, CliError> {
+    let Some(file) = file else { return Ok(None) };
+    let t = std::fs::read_to_string(file).map_err(CliError::io(format!("{}", file.display())))?.trim().to_string();
+    if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control() || c == ';') {
+        return Err(CliError::Usage(format!(
+            "{}: a dashboard token is at least 16 characters, with no space or `;` (e.g. `openssl rand -hex 24`)",
+            file.display()
+        )));
+    }
+    Ok(Some(t))
+}
+
 /// Open the store and bind the address (both said at once if they fail),
-/// then serve on the current runtime.
-pub async fn start(listen: SocketAddr, store: &StoreArgs, state_dir: &Path, routes: Source) -> Result<(), CliError> {
+/// then serve on the current runtime. Beyond loopback, only with a token.
+pub async fn start(listen: SocketAddr, store: &StoreArgs, state_dir: &Path, routes: Source, token: Option<String>) -> Result<(), CliError> {
+    if token.is_none() && !listen.ip().is_loopback() {
+        return Err(CliError::Usage(format!(
+            "the dashboard would listen on {listen}, beyond this machine, with no token: give it one (--token-file), or listen on 127.0.0.1"
+        )));
+    }
     let db = crate::analytics::open(store, state_dir)?;
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(CliError::io(format!("the dashboard's address {listen}")))?;
-    let d = Arc::new(pullgate_dashboard::Dashboard::new(Box::new(db), served(routes)));
+    let d = Arc::new(pullgate_dashboard::Dashboard::new(Box::new(db), served(routes), token));
     tracing::info!(%listen, "dashboard at http://{listen}/");
     tokio::spawn(async move {
         if let Err(e) = pullgate_dashboard::serve(listener, d).await {
@@ -54,10 +72,18 @@ pub async fn start(listen: SocketAddr, store: &StoreArgs, state_dir: &Path, rout
 }
 
 /// `pullgate serve`: the dashboard alone, until killed.
-pub fn serve_cmd(listen: SocketAddr, store: &StoreArgs, state_dir: &Path, routes: PathBuf, resolv_conf: PathBuf) -> Result<(), CliError> {
+pub fn serve_cmd(
+    listen: SocketAddr,
+    store: &StoreArgs,
+    state_dir: &Path,
+    routes: PathBuf,
+    resolv_conf: PathBuf,
+    token_file: Option<&Path>,
+) -> Result<(), CliError> {
+    let token = token(token_file)?;
     let rt = crate::error::runtime()?;
     rt.block_on(async {
-        start(listen, store, state_dir, Source { path: routes, resolv_conf }).await?;
+        start(listen, store, state_dir, Source { path: routes, resolv_conf }, token).await?;
         tokio::signal::ctrl_c().await.map_err(CliError::io("waiting for Ctrl-C"))
     })
 }

@@ -43,7 +43,7 @@ fn main() -> ExitCode {
             daemon: &daemon,
             ship: (!no_ship).then_some(&ship),
             analytics: !no_analytics,
-            dashboard: (!dashboard.no_dashboard).then_some(dashboard.dashboard_listen),
+            dashboard: (!dashboard.no_dashboard).then_some(&dashboard),
             nginx: serve::Nginx::Own,
         }
         .run(),
@@ -73,13 +73,15 @@ fn main() -> ExitCode {
                 daemon: &daemon,
                 ship: (!no_ship).then_some(&ship),
                 analytics: !no_analytics,
-                dashboard: (!dashboard.no_dashboard).then_some(dashboard.dashboard_listen),
+                dashboard: (!dashboard.no_dashboard).then_some(&dashboard),
                 nginx: serve::Nginx::External { out, reload, socket, access_log },
             }
             .run()
         }
         Command::Status { status, json } => status_cmd(status, json),
-        Command::Serve { listen, config, store } => dashboard::serve_cmd(listen, &store, &state_dir, config.path, env.resolv_conf.clone()),
+        Command::Serve { listen, token_file, config, store } => {
+            dashboard::serve_cmd(listen, &store, &state_dir, config.path, env.resolv_conf.clone(), token_file.as_deref())
+        }
         Command::Analytics(cli::AnalyticsCommand::Ingest {
             sink_dir,
             cloudwatch_group,

@@ -42,8 +42,8 @@ pub struct Serve<'a> {
     pub ship: Option<&'a ShipOpts>,
     /// Ingest what is shipped to the local sink into the analytics store.
     pub analytics: bool,
-    /// Serve the dashboard here.
-    pub dashboard: Option<std::net::SocketAddr>,
+    /// Serve the dashboard so.
+    pub dashboard: Option<&'a crate::cli::DashboardOpts>,
     pub nginx: Nginx,
 }
 
@@ -119,11 +119,12 @@ impl Serve<'_> {
             }
             (None, _) => None,
         };
-        if let Some(listen) = self.dashboard {
+        if let Some(opts) = self.dashboard {
             let store = crate::cli::StoreArgs { db: None, window_s: 60, raw_days: 7 };
             let routes = Source { path: self.config.to_path_buf(), resolv_conf: self.env.resolv_conf.clone() };
+            let token = crate::dashboard::token(opts.dashboard_token_file.as_deref())?;
             // The gateway matters more than its dashboard: a taken port is said, not fatal.
-            if let Err(e) = crate::dashboard::start(listen, &store, self.state_dir, routes).await {
+            if let Err(e) = crate::dashboard::start(opts.dashboard_listen, &store, self.state_dir, routes, token).await {
                 tracing::warn!(error = %e, "no dashboard (give --dashboard-listen another address, or --no-dashboard)");
             }
         }

@@ -34,6 +34,8 @@ fn json(r: &Reply) -> Result<Value, String> {
 }
 
 const HOSTILE_UA: &str = "<script>alert(1)</script>/1.0";
+/// For a spreadsheet opening the CSV: a formula, with quotes.
+const FORMULA_UA: &str = "=cmd|' /C calc'!A0 \"quoted\"";
 
 fn api_page_and_badges() -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("pg-dashboard-{}", std::process::id()));
@@ -54,10 +56,12 @@ fn api_page_and_badges() -> Result<(), String> {
     let first = text.lines().next().ok_or("an empty log")?;
     let v: Value = serde_json::from_str(first).map_err(|e| e.to_string())?;
     let ts = v["ts"].as_str().ok_or("no ts")?.to_string();
-    text.push_str(&format!(
-        "{{\"ts\":\"{ts}\",\"id\":\"{:032x}\",\"ip\":\"198.51.100.99\",\"host\":\"get.acme.dev\",\"method\":\"GET\",\"uri\":\"/v2/acme/app/manifests/1.0\",\"status\":200,\"bytes\":512,\"rt\":0.001,\"ua\":\"{HOSTILE_UA}\",\"accept\":\"*/*\",\"auth\":\"none\",\"range\":\"\",\"dnt\":\"\",\"route\":\"acme\",\"upstream\":\"\",\"mode\":\"proxy\"}}\n",
-        0xdead_beef_u64
-    ));
+    for (i, ua) in [HOSTILE_UA, FORMULA_UA].iter().enumerate() {
+        let line = serde_json::json!({"ts": ts, "id": format!("{:032x}", 0xdead_beef_u64 + i as u64), "ip": format!("198.51.100.{}", 90 + i),
+            "host": "get.acme.dev", "method": "GET", "uri": "/v2/acme/app/manifests/1.0", "status": 200, "bytes": 512, "rt": 0.001,
+            "ua": ua, "accept": "*/*", "auth": "none", "range": "", "dnt": "", "route": "acme", "upstream": "", "mode": "proxy"});
+        text.push_str(&format!("{line}\n"));
+    }
     std::fs::write(&log, text).map_err(|e| e.to_string())?;
     let state = dir.join("state");
     let said = pullgate(&state, &["analytics", "import", "--geoip-dir", "none", log.to_str().unwrap()])?;
@@ -93,6 +97,13 @@ fn api_page_and_badges() -> Result<(), String> {
     ensure!(
         csv.status == 200 && csv_text.starts_with("country,requests,pulls,version_checks,downloads,unique_origins,unique_ips\n"),
         "CSV: {csv_text:.300}"
+    );
+    // A value that a spreadsheet would run is defused; no cell starts a formula.
+    let versions = String::from_utf8_lossy(&get(addr, "/api/report.csv?range=30d&by=client,client_version")?.body).into_owned();
+    ensure!(versions.contains(",'=cmd|"), "the formula agent is not defused in the CSV:\n{versions}");
+    ensure!(
+        versions.lines().all(|l| l.split(',').all(|cell| !cell.trim_start_matches('"').starts_with(['=', '+', '@']))),
+        "a CSV cell starts a formula:\n{versions}"
     );
     ensure!(get(addr, "/api/report?range=5y")?.status == 400, "a bad range is a 400");
     let spec = json(&get(addr, "/api/openapi.json")?)?;
@@ -158,6 +169,46 @@ fn api_page_and_badges() -> Result<(), String> {
     );
     let width = b.eval("document.querySelector('section.series svg').getBoundingClientRect().width")?;
     ensure!(width.as_f64().is_some_and(|w| w > 300.0), "the chart is {width} px wide");
+    // Each chart's points are the API's values by day.
+    let daily = json(&get(addr, "/api/report?range=30d&granularity=day")?)?;
+    for (i, key, word) in [
+        (0, "pulls", "pulls"),
+        (1, "version_checks", "version checks"),
+        (2, "downloads", "downloads"),
+        (3, "unique_origins", "unique origins"),
+    ] {
+        let titles = b.eval(&format!(
+            "Array.from(document.querySelectorAll('section.series')[{i}].querySelectorAll('circle title')).map(t => t.textContent)"
+        ))?;
+        let points: Vec<(String, u64)> = titles
+            .as_array()
+            .ok_or("no points")?
+            .iter()
+            .filter_map(|t| {
+                let (period, rest) = t.as_str()?.split_once(": ")?;
+                Some((period.to_string(), rest.strip_suffix(&format!(" {word}"))?.parse().ok()?))
+            })
+            .collect();
+        ensure!(points.len() >= 28, "{word}: {} points", points.len());
+        for row in daily["rows"].as_array().ok_or("no rows")? {
+            let (period, want) = (row["period"].as_str().unwrap_or(""), row[key].as_u64().unwrap_or(u64::MAX));
+            let shown = points.iter().find(|(p, _)| p == period).map(|(_, n)| *n);
+            ensure!(shown == Some(want), "{word} on {period}: the chart shows {shown:?}, the API {want}");
+        }
+    }
+    // A click on a client's bar narrows the URL and the numbers.
+    let client = b.eval("document.querySelector('#by-client tr a span').textContent")?;
+    let client = client.as_str().ok_or("no client bar")?.to_string();
+    b.click_and_wait("#by-client tr a")?;
+    let after = b.eval("[location.search, document.querySelector('.total').textContent]")?;
+    let want = json(&get(addr, &format!("/api/report?range=30d&client={client}"))?)?["totals"]["pulls"].clone();
+    ensure!(
+        after[0].as_str().is_some_and(|q| q.contains(&format!("client={client}")))
+            && after[1].as_str() == Some(want.to_string().as_str())
+            && want != pulls,
+        "after a click on {client}: {after}, the API says {want}"
+    );
+    b.navigate(&format!("http://{addr}/?range=30d"))?;
     b.click_and_wait("#by-repository tr a[href*='acme/app']")?;
     let after = b.eval("[location.search, document.querySelector('.total').textContent, document.querySelector('.filter').textContent]")?;
     ensure!(
@@ -166,12 +217,69 @@ fn api_page_and_badges() -> Result<(), String> {
             && after[2].as_str().is_some_and(|f| f.contains("acme/app")),
         "after a click on acme/app: {after}"
     );
-    ensure!(b.errors.is_empty(), "the browser reported errors: {:?}", b.errors);
+    // The 7d switch: a week's numbers.
+    b.navigate(&format!("http://{addr}/?range=30d"))?;
+    b.click_and_wait("nav a[href*='range=7d']")?;
+    let week = b.eval("[location.search, document.querySelector('.total').textContent]")?;
+    let want = json(&get(addr, "/api/report?range=7d")?)?["totals"]["pulls"].clone();
+    ensure!(
+        week[0].as_str().is_some_and(|q| q.contains("range=7d")) && week[1].as_str() == Some(want.to_string().as_str()),
+        "after 7d: {week}, the API says {want}"
+    );
+    ensure!(b.errors.is_empty(), "the browser reported errors or failed requests: {:?}", b.errors);
+    b.navigate(&format!("http://{addr}/?range=30d"))?;
+    let shot = dir.join("dashboard.png");
+    b.screenshot(&shot)?;
+    let png = std::fs::read(&shot).map_err(|e| e.to_string())?;
+    ensure!(png.starts_with(b"\x89PNG") && png.len() > 50_000, "the screenshot is {} bytes", png.len());
     if std::env::var_os("PULLGATE_SCREENSHOT").is_some() {
-        b.navigate(&format!("http://{addr}/?range=30d"))?;
-        b.screenshot(&repo_root().join("docs/dashboard.png"))?;
+        std::fs::copy(&shot, repo_root().join("docs/dashboard.png")).map_err(|e| e.to_string())?;
     }
     drop(b);
+
+    // A token: needed beyond loopback; with one, everything but badges asks for it.
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, "s3cret-token-of-24-chars\n").map_err(|e| e.to_string())?;
+    let open_port = free_port("0.0.0.0");
+    let refused = Command::new(PULLGATE)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["serve", "--listen", &format!("0.0.0.0:{open_port}"), "-c"])
+        .arg(&routes)
+        .output()
+        .map_err(|e| e.to_string())?;
+    ensure!(
+        !refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("no token"),
+        "a dashboard beyond loopback with no token: {:?} {}",
+        refused.status.code(),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let mut cmd = Command::new(PULLGATE);
+    cmd.arg("--state-dir")
+        .arg(&state)
+        .args(["serve", "--listen", &format!("0.0.0.0:{open_port}"), "--token-file"])
+        .arg(&token_file)
+        .arg("-c")
+        .arg(&routes);
+    let mut guarded = Server::start("pullgate serve (token)", cmd, &dir.join("serve-token.log"))?;
+    let at: std::net::SocketAddr = format!("127.0.0.1:{open_port}").parse().unwrap();
+    wait_for_port(&mut guarded, at)?;
+    for path in ["/", "/api/report", "/api/report.csv", "/metrics", "/api/openapi.json"] {
+        ensure!(get(at, path)?.status == 401, "{path} without the token");
+    }
+    ensure!(
+        curl("GET", &format!("http://{at}/api/report"), &["Authorization: Bearer wrong-token-of-24-chars!"])?.status == 401,
+        "a wrong token"
+    );
+    let with = curl("GET", &format!("http://{at}/api/report?range=30d&by=client"), &["Authorization: Bearer s3cret-token-of-24-chars"])?;
+    ensure!(with.status == 200 && json(&with)?["totals"] == cli["totals"], "with the token: {}", with.status);
+    ensure!(get(at, "/badge/acme/app/pulls.svg")?.status == 200, "a badge needs no token");
+    let login = get(at, "/login?token=s3cret-token-of-24-chars")?;
+    let cookie = login.header("set-cookie").unwrap_or("").to_string();
+    ensure!(login.status == 303 && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "login: {} {cookie}", login.status);
+    let jar = format!("Cookie: {}", cookie.split(';').next().unwrap_or(""));
+    ensure!(curl("GET", &format!("http://{at}/"), &[&jar])?.status == 200, "the page with the login cookie");
+    drop(guarded);
 
     // An empty store: the page says what to do.
     let empty_state = dir.join("empty");

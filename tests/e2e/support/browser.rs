@@ -15,7 +15,7 @@ pub struct Browser {
     _chromium: Server,
     ws: WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>,
     next_id: u64,
-    /// Exceptions and console errors seen so far.
+    /// Exceptions, console errors and failed or refused requests seen so far.
     pub errors: Vec<String>,
 }
 
@@ -57,7 +57,7 @@ impl Browser {
             s.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
         }
         let mut b = Browser { _chromium: chromium, ws, next_id: 0, errors: Vec::new() };
-        for domain in ["Page.enable", "Runtime.enable", "Log.enable"] {
+        for domain in ["Page.enable", "Runtime.enable", "Log.enable", "Network.enable"] {
             b.call(domain, json!({}))?;
         }
         Ok(b)
@@ -90,6 +90,11 @@ impl Browser {
                         Some("Log.entryAdded") if v["params"]["entry"]["level"] == "error" => {
                             self.errors.push(v["params"]["entry"]["text"].as_str().unwrap_or("").to_string())
                         }
+                        Some("Network.responseReceived") if v["params"]["response"]["status"].as_u64().is_some_and(|s| s >= 400) => {
+                            let r = &v["params"]["response"];
+                            self.errors.push(format!("{} {}", r["status"], r["url"]))
+                        }
+                        Some("Network.loadingFailed") => self.errors.push(format!("failed: {}", v["params"]["errorText"])),
                         _ => {}
                     }
                     return Ok(v);
