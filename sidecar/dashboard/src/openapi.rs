@@ -50,7 +50,7 @@ pub fn document() -> Value {
             "/api/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3", "content": {"application/json": {}}}, "401": denied}}},
             "/badge/{repository}/{metric}": {"get": {"summary": "A shields-style badge for a repository routes.yaml serves",
                 "parameters": [
-                    {"name": "repository", "in": "path", "required": true, "schema": {"type": "string"}, "description": "e.g. acme/app (slashes kept)"},
+                    {"name": "repository", "in": "path", "required": true, "schema": {"type": "string"}, "example": "acme/app", "description": "e.g. acme/app (slashes kept)"},
                     {"name": "metric", "in": "path", "required": true, "schema": {"type": "string", "enum": ["pulls.svg", "downloads.svg", "unique.svg"]}},
                     {"name": "period", "in": "query", "required": false, "schema": {"type": "string", "enum": ["24h", "7d", "30d", "12m"]}}],
                 "responses": {"200": {"description": "SVG, cacheable for 5 minutes", "content": {"image/svg+xml": {}}},

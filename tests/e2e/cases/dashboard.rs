@@ -237,6 +237,17 @@ fn api_page_and_badges() -> Result<(), String> {
     }
     drop(b);
 
+    // schemathesis against the OpenAPI document: no 5xx, every response as documented.
+    let st = Command::new("st")
+        .args(["run", &format!("http://{addr}/api/openapi.json"), "--no-color", "-n", "25", "--seed", "20261203"])
+        .args(["-c", "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"])
+        .output()
+        .map_err(|e| format!("schemathesis (`st`; tests/run installs it from PyPI): {e}"))?;
+    let said = String::from_utf8_lossy(&st.stdout).into_owned();
+    let summary = said.lines().find(|l| l.contains("generated")).unwrap_or("").trim().to_string();
+    ensure!(st.status.success() && summary.contains("passed") && !summary.contains("failed"), "schemathesis: {said}");
+    eprintln!("schemathesis: {summary}");
+
     // A token: needed beyond loopback; with one, everything but badges asks for it.
     let token_file = dir.join("token");
     std::fs::write(&token_file, "s3cret-token-of-24-chars\n").map_err(|e| e.to_string())?;
