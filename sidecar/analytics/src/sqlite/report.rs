@@ -17,22 +17,46 @@ use crate::sketch::Sketch;
 /// `pg_uniq(sketch)`: how many members the union of the sketches has.
 struct Uniq;
 
-impl Aggregate<Sketch, i64> for Uniq {
-    fn init(&self, _: &mut Context<'_>) -> rusqlite::Result<Sketch> {
-        Ok(Sketch::default())
+/// A union being built: a hash set while small (exact sketches are read
+/// into it straight from their bytes), a sketch once it is not.
+enum Union {
+    Set(std::collections::HashSet<u64>),
+    Sketch(Sketch),
+}
+
+impl Aggregate<Union, i64> for Uniq {
+    fn init(&self, _: &mut Context<'_>) -> rusqlite::Result<Union> {
+        Ok(Union::Set(std::collections::HashSet::new()))
     }
-    fn step(&self, ctx: &mut Context<'_>, acc: &mut Sketch) -> rusqlite::Result<()> {
+    fn step(&self, ctx: &mut Context<'_>, acc: &mut Union) -> rusqlite::Result<()> {
         let b = ctx.get_raw(0).as_blob().unwrap_or(&[]);
-        // One member is most rows' sketch: insert it without decoding.
-        if b.len() == 9 && b[0] == 0 {
-            acc.insert(u64::from_le_bytes(b[1..].try_into().expect("8 bytes")));
-        } else {
-            acc.merge(&Sketch::decode(b));
+        let grown = match (&mut *acc, b.split_first()) {
+            (Union::Set(set), Some((0, members))) => {
+                set.extend(members.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))));
+                (set.len() > crate::sketch::EXACT).then(|| Sketch::default())
+            }
+            (Union::Set(_), Some(_)) => Some(Sketch::decode(b)),
+            (Union::Sketch(s), Some(_)) => {
+                s.merge(&Sketch::decode(b));
+                None
+            }
+            (_, None) => None,
+        };
+        // Past the exact bound, or a HyperLogLog met: a sketch from here on.
+        if let (Some(mut s), Union::Set(set)) = (grown, &*acc) {
+            for h in set {
+                s.insert(*h);
+            }
+            *acc = Union::Sketch(s);
         }
         Ok(())
     }
-    fn finalize(&self, _: &mut Context<'_>, acc: Option<Sketch>) -> rusqlite::Result<i64> {
-        Ok(acc.map_or(0, |s| s.count() as i64))
+    fn finalize(&self, _: &mut Context<'_>, acc: Option<Union>) -> rusqlite::Result<i64> {
+        Ok(match acc {
+            Some(Union::Set(s)) => s.len() as i64,
+            Some(Union::Sketch(s)) => s.count() as i64,
+            None => 0,
+        })
     }
 }
 
