@@ -54,6 +54,7 @@ pub fn document() -> Value {
                     {"name": "metric", "in": "path", "required": true, "schema": {"type": "string", "enum": ["pulls.svg", "downloads.svg", "unique.svg"]}},
                     {"name": "period", "in": "query", "required": false, "schema": {"type": "string", "enum": ["24h", "7d", "30d", "12m"]}}],
                 "responses": {"200": {"description": "SVG, cacheable for 5 minutes", "content": {"image/svg+xml": {}}},
+                              "400": bad,
                               "404": {"description": "not a repository routes.yaml serves, or not a metric"}}}},
             "/login": {"get": {"summary": "With the dashboard's token: a cookie for the browser, then the overview",
                 "parameters": [{"name": "token", "in": "query", "required": false, "schema": {"type": "string"}}],

@@ -48,6 +48,8 @@ pub struct Overview {
     pub heat: Vec<Cell>,
     pub weekdays: [&'static str; 7],
     pub concentration: String,
+    /// What share of the version checks pollers made.
+    pub pollers: String,
     pub api: String,
     pub width: f64,
     pub height: f64,
@@ -139,6 +141,17 @@ pub fn overview(store: &mut dyn Store, view: &View) -> Result<Overview, Analytic
         })
         .collect();
 
+    // Pollers: regular version checks (watchtower, diun, cron) say little about use.
+    let pollers = store.report(&view.query(Granularity::Total, vec![Dim::Poller], None))?;
+    let polled = pollers.rows.iter().find(|r| r.dims.0.first().is_some_and(|(_, v)| v == "yes")).map(|r| &r.counters);
+    let pollers = match polled {
+        Some(p) if now.totals.version_checks > 0 => format!(
+            "Pollers ({} origins checking at regular intervals, such as watchtower or diun) made {:.0}% of the version checks.",
+            p.unique_origins,
+            p.version_checks as f64 * 100.0 / now.totals.version_checks as f64
+        ),
+        _ => "No origin polled in this range.".to_string(),
+    };
     let c = &now.concentration;
     let concentration = if c.origins == 0 {
         "No origin pulled in this range.".to_string()
@@ -181,6 +194,7 @@ pub fn overview(store: &mut dyn Store, view: &View) -> Result<Overview, Analytic
         heat,
         weekdays: pullgate_analytics::query::WEEKDAYS,
         concentration,
+        pollers,
         api: format!("/api/report{}", view.href(&[])),
         width: chart::WIDTH,
         height: chart::HEIGHT,

@@ -124,6 +124,12 @@ fn api_page_and_badges() -> Result<(), String> {
     );
     ensure!(html.contains("repository=acme/app"), "a bar does not link to its filter");
     ensure!(!html.contains("id=\"empty\""), "the page says it is empty");
+    // The synthetic pollers (HEAD every 5 minutes) show beside the concentration.
+    let pollers = pullgate(&state, &["report", "--since", "30d", "--by", "poller", "--format", "json"])?;
+    let pollers: Value = serde_json::from_str(&pollers).map_err(|e| e.to_string())?;
+    let polled = pollers["rows"].as_array().and_then(|r| r.iter().find(|r| r["poller"] == "yes")).ok_or("no pollers in the data")?;
+    let share = polled["version_checks"].as_f64().unwrap_or(0.0) * 100.0 / cli["totals"]["version_checks"].as_f64().unwrap_or(1.0);
+    ensure!(html.contains(&format!("made {share:.0}% of the version checks")), "the page does not say pollers made {share:.0}%");
     // A filter in the URL narrows every number.
     let app = String::from_utf8_lossy(&get(addr, "/?range=30d&repository=acme/app")?.body).into_owned();
     ensure!(

@@ -33,7 +33,7 @@ impl Aggregate<Union, i64> for Uniq {
         let grown = match (&mut *acc, b.split_first()) {
             (Union::Set(set), Some((0, members))) => {
                 set.extend(members.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))));
-                (set.len() > crate::sketch::EXACT).then(|| Sketch::default())
+                (set.len() > crate::sketch::EXACT).then(Sketch::default)
             }
             (Union::Set(_), Some(_)) => Some(Sketch::decode(b)),
             (Union::Sketch(s), Some(_)) => {
