@@ -245,6 +245,7 @@ fn api_page_and_badges() -> Result<(), String> {
 
     // schemathesis against the OpenAPI document: no 5xx, every response as documented.
     let st = Command::new("st")
+        .current_dir(&dir) // its cache goes with the test's files
         .args(["run", &format!("http://{addr}/api/openapi.json"), "--no-color", "-n", "25", "--seed", "20261203"])
         .args(["-c", "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"])
         .output()

@@ -153,14 +153,16 @@ fn rotation(w: &World) -> Result<(), String> {
     // Every id nginx logged is in one of the four files, per phase: the
     // renamed file, the copytruncate copy, the copy before the truncation
     // to zero, and the live file. Only lines written in the instant between
-    // a copy and its truncation are in none (a few, at most).
+    // a copy and its truncation are in none: a few, more the faster the
+    // traffic (224 of 93,353 seen at 33,000 requests a second), so the
+    // bound is half a percent.
     let phases =
         [("renamed", ids_in(&renamed)), ("copytruncate", ids_in(&copied)), ("truncate", ids_in(&before_zero)), ("live", ids_in(&log))];
     let recorded: usize = phases.iter().map(|(_, ids)| ids.len()).sum();
     let answered = (traffic.ok + traffic.stale_retries) as usize;
     ensure!(
         // (+2: a request in flight when the load stopped is logged, not counted.)
-        recorded <= answered + 2 && recorded + 50 >= answered,
+        recorded <= answered + 2 && recorded + (answered / 200).max(50) >= answered,
         "the test's record is incomplete: {recorded} ids in the files, {answered} requests answered"
     );
     for (phase, ids) in &phases {
