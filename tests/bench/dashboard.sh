@@ -40,6 +40,6 @@ printf '  %-52s %6s\n' "what" "ms"
 printf '  %-52s %6d\n' "pullgate report --by client,os --granularity day (CLI)" "$base"
 printf '  %-52s %6d   (%.2f of the CLI)\n' "/api/report, the same query" "$api" "$(echo "$api / $base" | bc -l)"
 for r in 24h 7d 30d 12m; do
-  printf '  %-52s %6d\n' "overview page, range=$r (15 queries)" "$(load "/?range=$r")"
+  printf '  %-52s %6d\n' "overview page, range=$r" "$(load "/?range=$r")"
 done
 printf '  %-52s %6d\n' "badge, pulls of acme/app over 30d" "$(load "/badge/acme/app/pulls.svg?period=30d")"

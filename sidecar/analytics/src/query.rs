@@ -91,6 +91,24 @@ pub struct Query {
     pub filters: Vec<(Dim, String)>,
 }
 
+impl Query {
+    /// Everything in `[since_ms, until_ms)`, by `by`, with no filter.
+    pub fn all(since_ms: i64, until_ms: i64, granularity: Granularity, by: Vec<Dim>) -> Query {
+        Query {
+            since_ms,
+            until_ms,
+            granularity,
+            by,
+            route: None,
+            repository: None,
+            client: None,
+            weekday: None,
+            top: None,
+            filters: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Counters {
     pub requests: u64,

@@ -149,6 +149,52 @@ impl Sketch {
     }
 }
 
+/// A union being built from stored sketches: a hash set while small
+/// (exact sketches are read into it straight from their bytes), a sketch
+/// once it is not.
+pub enum Union {
+    Set(std::collections::HashSet<u64>),
+    Sketch(Sketch),
+}
+
+impl Default for Union {
+    fn default() -> Union {
+        Union::Set(std::collections::HashSet::new())
+    }
+}
+
+impl Union {
+    /// Add a sketch as [`Sketch::encode`] wrote it.
+    pub fn add_encoded(&mut self, b: &[u8]) {
+        let grown = match (&mut *self, b.split_first()) {
+            (Union::Set(set), Some((0, members))) => {
+                set.extend(members.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))));
+                (set.len() > EXACT).then(Sketch::default)
+            }
+            (Union::Set(_), Some(_)) => Some(Sketch::decode(b)),
+            (Union::Sketch(s), Some(_)) => {
+                s.merge(&Sketch::decode(b));
+                None
+            }
+            (_, None) => None,
+        };
+        // Past the exact bound, or a HyperLogLog met: a sketch from here on.
+        if let (Some(mut s), Union::Set(set)) = (grown, &*self) {
+            for h in set {
+                s.insert(*h);
+            }
+            *self = Union::Sketch(s);
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        match self {
+            Union::Set(s) => s.len() as u64,
+            Union::Sketch(s) => s.count(),
+        }
+    }
+}
+
 fn add(r: &mut [u8], h: u64) {
     let idx = (h >> (64 - P)) as usize;
     // Rank of the first 1 in the remaining bits (a sentinel bounds it).

@@ -29,6 +29,9 @@ pub trait Store {
     fn settle(&mut self) -> Result<(), AnalyticsError>;
     fn cursor(&self, source: &str) -> Result<Option<String>, AnalyticsError>;
     fn report(&mut self, query: &Query) -> Result<Report, AnalyticsError>;
+    /// The rows `report` gives by each of `dims` alone over the whole
+    /// range, at most `top` each, at once (a dashboard's breakdowns).
+    fn breakdowns(&mut self, query: &Query, dims: &[crate::query::Dim], top: usize) -> Result<Vec<Vec<crate::query::Row>>, AnalyticsError>;
 }
 
 /// Windows and retention.

@@ -97,12 +97,15 @@ pub fn overview(store: &mut dyn Store, view: &View) -> Result<Overview, Analytic
         .collect();
 
     let mut breakdowns = Vec::new();
-    for (title, dim) in BREAKDOWNS {
-        let r = store.report(&view.query(Granularity::Total, vec![dim], Some(10)))?;
+    let mut dims: Vec<Dim> = BREAKDOWNS.iter().map(|(_, d)| *d).collect();
+    dims.push(Dim::Poller);
+    // All of them, and the pollers, from one pass over the range's rows.
+    let mut all_rows = store.breakdowns(&view.query(Granularity::Total, vec![], None), &dims, 10)?;
+    let poller_rows = all_rows.pop().unwrap_or_default();
+    for ((title, dim), rows) in BREAKDOWNS.into_iter().zip(all_rows) {
         let all = now.totals.pulls.max(1);
-        let max = r.rows.iter().map(|row| row.counters.pulls).max().unwrap_or(0).max(1);
-        let bars = r
-            .rows
+        let max = rows.iter().map(|row| row.counters.pulls).max().unwrap_or(0).max(1);
+        let bars = rows
             .iter()
             .map(|row| {
                 let value = row.dims.0.first().map(|(_, v)| v.clone()).unwrap_or_default();
@@ -142,8 +145,7 @@ pub fn overview(store: &mut dyn Store, view: &View) -> Result<Overview, Analytic
         .collect();
 
     // Pollers: regular version checks (watchtower, diun, cron) say little about use.
-    let pollers = store.report(&view.query(Granularity::Total, vec![Dim::Poller], None))?;
-    let polled = pollers.rows.iter().find(|r| r.dims.0.first().is_some_and(|(_, v)| v == "yes")).map(|r| &r.counters);
+    let polled = poller_rows.iter().find(|r| r.dims.0.first().is_some_and(|(_, v)| v == "yes")).map(|r| &r.counters);
     let pollers = match polled {
         Some(p) if now.totals.version_checks > 0 => format!(
             "Pollers ({} origins checking at regular intervals, such as watchtower or diun) made {:.0}% of the version checks.",

@@ -259,18 +259,7 @@ async fn badge_svg(State(d): State<Arc<Dashboard>>, Path(path): Path<String>, Ur
 
 /// Pulls, version checks and downloads by repository since the store began.
 async fn metrics(State(d): State<Arc<Dashboard>>) -> Response {
-    let q = pullgate_analytics::Query {
-        since_ms: 0,
-        until_ms: now_ms() + 3_600_000,
-        granularity: Granularity::Total,
-        by: vec![Dim::Repository],
-        route: None,
-        repository: None,
-        client: None,
-        weekday: None,
-        top: None,
-        filters: Vec::new(),
-    };
+    let q = pullgate_analytics::Query::all(0, now_ms() + 3_600_000, Granularity::Total, vec![Dim::Repository]);
     let r = match with_store(d, move |s| s.report(&q)).await {
         Ok(r) => r,
         Err(r) => return r,

@@ -183,6 +183,21 @@ impl Sqlite {
     }
 }
 
+impl Sqlite {
+    /// An ingest that stopped before settling (a crash, an import in
+    /// progress) left hours to rebuild: do it before answering. (Only
+    /// ingesting runs seal: an import in progress still needs its days' requests.)
+    fn rebuild_pending(&mut self) -> Result<(), AnalyticsError> {
+        let pending: i64 = self.conn.query_row("SELECT COUNT(*) FROM dirty", [], |r| r.get(0))?;
+        if pending > 0 {
+            let tx = self.conn.transaction()?;
+            aggregate::rebuild(&tx)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+}
+
 /// What a store remembers between batches, apart so that a transaction can
 /// borrow it beside the connection.
 #[derive(Default)]
@@ -433,16 +448,13 @@ impl Store for Sqlite {
     }
 
     fn report(&mut self, q: &Query) -> Result<Report, AnalyticsError> {
-        // An ingest that stopped before settling (a crash, an import in
-        // progress) left hours to rebuild: do it first. (Only ingesting
-        // runs seal: an import in progress still needs its days' requests.)
-        let pending: i64 = self.conn.query_row("SELECT COUNT(*) FROM dirty", [], |r| r.get(0))?;
-        if pending > 0 {
-            let tx = self.conn.transaction()?;
-            aggregate::rebuild(&tx)?;
-            tx.commit()?;
-        }
+        self.rebuild_pending()?;
         report::run(&self.conn, q)
+    }
+
+    fn breakdowns(&mut self, q: &Query, dims: &[crate::query::Dim], top: usize) -> Result<Vec<Vec<crate::query::Row>>, AnalyticsError> {
+        self.rebuild_pending()?;
+        report::breakdowns(&self.conn, q, dims, top)
     }
 }
 
@@ -628,18 +640,7 @@ mod tests {
     }
 
     fn query(by: Vec<Dim>) -> Query {
-        Query {
-            since_ms: 0,
-            until_ms: i64::MAX / 2,
-            granularity: Granularity::Total,
-            by,
-            route: None,
-            repository: None,
-            client: None,
-            weekday: None,
-            top: None,
-            filters: Vec::new(),
-        }
+        Query::all(0, i64::MAX / 2, Granularity::Total, by)
     }
 
     #[test]
@@ -673,6 +674,21 @@ mod tests {
             s.report(&query(vec![Dim::Client, Dim::Weekday])).unwrap()
         );
         assert_eq!(other.cursor("t").unwrap().as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn breakdowns_in_one_pass_equal_a_report_per_dimension() {
+        let mut s = scratch("sqlite-breakdowns");
+        s.ingest(&traffic(), "t", "1").unwrap();
+        let dims = [Dim::Repository, Dim::Client, Dim::Tag, Dim::Country, Dim::Class];
+        for top in [1, 10] {
+            let all = s.breakdowns(&query(vec![]), &dims, top).unwrap();
+            for (dim, rows) in dims.iter().zip(all) {
+                let mut q = query(vec![*dim]);
+                q.top = Some(top);
+                assert_eq!(rows, s.report(&q).unwrap().rows, "{dim:?}, top {top}");
+            }
+        }
     }
 
     #[test]

@@ -12,51 +12,21 @@ use rusqlite::{params_from_iter, Connection};
 use crate::error::AnalyticsError;
 use crate::group::{DAY_MS, HOUR_MS};
 use crate::query::{Concentration, Counters, Dim, Granularity, Query, Report, Row, WEEKDAYS};
-use crate::sketch::Sketch;
+use crate::sketch::Union;
 
 /// `pg_uniq(sketch)`: how many members the union of the sketches has.
 struct Uniq;
 
-/// A union being built: a hash set while small (exact sketches are read
-/// into it straight from their bytes), a sketch once it is not.
-enum Union {
-    Set(std::collections::HashSet<u64>),
-    Sketch(Sketch),
-}
-
 impl Aggregate<Union, i64> for Uniq {
     fn init(&self, _: &mut Context<'_>) -> rusqlite::Result<Union> {
-        Ok(Union::Set(std::collections::HashSet::new()))
+        Ok(Union::default())
     }
     fn step(&self, ctx: &mut Context<'_>, acc: &mut Union) -> rusqlite::Result<()> {
-        let b = ctx.get_raw(0).as_blob().unwrap_or(&[]);
-        let grown = match (&mut *acc, b.split_first()) {
-            (Union::Set(set), Some((0, members))) => {
-                set.extend(members.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))));
-                (set.len() > crate::sketch::EXACT).then(Sketch::default)
-            }
-            (Union::Set(_), Some(_)) => Some(Sketch::decode(b)),
-            (Union::Sketch(s), Some(_)) => {
-                s.merge(&Sketch::decode(b));
-                None
-            }
-            (_, None) => None,
-        };
-        // Past the exact bound, or a HyperLogLog met: a sketch from here on.
-        if let (Some(mut s), Union::Set(set)) = (grown, &*acc) {
-            for h in set {
-                s.insert(*h);
-            }
-            *acc = Union::Sketch(s);
-        }
+        acc.add_encoded(ctx.get_raw(0).as_blob().unwrap_or(&[]));
         Ok(())
     }
     fn finalize(&self, _: &mut Context<'_>, acc: Option<Union>) -> rusqlite::Result<i64> {
-        Ok(match acc {
-            Some(Union::Set(s)) => s.len() as i64,
-            Some(Union::Sketch(s)) => s.count() as i64,
-            None => 0,
-        })
+        Ok(acc.map_or(0, |u| u.count() as i64))
     }
 }
 
@@ -106,7 +76,16 @@ fn ceil_div(a: i64, b: i64) -> i64 {
     a.div_euclid(b) + i64::from(a.rem_euclid(b) != 0)
 }
 
-pub fn run(conn: &Connection, q: &Query) -> Result<Report, AnalyticsError> {
+/// The rows a query reads (`r`: day, start `t`, facet, counters,
+/// sketches), the filter over them and the facet `f`, and their arguments.
+struct Source {
+    rows_sql: &'static str,
+    filter: String,
+    args: Vec<Value>,
+    weekday: Option<i64>,
+}
+
+fn source(q: &Query) -> Result<Source, AnalyticsError> {
     let weekday = match &q.weekday {
         Some(w) => Some(
             WEEKDAYS
@@ -136,6 +115,75 @@ pub fn run(conn: &Connection, q: &Query) -> Result<Report, AnalyticsError> {
         args.push(Value::Text(value.clone()));
         filter.push_str(&format!(" AND {} = ?{}", dim_sql(*dim), args.len()));
     }
+    Ok(Source { rows_sql, filter, args, weekday })
+}
+
+/// Rows by each of `dims` alone, over the whole range (as `run` with
+/// granularity total, `by` one dimension and `top` would give them), from
+/// one pass over the rows instead of one query each.
+pub fn breakdowns(conn: &Connection, q: &Query, dims: &[Dim], top: usize) -> Result<Vec<Vec<Row>>, AnalyticsError> {
+    let mut q = q.clone();
+    q.granularity = Granularity::Total;
+    q.by = dims.to_vec();
+    let Source { rows_sql, filter, args, .. } = source(&q)?;
+    let columns: Vec<&str> = dims.iter().map(|d| dim_sql(*d)).collect();
+    let sql = format!(
+        "{rows_sql} SELECT day, {}, requests, pulls, checks, downloads, origins, ips FROM r JOIN facets f ON f.id = r.facet WHERE {filter}",
+        columns.join(", ")
+    );
+    #[derive(Default)]
+    struct Acc {
+        c: [u64; 4],
+        days: std::collections::HashMap<i64, (Union, Union)>,
+    }
+    let mut by: Vec<std::collections::HashMap<String, Acc>> = dims.iter().map(|_| Default::default()).collect();
+    let mut stmt = conn.prepare(&sql)?;
+    let mut it = stmt.query(params_from_iter(&args))?;
+    let n = dims.len();
+    while let Some(r) = it.next()? {
+        let day: i64 = r.get(0)?;
+        let c: [u64; 4] = [r.get::<_, i64>(n + 1)?, r.get(n + 2)?, r.get(n + 3)?, r.get(n + 4)?].map(|v| v.max(0) as u64);
+        let origins = r.get_ref(n + 5)?.as_blob().unwrap_or(&[]);
+        let ips = r.get_ref(n + 6)?.as_blob().unwrap_or(&[]);
+        for (i, map) in by.iter_mut().enumerate() {
+            let value: String = r.get(i + 1)?;
+            let acc = map.entry(value).or_default();
+            for (a, b) in acc.c.iter_mut().zip(c) {
+                *a += b;
+            }
+            let (o, p) = acc.days.entry(day).or_default();
+            o.add_encoded(origins);
+            p.add_encoded(ips);
+        }
+    }
+    Ok(dims
+        .iter()
+        .zip(by)
+        .map(|(dim, map)| {
+            let mut rows: Vec<Row> = map
+                .into_iter()
+                .map(|(value, acc)| Row {
+                    dims: crate::query::indexmap_like::Ordered(vec![(dim.name().to_string(), value)]),
+                    counters: Counters {
+                        requests: acc.c[0],
+                        pulls: acc.c[1],
+                        version_checks: acc.c[2],
+                        downloads: acc.c[3],
+                        unique_origins: acc.days.values().map(|(o, _)| o.count()).sum(),
+                        unique_ips: acc.days.values().map(|(_, p)| p.count()).sum(),
+                    },
+                })
+                .collect();
+            // As `run` orders them: most pulls first, then by value.
+            rows.sort_by(|a, b| b.counters.pulls.cmp(&a.counters.pulls).then_with(|| a.dims.0[0].1.cmp(&b.dims.0[0].1)));
+            rows.truncate(top);
+            rows
+        })
+        .collect())
+}
+
+pub fn run(conn: &Connection, q: &Query) -> Result<Report, AnalyticsError> {
+    let Source { rows_sql, filter, args, weekday } = source(q)?;
     let counters = |r: &rusqlite::Row, at: usize| -> rusqlite::Result<Counters> {
         let n = |i: usize| r.get::<_, Option<i64>>(at + i).map(|v| v.unwrap_or(0).max(0) as u64);
         Ok(Counters { requests: n(0)?, pulls: n(1)?, version_checks: n(2)?, downloads: n(3)?, unique_origins: n(4)?, unique_ips: n(5)? })
@@ -156,7 +204,7 @@ pub fn run(conn: &Connection, q: &Query) -> Result<Report, AnalyticsError> {
     let mut totals = conn.query_row(&grouped(&[]), params_from_iter(&args), |r| counters(r, 0))?;
     // Every request, pings and 404s included, when nothing but the route narrows it.
     if q.repository.is_none() && q.client.is_none() && q.weekday.is_none() && q.filters.is_empty() {
-        let mut a = vec![Value::Integer(h0), Value::Integer(h1)];
+        let mut a = vec![Value::Integer(ceil_div(q.since_ms, HOUR_MS)), Value::Integer(ceil_div(q.until_ms, HOUR_MS))];
         let mut sql = String::from("SELECT COALESCE(SUM(n), 0) FROM hourly_requests WHERE hour >= ?1 AND hour < ?2");
         if let Some(r) = &q.route {
             a.push(Value::Text(r.clone()));
