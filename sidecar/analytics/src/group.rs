@@ -139,6 +139,18 @@ impl Group {
         Redo { from_n: 0, from_ts: None, pulls: self.pulls(&actions), actions }
     }
 
+    /// Drop the requests once the raw window has passed; what their actions
+    /// counted stays (`base`, `base_pulls`), and their rows are no longer replaced.
+    pub fn seal(&mut self, window_ms: i64) {
+        let actions = self.actions(window_ms);
+        self.base_pulls = self.pulls(&actions);
+        self.base += actions.len() as u32;
+        self.reqs.clear();
+        self.hours.clear();
+        self.tail = Tail::default();
+        self.sealed = true;
+    }
+
     /// Move the tail to the last manifest action of `actions` (numbered from `tail.n`).
     fn advance(&mut self, actions: &[Action]) {
         if let Some(j) = actions.iter().rposition(|a| a.kind != ActionKind::File) {

@@ -83,13 +83,7 @@ fn seal(tx: &Transaction, settings: Settings, now_ms: i64) -> Result<(), Analyti
                         .execute(params![day, origin, repository])?;
                     continue;
                 };
-                let actions = g.actions(settings.window_ms);
-                g.base_pulls = g.pulls(&actions);
-                g.base += actions.len() as u32;
-                g.reqs.clear();
-                g.hours.clear();
-                g.tail = Default::default();
-                g.sealed = true;
+                g.seal(settings.window_ms);
                 save.execute(params![day, origin, repository, g.encode()])?;
             }
         }
