@@ -46,12 +46,7 @@ pub use schema::MIGRATIONS;
 pub struct Sqlite {
     conn: Connection,
     settings: Settings,
-    /// User agents already in `uas`, by text.
-    uas: HashMap<String, i64>,
-    /// Parsed user agents by row id.
-    clients: HashMap<i64, Client>,
-    /// Facets already in `facets`, by their fields length-prefixed.
-    facets: HashMap<Vec<u8>, i64>,
+    caches: Caches,
     /// A store upgraded from version 3 keeps its ids (without their time) here.
     legacy_seen: bool,
 }
@@ -88,6 +83,11 @@ fn facet<'a>(
         class,
         poller,
     ]
+}
+
+/// The class of a group's or a DNT request's client (`crate::class`).
+fn class_of(client: &Client, h: &Header) -> &'static str {
+    crate::class::class(client, Some(h.cloud.as_str()).filter(|c| !c.is_empty()))
 }
 
 /// The client a user agent (by its row in `uas`) names.
@@ -140,7 +140,7 @@ impl Sqlite {
         .map_err(err)?;
         conn.set_prepared_statement_cache_capacity(64);
         report::register(&conn).map_err(err)?;
-        let mut store = Sqlite { conn, settings, uas: HashMap::new(), clients: HashMap::new(), facets: HashMap::new(), legacy_seen: false };
+        let mut store = Sqlite { conn, settings, caches: Caches::default(), legacy_seen: false };
         store.migrate(path)?;
         store.legacy_seen = store
             .conn
@@ -198,12 +198,15 @@ impl Sqlite {
     }
 }
 
-/// What a store remembers between batches, apart so that a transaction can
-/// borrow it beside the connection.
+/// What a store remembers between batches, a field of its own so that a
+/// transaction can borrow it beside the connection.
 #[derive(Default)]
 struct Caches {
+    /// User agents already in `uas`, by text.
     uas: HashMap<String, i64>,
+    /// Parsed user agents by row id.
     clients: HashMap<i64, Client>,
+    /// Facets already in `facets`, by their fields length-prefixed.
     facets: HashMap<Vec<u8>, i64>,
 }
 
@@ -300,7 +303,7 @@ fn apply_groups(tx: &Transaction, caches: &mut Caches, settings: Settings, mut i
         }
         let client = client_of(tx, &mut caches.clients, g.header.ua)?;
         let poller = if g.poller { "yes" } else { "no" };
-        let class = crate::class::class(&client, Some(g.header.cloud.as_str()).filter(|c| !c.is_empty()));
+        let class = class_of(&client, &g.header);
         let asn = g.header.asn.map(|n| n.to_string()).unwrap_or_default();
         for (i, a) in redo.actions.iter().enumerate() {
             let route = &g.reqs[a.first].route;
@@ -414,25 +417,15 @@ fn intern_facet(tx: &Transaction, cache: &mut HashMap<Vec<u8>, i64>, facet: Face
 
 impl Store for Sqlite {
     fn ingest(&mut self, batch: &[Shipped], source: &str, position: &str) -> Result<Ingested, AnalyticsError> {
-        let settings = self.settings;
-        let legacy_seen = self.legacy_seen;
-        let mut caches = Caches {
-            uas: std::mem::take(&mut self.uas),
-            clients: std::mem::take(&mut self.clients),
-            facets: std::mem::take(&mut self.facets),
-        };
         let tx = self.conn.transaction()?;
-        let result = ingest_in(&tx, &mut caches, settings, legacy_seen, batch, source, position);
-        // The caches hold only what committed transactions wrote, or rows
-        // that a rolled-back one wrote: forget them all on failure.
-        match result {
-            Ok(done) => {
-                tx.commit()?;
-                (self.uas, self.clients, self.facets) = (caches.uas, caches.clients, caches.facets);
-                Ok(done)
-            }
-            Err(e) => Err(e),
+        let done = ingest_in(&tx, &mut self.caches, self.settings, self.legacy_seen, batch, source, position)
+            .and_then(|done| Ok(tx.commit().map(|()| done)?));
+        // The caches may now name rows that a rolled-back transaction wrote:
+        // forget them all on failure.
+        if done.is_err() {
+            self.caches = Caches::default();
         }
+        done
     }
 
     fn settle(&mut self) -> Result<(), AnalyticsError> {
@@ -513,7 +506,7 @@ fn ingest_in(
             let Some(origin) = &e.origin else {
                 if let Some(d) = e.dnt_counts {
                     let client = client_of(tx, &mut caches.clients, ua)?;
-                    let class = crate::class::class(&client, e.cloud.as_deref().filter(|c| !c.is_empty()));
+                    let class = class_of(&client, &header);
                     let facet = intern_facet(
                         tx,
                         &mut caches.facets,
