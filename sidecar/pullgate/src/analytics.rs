@@ -75,7 +75,7 @@ pub enum Follow {
 /// CloudWatch Logs (starting an hour back the first time). The store opens
 /// first: a broken one is said at start.
 pub fn follow_in_background(from: Follow, state_dir: &Path) -> Result<(), CliError> {
-    let store = StoreArgs { db: None, window_s: 60, raw_days: 7 };
+    let store = StoreArgs::default();
     let mut db = open(&store, state_dir)?;
     let rt = match &from {
         Follow::CloudWatch { .. } => Some(crate::error::runtime()?),

@@ -243,15 +243,23 @@ pub struct StoreArgs {
     pub db: Option<PathBuf>,
     /// An action (a pull, a version check) ends after this many seconds
     /// without a request of its own.
-    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    #[arg(long, default_value_t = StoreArgs::default().window_s, value_name = "SECONDS")]
     pub window_s: u32,
     /// Keep each request (hashed origin, time, kind, tag) for this many
     /// UTC days, today included, so that late events (another node's,
     /// an import) are sessionised with the rest of their client's day;
     /// then only the actions and aggregates stay. 0 keeps none past the end
     /// of each ingest run.
-    #[arg(long, default_value_t = 7, value_name = "DAYS")]
+    #[arg(long, default_value_t = StoreArgs::default().raw_days, value_name = "DAYS")]
     pub raw_days: u32,
+}
+
+/// The analytics crate's own defaults (what `up` and `run` use too).
+impl Default for StoreArgs {
+    fn default() -> StoreArgs {
+        let s = pullgate_analytics::Settings::default();
+        StoreArgs { db: None, window_s: (s.window_ms / 1000) as u32, raw_days: s.raw_days }
+    }
 }
 
 #[derive(Debug, clap::Args)]

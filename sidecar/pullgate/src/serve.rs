@@ -120,7 +120,7 @@ impl Serve<'_> {
             (None, _) => None,
         };
         if let Some(opts) = self.dashboard {
-            let store = crate::cli::StoreArgs { db: None, window_s: 60, raw_days: 7 };
+            let store = crate::cli::StoreArgs::default();
             let routes = Source { path: self.config.to_path_buf(), resolv_conf: self.env.resolv_conf.clone() };
             let token = crate::dashboard::token(opts.dashboard_token_file.as_deref())?;
             // The gateway matters more than its dashboard: a taken port is said, not fatal.
