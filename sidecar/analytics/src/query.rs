@@ -181,6 +181,22 @@ pub struct Concentration {
     pub top_20: f64,
 }
 
+impl Concentration {
+    /// `of 4 origins that pulled, the top 1% made 33% of the pulls, the top
+    /// 10 100%, the top 20 100%`, or `None` when no origin pulled.
+    pub fn describe(&self) -> Option<String> {
+        (self.origins > 0).then(|| {
+            format!(
+                "of {} origins that pulled, the top 1% made {:.0}% of the pulls, the top 10 {:.0}%, the top 20 {:.0}%",
+                self.origins,
+                self.top_1_percent * 100.0,
+                self.top_10 * 100.0,
+                self.top_20 * 100.0
+            )
+        })
+    }
+}
+
 /// Dimension values in the order asked for, serialised as JSON object keys.
 pub mod indexmap_like {
     use serde::ser::{Serialize, SerializeMap, Serializer};

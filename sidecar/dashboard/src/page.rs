@@ -154,19 +154,15 @@ pub fn overview(store: &mut dyn Store, view: &View) -> Result<Overview, Analytic
         ),
         _ => "No origin polled in this range.".to_string(),
     };
-    let c = &now.concentration;
-    let concentration = if c.origins == 0 {
-        "No origin pulled in this range.".to_string()
-    } else {
-        format!(
-            "Of {} origins that pulled, the top 1% made {:.0}% of the pulls, the top 10 {:.0}%, the top 20 {:.0}%. \
-             The higher these are, the more the pull count says about a few busy machines (CI runners, mirrors) \
-             and the less about how many use the software: read unique origins beside it.",
-            c.origins,
-            c.top_1_percent * 100.0,
-            c.top_10 * 100.0,
-            c.top_20 * 100.0
-        )
+    let concentration = match now.concentration.describe() {
+        None => "No origin pulled in this range.".to_string(),
+        Some(mut d) => {
+            d[..1].make_ascii_uppercase();
+            format!(
+                "{d}. The higher these are, the more the pull count says about a few busy machines (CI runners, mirrors) \
+                 and the less about how many use the software: read unique origins beside it."
+            )
+        }
     };
 
     let ranges = RANGES

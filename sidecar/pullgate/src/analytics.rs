@@ -323,10 +323,6 @@ pub fn report_cmd(args: &ReportArgs, state_dir: &Path) -> Result<(), CliError> {
 
 use pullgate_analytics::query::{csv_field as csv, COUNTERS};
 
-fn counters(c: &pullgate_analytics::Counters) -> [u64; 6] {
-    c.values()
-}
-
 fn render(r: &Report, format: FormatArg) -> String {
     match format {
         FormatArg::DockerhubCsv => {
@@ -354,27 +350,16 @@ fn render(r: &Report, format: FormatArg) -> String {
             let mut lines: Vec<Vec<String>> = vec![head];
             for row in &r.rows {
                 let mut cells: Vec<String> = row.dims.0.iter().map(|(_, v)| if v.is_empty() { "-".into() } else { v.clone() }).collect();
-                cells.extend(counters(&row.counters).iter().map(u64::to_string));
+                cells.extend(row.counters.values().iter().map(u64::to_string));
                 lines.push(cells);
             }
             let mut total: Vec<String> =
                 dims.iter().enumerate().map(|(i, _)| if i == 0 { "total".into() } else { String::new() }).collect();
-            total.extend(counters(&r.totals).iter().map(u64::to_string));
+            total.extend(r.totals.values().iter().map(u64::to_string));
             lines.push(total);
             let widths: Vec<usize> = (0..lines[0].len()).map(|i| lines.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
             let mut out = String::new();
-            let c = &r.concentration;
-            let tail = if c.origins > 0 {
-                format!(
-                    "concentration: of {} origins that pulled, the top 1% made {:.0}% of the pulls, the top 10 {:.0}%, the top 20 {:.0}%\n",
-                    c.origins,
-                    c.top_1_percent * 100.0,
-                    c.top_10 * 100.0,
-                    c.top_20 * 100.0
-                )
-            } else {
-                String::new()
-            };
+            let tail = r.concentration.describe().map(|d| format!("concentration: {d}\n")).unwrap_or_default();
             for l in &lines {
                 let cells: Vec<String> = l
                     .iter()
