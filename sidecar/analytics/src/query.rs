@@ -13,6 +13,24 @@ pub enum Granularity {
     Total,
 }
 
+impl Granularity {
+    pub const ALL: [(&'static str, Granularity); 5] = [
+        ("hour", Granularity::Hour),
+        ("day", Granularity::Day),
+        ("week", Granularity::Week),
+        ("month", Granularity::Month),
+        ("total", Granularity::Total),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Granularity::ALL.iter().find(|(_, g)| *g == self).map(|(n, _)| *n).expect("every granularity is named")
+    }
+
+    pub fn parse(s: &str) -> Option<Granularity> {
+        Granularity::ALL.iter().find(|(n, _)| *n == s).map(|(_, g)| *g)
+    }
+}
+
 /// What rows are grouped by, besides the period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dim {

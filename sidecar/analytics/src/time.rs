@@ -14,6 +14,26 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// (year, month, day) of days since 1970-01-01: the inverse of [`days_from_civil`].
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// `2026-11-01T13:00` (UTC, to the minute), as [`parse`] reads it back.
+pub fn format(ms: i64) -> String {
+    let (y, m, d) = civil_from_days(ms.div_euclid(DAY_MS));
+    let secs = ms.rem_euclid(DAY_MS) / 1000;
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}", secs / 3600, secs / 60 % 60)
+}
+
 /// Milliseconds since the epoch for `s`, relative ones counted back from `now_ms`.
 pub fn parse(s: &str, now_ms: i64) -> Result<i64, String> {
     let bad = || format!("{s:?}: expected `now`, `30d`, `12h`, `90m`, a date (2026-11-01) or a UTC time (2026-11-01T12:00)");
@@ -61,6 +81,10 @@ mod tests {
         assert_eq!(parse("30d", now), Ok(now - 30 * DAY_MS));
         assert_eq!(parse("12h", now), Ok(now - 12 * 3_600_000));
         assert_eq!(parse("now", now), Ok(now));
+        for ms in [0, 1_709_164_800_000, 1_793_491_200_000 + 45_000_000, -86_400_000] {
+            assert_eq!(parse(&format(ms), now), Ok(ms), "{}", format(ms));
+        }
+        assert_eq!(format(1_709_164_801_000), "2024-02-29T00:00");
         for bad in ["yesterday", "2026-13-01", "2026-11", "2026-11-01T25:00", "-5x"] {
             assert!(parse(bad, now).is_err(), "{bad}");
         }

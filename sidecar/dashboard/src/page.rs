@@ -4,7 +4,7 @@
 use pullgate_analytics::{AnalyticsError, Dim, Granularity, Report, Store};
 
 use crate::chart::{self, Series};
-use crate::params::{granularity_name, View, RANGES};
+use crate::params::{View, RANGES};
 
 pub struct Link {
     pub text: String,
@@ -172,7 +172,7 @@ pub fn overview(store: &mut dyn Store, view: &View) -> Result<Overview, Analytic
     let granularities = [Granularity::Hour, Granularity::Day, Granularity::Week, Granularity::Month]
         .iter()
         .map(|g| {
-            let name = granularity_name(*g);
+            let name = g.name();
             Link { text: name.to_string(), href: view.href(&[("granularity", Some(name))]), active: view.granularity == *g }
         })
         .collect();

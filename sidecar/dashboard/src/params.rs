@@ -3,7 +3,7 @@
 //! and filters by dimension (`repository=acme/app&country=NL`). Links keep
 //! them, so a view can be shared and a click narrows it.
 
-use pullgate_analytics::{Dim, Granularity, Query};
+use pullgate_analytics::{time, Dim, Granularity, Query};
 
 pub const RANGES: [(&str, i64); 4] = [("24h", HOUR_MS * 24), ("7d", DAY_MS * 7), ("30d", DAY_MS * 30), ("12m", DAY_MS * 365)];
 const HOUR_MS: i64 = 3_600_000;
@@ -32,27 +32,6 @@ pub struct View {
     pub until_ms: i64,
     pub granularity: Granularity,
     pub filters: Vec<(Dim, String)>,
-}
-
-pub fn granularity_name(g: Granularity) -> &'static str {
-    match g {
-        Granularity::Hour => "hour",
-        Granularity::Day => "day",
-        Granularity::Week => "week",
-        Granularity::Month => "month",
-        Granularity::Total => "total",
-    }
-}
-
-fn granularity(s: &str) -> Option<Granularity> {
-    Some(match s {
-        "hour" => Granularity::Hour,
-        "day" => Granularity::Day,
-        "week" => Granularity::Week,
-        "month" => Granularity::Month,
-        "total" => Granularity::Total,
-        _ => return None,
-    })
 }
 
 impl View {
@@ -84,7 +63,7 @@ impl View {
             Granularity::Week
         };
         let granularity = match get("granularity") {
-            Some(g) => granularity(g).ok_or_else(|| format!("granularity {g:?}: expected hour, day, week or month"))?,
+            Some(g) => Granularity::parse(g).ok_or_else(|| format!("granularity {g:?}: expected hour, day, week or month"))?,
             None => default,
         };
         let mut filters = Vec::new();
@@ -127,12 +106,12 @@ impl View {
     pub fn href(&self, set: &[(&str, Option<&str>)]) -> String {
         let mut pairs: Vec<(String, String)> = Vec::new();
         if self.range == "custom" {
-            pairs.push(("since".into(), iso(self.since_ms)));
-            pairs.push(("until".into(), iso(self.until_ms)));
+            pairs.push(("since".into(), time::format(self.since_ms)));
+            pairs.push(("until".into(), time::format(self.until_ms)));
         } else {
             pairs.push(("range".into(), self.range.clone()));
         }
-        pairs.push(("granularity".into(), granularity_name(self.granularity).into()));
+        pairs.push(("granularity".into(), self.granularity.name().into()));
         for (d, v) in &self.filters {
             pairs.push((d.name().into(), v.clone()));
         }
@@ -148,27 +127,6 @@ impl View {
         let q: Vec<String> = pairs.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
         format!("?{}", q.join("&"))
     }
-}
-
-/// `2026-11-01T13:00` (UTC), as `pullgate_analytics::time::parse` reads it.
-pub fn iso(ms: i64) -> String {
-    let days = ms.div_euclid(DAY_MS);
-    let (y, m, d) = civil(days);
-    let secs = ms.rem_euclid(DAY_MS) / 1000;
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}", secs / 3600, secs / 60 % 60)
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// Percent-encoding for a query component: all but unreserved characters.
@@ -212,7 +170,7 @@ mod tests {
         assert_eq!(v.href(&[("country", None), ("range", Some("24h"))]), "?granularity=day&repository=acme/app&range=24h");
         assert_eq!(View::parse(&pairs(&[("range", "24h")]), now).unwrap().granularity, Granularity::Hour);
         let c = View::parse(&pairs(&[("since", "2026-01-01"), ("until", "2026-02-01"), ("granularity", "week")]), now).unwrap();
-        assert_eq!((c.range.as_str(), iso(c.since_ms).as_str(), c.granularity), ("custom", "2026-01-01T00:00", Granularity::Week));
+        assert_eq!((c.range.as_str(), time::format(c.since_ms).as_str(), c.granularity), ("custom", "2026-01-01T00:00", Granularity::Week));
         assert!(c.href(&[]).starts_with("?since=2026-01-01T00:00&until=2026-02-01T00:00&"));
         for bad in [[("range", "5y")], [("granularity", "year")], [("since", "soon")]] {
             assert!(View::parse(&pairs(&bad), now).is_err(), "{bad:?}");

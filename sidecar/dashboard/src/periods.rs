@@ -19,7 +19,7 @@ pub fn list(since_ms: i64, until_ms: i64, g: Granularity) -> Vec<String> {
         Granularity::Total => {}
         Granularity::Hour => {
             for h in ceil(since_ms, HOUR_MS)..ceil(until_ms, HOUR_MS) {
-                push(crate::params::iso(h * HOUR_MS)[..13].to_string() + ":00Z");
+                push(pullgate_analytics::time::format(h * HOUR_MS)[..13].to_string() + ":00Z");
             }
         }
         _ => {
@@ -29,7 +29,7 @@ pub fn list(since_ms: i64, until_ms: i64, g: Granularity) -> Vec<String> {
                     Granularity::Week => d - (d + 3).rem_euclid(7),
                     _ => d,
                 };
-                let date = crate::params::iso(day * DAY_MS)[..10].to_string();
+                let date = pullgate_analytics::time::format(day * DAY_MS)[..10].to_string();
                 push(if g == Granularity::Month { date[..7].to_string() } else { date });
             }
         }
