@@ -75,65 +75,69 @@ pub enum Follow {
 /// CloudWatch Logs (starting an hour back the first time). The store opens
 /// first: a broken one is said at start.
 pub fn follow_in_background(from: Follow, state_dir: &Path) -> Result<(), CliError> {
-    let store = StoreArgs::default();
-    let mut db = open(&store, state_dir)?;
-    let rt = match &from {
-        Follow::CloudWatch { .. } => Some(crate::error::runtime()?),
-        Follow::Local(_) => None,
+    let mut db = open(&StoreArgs::default(), state_dir)?;
+    // Each way's loop, made here so that what it needs fails at start.
+    let run: Box<dyn FnOnce(&mut Warn) + Send> = match from {
+        Follow::Local(sink) => Box::new(move |warn| {
+            tracing::info!(sink = %sink.display(), "ingesting shipped events into the analytics store");
+            loop {
+                if let Err(e) = ingest::local_sink(&mut db, &sink) {
+                    warn.say(&e);
+                }
+                std::thread::sleep(Duration::from_secs(2));
+            }
+        }),
+        Follow::CloudWatch { group, region, endpoint } => {
+            let rt = crate::error::runtime()?;
+            Box::new(move |warn| {
+                tracing::info!(%group, "ingesting CloudWatch Logs into the analytics store");
+                rt.block_on(async {
+                    let client = loop {
+                        match pullgate_ship::sink::cloudwatch::client(region.as_deref(), endpoint.as_deref(), Duration::from_secs(10)).await
+                        {
+                            Ok(c) => break c,
+                            Err(e) => warn.say(&e),
+                        }
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    };
+                    let now = pullgate_base::clock::now_ms() as i64;
+                    let cw = pullgate_analytics::cloudwatch::CloudWatchSettings {
+                        group,
+                        start_ms: now - 3_600_000,
+                        overlap_ms: 300_000,
+                        window_ms: 3_600_000,
+                    };
+                    loop {
+                        let now = pullgate_base::clock::now_ms() as i64;
+                        if let Err(e) = pullgate_analytics::cloudwatch::ingest(&client, &mut db, &cw, now).await {
+                            warn.say(&e);
+                        }
+                        tokio::time::sleep(Duration::from_secs(10)).await;
+                    }
+                })
+            })
+        }
     };
     std::thread::Builder::new()
         .name("analytics".into())
-        .spawn(move || {
-            let mut last_warning: Option<std::time::Instant> = None;
-            let mut warn = |e: &dyn std::fmt::Display| {
-                if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
-                    tracing::warn!(error = %e, "analytics ingest failed; trying again");
-                    last_warning = Some(std::time::Instant::now());
-                }
-            };
-            match (from, rt) {
-                (Follow::CloudWatch { group, region, endpoint }, Some(rt)) => {
-                    tracing::info!(%group, "ingesting CloudWatch Logs into the analytics store");
-                    rt.block_on(async {
-                        let client = loop {
-                            match pullgate_ship::sink::cloudwatch::client(region.as_deref(), endpoint.as_deref(), Duration::from_secs(10))
-                                .await
-                            {
-                                Ok(c) => break c,
-                                Err(e) => warn(&e),
-                            }
-                            tokio::time::sleep(Duration::from_secs(30)).await;
-                        };
-                        let now = pullgate_base::clock::now_ms() as i64;
-                        let cw = pullgate_analytics::cloudwatch::CloudWatchSettings {
-                            group,
-                            start_ms: now - 3_600_000,
-                            overlap_ms: 300_000,
-                            window_ms: 3_600_000,
-                        };
-                        loop {
-                            let now = pullgate_base::clock::now_ms() as i64;
-                            if let Err(e) = pullgate_analytics::cloudwatch::ingest(&client, &mut db, &cw, now).await {
-                                warn(&e);
-                            }
-                            tokio::time::sleep(Duration::from_secs(10)).await;
-                        }
-                    })
-                }
-                (Follow::Local(sink), _) => {
-                    tracing::info!(sink = %sink.display(), "ingesting shipped events into the analytics store");
-                    loop {
-                        if let Err(e) = ingest::local_sink(&mut db, &sink) {
-                            warn(&e);
-                        }
-                        std::thread::sleep(Duration::from_secs(2));
-                    }
-                }
-                (Follow::CloudWatch { .. }, None) => unreachable!("a runtime is made for CloudWatch"),
-            }
-        })
+        .spawn(move || run(&mut Warn::default()))
         .map_err(CliError::io("the analytics thread"))?;
     Ok(())
+}
+
+/// A failing ingest, said at most once a minute.
+#[derive(Default)]
+struct Warn {
+    last: Option<std::time::Instant>,
+}
+
+impl Warn {
+    fn say(&mut self, e: &dyn std::fmt::Display) {
+        if self.last.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+            tracing::warn!(error = %e, "analytics ingest failed; trying again");
+            self.last = Some(std::time::Instant::now());
+        }
+    }
 }
 
 /// Lines per batch (one store transaction, one cursor move).
