@@ -12,7 +12,7 @@ use super::cli::repo_root;
 use super::WithWorld;
 use crate::ensure;
 use crate::support::clients::{podman_pull, skopeo_copy};
-use crate::support::gateway::{curl, Gateway, PULLGATE};
+use crate::support::gateway::{curl, pullgate_in as pullgate, Gateway, PULLGATE};
 use crate::support::wait_until;
 use crate::world::World;
 
@@ -32,12 +32,6 @@ pub fn tests() -> Vec<(String, WithWorld)> {
 /// longer, so that a re-pull is an action of its own.
 const WINDOW_S: u64 = 2;
 const REPULL_AFTER: Duration = Duration::from_secs(3);
-
-fn pullgate(state: &std::path::Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(PULLGATE).arg("--state-dir").arg(state).args(args).output().map_err(|e| e.to_string())?;
-    ensure!(out.status.success(), "pullgate {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
 
 fn real_clients(w: &World) -> Result<(), String> {
     let engine = w.engine.as_ref().map_err(|e| format!("no container engine: {e}"))?;

@@ -12,17 +12,11 @@ use serde_json::Value;
 use super::cli::repo_root;
 use crate::ensure;
 use crate::support::browser::Browser;
-use crate::support::gateway::{curl, Reply, PULLGATE};
+use crate::support::gateway::{curl, pullgate_in as pullgate, Reply, PULLGATE};
 use crate::support::process::{free_port, wait_for_port, Server};
 
 pub fn tests() -> Vec<(String, super::Standalone)> {
     vec![("dashboard::api_page_and_badges_agree_with_the_report".to_string(), api_page_and_badges as super::Standalone)]
-}
-
-fn pullgate(state: &std::path::Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(PULLGATE).arg("--state-dir").arg(state).args(args).output().map_err(|e| e.to_string())?;
-    ensure!(out.status.success(), "pullgate {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn get(addr: std::net::SocketAddr, path: &str) -> Result<Reply, String> {

@@ -193,6 +193,13 @@ impl Reply {
 }
 
 /// One request with curl; `--path-as-is` so dot segments reach the server untouched.
+/// `pullgate --state-dir STATE ARGS...`: its standard output, or why it failed.
+pub fn pullgate_in(state: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(PULLGATE).arg("--state-dir").arg(state).args(args).output().map_err(|e| e.to_string())?;
+    crate::ensure!(out.status.success(), "pullgate {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 pub fn curl(method: &str, url: &str, headers: &[&str]) -> Result<Reply, String> {
     curl_sending(method, url, headers, None)
 }
