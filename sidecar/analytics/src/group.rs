@@ -90,9 +90,19 @@ impl Group {
     /// order sessionising takes them in, so an action's `first` indexes
     /// `reqs` too); the actions are numbered from `base`.
     pub fn actions(&self, window_ms: i64) -> Vec<Action> {
+        self.actions_from(0, window_ms)
+    }
+
+    /// The actions of the requests from index `k` on, their `first`
+    /// indexing `reqs` as a whole.
+    fn actions_from(&self, k: usize, window_ms: i64) -> Vec<Action> {
         debug_assert!(self.reqs.windows(2).all(|w| (w[0].ts_ms, w[0].id) <= (w[1].ts_ms, w[1].id)));
-        let mut reqs: Vec<Req> = self.reqs.iter().map(|r| Req { ts_ms: r.ts_ms, id: hex(&r.id), kind: r.kind.clone() }).collect();
-        sessionise(&mut reqs, window_ms)
+        let mut reqs: Vec<Req> = self.reqs[k..].iter().map(|r| Req { ts_ms: r.ts_ms, id: hex(&r.id), kind: r.kind.clone() }).collect();
+        let mut actions = sessionise(&mut reqs, window_ms);
+        for a in &mut actions {
+            a.first += k;
+        }
+        actions
     }
 
     /// Pulls of all its actions (sealed ones included).
@@ -112,11 +122,7 @@ impl Group {
         self.reqs.extend(new);
         if appended {
             let k = self.tail.from as usize;
-            let mut reqs: Vec<Req> = self.reqs[k..].iter().map(|r| Req { ts_ms: r.ts_ms, id: hex(&r.id), kind: r.kind.clone() }).collect();
-            let mut actions = sessionise(&mut reqs, window_ms);
-            for a in &mut actions {
-                a.first += k;
-            }
+            let actions = self.actions_from(k, window_ms);
             let mut checks = self.tail.checks.clone();
             checks.extend(actions.iter().filter(|a| a.kind == ActionKind::VersionCheck).map(|a| a.first_ts_ms));
             if crate::class::polls(&checks) == self.poller {
