@@ -44,6 +44,8 @@ pub struct Gateway {
     pub hosts: Vec<Host>,
     /// With Redis, route targets live in a table the Lua hooks read.
     pub redis: Option<Redis>,
+    /// Where plain HTTP serves `/.well-known/acme-challenge/` from.
+    pub acme_webroot: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -71,6 +73,8 @@ pub struct Host {
 pub struct Tls {
     pub cert: String,
     pub key: String,
+    /// Plain HTTP answers with a redirect to the host's `https://` public URL.
+    pub redirect_http: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

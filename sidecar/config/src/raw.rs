@@ -47,6 +47,9 @@ pub struct RawGateway {
     pub redirect_user_agents: Option<Vec<String>>,
     /// Host names the gateway answers for, with their public URL and TLS files.
     pub hosts: Option<Vec<RawHost>>,
+    /// Directory whose `.well-known/acme-challenge/` plain HTTP serves on
+    /// every host (certbot's `--webroot`), even where `tls.redirect_http` is on.
+    pub acme_webroot: Option<String>,
     /// Redis shared by the gateway nodes: route targets then change without a
     /// reload (needs nginx's Lua module). Without it, every change reloads.
     pub redis: Option<RawRedis>,
@@ -88,6 +91,10 @@ pub struct RawTls {
     pub cert: Option<String>,
     /// PEM private key file (absolute path).
     pub key: Option<String>,
+    /// Answer plain HTTP for this host with a redirect (301) to its
+    /// `public_url` (which must be `https://`), but for the ACME challenge.
+    /// Default false: plain HTTP serves the same routes.
+    pub redirect_http: Option<bool>,
     #[serde(flatten)]
     #[schemars(skip)]
     pub unknown: Unknown,

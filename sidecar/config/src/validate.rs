@@ -104,7 +104,7 @@ impl Cx<'_> {
             S,
             S,
             &g.unknown,
-            &["listen", "tls_listen", "resolver", "access_log", "trusted_ca", "redirect_user_agents", "hosts", "redis"],
+            &["listen", "tls_listen", "resolver", "access_log", "trusted_ca", "redirect_user_agents", "hosts", "redis", "acme_webroot"],
         );
         let redis = g.redis.and_then(|r| {
             let b = "gateway.redis";
@@ -131,6 +131,8 @@ impl Cx<'_> {
         let trusted_ca = g.trusted_ca.unwrap_or_else(|| DEFAULT_TRUSTED_CA.into());
         let trusted_ca =
             self.check(S, "gateway.trusted_ca", "trusted_ca", &trusted_ca, |s| grammar::file_path(s, true)).unwrap_or_default();
+        let acme_webroot =
+            g.acme_webroot.and_then(|w| self.check(S, "gateway.acme_webroot", "acme_webroot", &w, |s| grammar::file_path(s, true)));
         let uas = g.redirect_user_agents.unwrap_or_else(|| DEFAULT_REDIRECT_USER_AGENTS.iter().map(|s| s.to_string()).collect());
         let redirect_user_agents = self.check_list(S, "gateway.redirect_user_agents", "redirect_user_agents", uas, grammar::ua_pattern);
         let mut hosts: Vec<Host> = Vec::new();
@@ -152,7 +154,7 @@ impl Cx<'_> {
                 .and_then(|u| self.check(S, &join(&base, "public_url"), &field("public_url"), u, grammar::public_url));
             let tls = h.tls.and_then(|t| {
                 let tb = join(&base, "tls");
-                self.unknown(S, &tb, &t.unknown, &["cert", "key"]);
+                self.unknown(S, &tb, &t.unknown, &["cert", "key", "redirect_http"]);
                 let mut file = |v: Option<String>, k: &str| match v {
                     Some(p) => self.check(S, &join(&tb, k), &field(&format!("tls.{k}")), &p, |s| grammar::file_path(s, true)),
                     None => {
@@ -162,7 +164,16 @@ impl Cx<'_> {
                 };
                 let cert = file(t.cert, "cert");
                 let key = file(t.key, "key");
-                Some(Tls { cert: cert?, key: key? })
+                let redirect_http = t.redirect_http.unwrap_or(false);
+                if redirect_http && !public_url.as_ref().is_some_and(|u| u.scheme == grammar::Scheme::Https) {
+                    self.report(
+                        S,
+                        &join(&tb, "redirect_http"),
+                        &field("tls.redirect_http"),
+                        "needs the host's `public_url` to be an `https://` URL: plain HTTP is redirected there",
+                    );
+                }
+                Some(Tls { cert: cert?, key: key?, redirect_http })
             });
             if let Some(name) = name {
                 if let Some(first) = seen.insert(name.clone(), i) {
@@ -172,7 +183,18 @@ impl Cx<'_> {
                 }
             }
         }
-        Gateway { listen, tls_listen, resolver, resolver_from_system, access_log, trusted_ca, redirect_user_agents, hosts, redis }
+        Gateway {
+            listen,
+            tls_listen,
+            resolver,
+            resolver_from_system,
+            access_log,
+            trusted_ca,
+            redirect_user_agents,
+            hosts,
+            redis,
+            acme_webroot,
+        }
     }
 
     fn route(&mut self, i: usize, r: RawRoute, gateway: &Gateway) -> Option<(usize, Route)> {

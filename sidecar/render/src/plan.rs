@@ -21,6 +21,9 @@ pub struct Server {
     pub listen: Vec<String>,
     pub tls: Option<(String, String)>,
     pub tls_listen: Vec<String>,
+    /// Plain HTTP answers with a redirect to this `https://` origin (the
+    /// host's public URL), in a server of its own.
+    pub redirect_http: Option<String>,
     /// How `/v2/` and `/token` behave.
     pub auth: ServerAuth,
     /// `scheme://host[:port]` for the token realm, or empty to derive it from the request.
@@ -75,6 +78,8 @@ pub struct LuaPlan {
 
 pub struct Plan {
     pub access_log: String,
+    /// Where plain HTTP serves `/.well-known/acme-challenge/` from.
+    pub acme_webroot: Option<String>,
     /// Lua mode: targets come from the route table, not from nginx maps.
     pub lua: Option<LuaPlan>,
     /// The route table, one line per image route, sorted by name.
@@ -214,6 +219,7 @@ impl Plan {
         let longest_host = servers.iter().map(|s| s.name.len()).max().unwrap_or(0);
         Plan {
             access_log: config.gateway.access_log.clone(),
+            acme_webroot: config.gateway.acme_webroot.clone(),
             lua: config.gateway.redis.as_ref().map(|r| LuaPlan {
                 host: r.host.clone(),
                 port: r.port,
@@ -272,14 +278,17 @@ fn server(config: &Config, name: &str, auth: HostAuth, default_ua: usize) -> Ser
         Target::Oci(_) => None,
     });
     let tls = host.and_then(|h| h.tls.as_ref()).map(|t| (t.cert.clone(), t.key.clone()));
+    let public_url = host.and_then(|h| h.public_url.as_ref()).map(|u| u.to_string()).unwrap_or_default();
+    let redirect_http = host.and_then(|h| h.tls.as_ref()).filter(|t| t.redirect_http).map(|_| public_url.clone());
     Server {
         name: name.to_string(),
         default: name == Config::DEFAULT_HOST,
         listen: config.gateway.listen.clone(),
         tls_listen: if tls.is_some() { config.gateway.tls_listen.clone() } else { Vec::new() },
         tls,
+        redirect_http,
         auth,
-        public_url: host.and_then(|h| h.public_url.as_ref()).map(|u| u.to_string()).unwrap_or_default(),
+        public_url,
         service: if name == Config::DEFAULT_HOST { "pullgate".into() } else { name.to_string() },
         ping_mode,
         files: files.collect(),
