@@ -250,7 +250,18 @@ impl Applier {
     async fn signal_reload(&self) -> Result<(), ApplyError> {
         match &self.reload {
             ReloadMethod::PidFile(path) => {
-                let text = tokio::fs::read_to_string(path).await.map_err(|e| ApplyError::Reload(format!("{}: {e}", path.display())))?;
+                let text = match tokio::fs::read_to_string(path).await {
+                    Ok(text) => text,
+                    // An nginx that is starting (a container started beside
+                    // this one, waiting for the first config) reads the files
+                    // as they are now: the version check that follows says
+                    // whether it came up with them.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.last_good.is_none() => {
+                        tracing::info!(pid_file = %path.display(), "nginx is not running yet: waiting for it to start with this config");
+                        return Ok(());
+                    }
+                    Err(e) => return Err(ApplyError::Reload(format!("{}: {e}", path.display()))),
+                };
                 let pid: i32 = text.trim().parse().map_err(|_| ApplyError::Reload(format!("{}: no pid in {text:?}", path.display())))?;
                 // SAFETY: kill(2) has no memory-safety preconditions.
                 if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {

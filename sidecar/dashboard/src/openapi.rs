@@ -60,6 +60,9 @@ pub fn document() -> Value {
                 "parameters": [{"name": "token", "in": "query", "required": false, "schema": {"type": "string"}}],
                 "responses": {"303": {"description": "to the overview"}, "401": {"description": "not the token"}}}},
             "/favicon.ico": {"get": {"summary": "Nothing: browsers ask for it", "responses": {"204": {"description": "no content"}}}},
+            "/healthz": {"get": {"summary": "Whether the analytics store answers (for healthchecks; no token needed)",
+                "responses": {"200": {"description": "ok", "content": {"text/plain": {}}},
+                    "503": {"description": "the store does not answer", "content": {"text/plain": {}}}}}},
             "/metrics": {"get": {"summary": "Pulls, version checks and downloads by repository since the store began (Prometheus text)",
                 "responses": {"200": {"description": "Prometheus exposition format", "content": {"text/plain": {}}}, "401": denied}}}
         }

@@ -33,8 +33,17 @@ impl Dashboard {
 }
 
 /// Every path the server answers, as the OpenAPI document lists them.
-pub const PATHS: [&str; 8] =
-    ["/", "/api/report", "/api/report.csv", "/api/openapi.json", "/badge/{repository}/{metric}", "/metrics", "/favicon.ico", "/login"];
+pub const PATHS: [&str; 9] = [
+    "/",
+    "/api/report",
+    "/api/report.csv",
+    "/api/openapi.json",
+    "/badge/{repository}/{metric}",
+    "/metrics",
+    "/favicon.ico",
+    "/login",
+    "/healthz",
+];
 
 pub fn router(d: Arc<Dashboard>) -> Router {
     let private = Router::new()
@@ -51,6 +60,8 @@ pub fn router(d: Arc<Dashboard>) -> Router {
         .route("/login", get(login))
         // Browsers ask for it; nothing, rather than a 404 in their console.
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+        // For container healthchecks and load balancers: public, says nothing but whether the store answers.
+        .route("/healthz", get(healthz))
         .with_state(d)
 }
 
@@ -258,6 +269,13 @@ async fn badge_svg(State(d): State<Arc<Dashboard>>, Path(path): Path<String>, Ur
 }
 
 /// Pulls, version checks and downloads by repository since the store began.
+async fn healthz(State(d): State<Arc<Dashboard>>) -> Response {
+    match with_store(d, |s| s.cursor("healthz")).await {
+        Ok(_) => text(StatusCode::OK, "ok\n".into()),
+        Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "the analytics store does not answer\n".into()),
+    }
+}
+
 async fn metrics(State(d): State<Arc<Dashboard>>) -> Response {
     let q = pullgate_analytics::Query::all(0, now_ms() + 3_600_000, Granularity::Total, vec![Dim::Repository]);
     let r = match with_store(d, move |s| s.report(&q)).await {

@@ -61,6 +61,8 @@ pub enum Command {
         /// Do not ship the access log.
         #[arg(long)]
         no_ship: bool,
+        #[command(flatten)]
+        rotate: RotateOpts,
         /// Do not ingest the shipped events into STATE_DIR/analytics.db
         /// (done every 2 s from the local sink, every 10 s from CloudWatch).
         #[arg(long)]
@@ -100,6 +102,8 @@ pub enum Command {
         /// Do not ship the access log.
         #[arg(long, conflicts_with = "access_log")]
         no_ship: bool,
+        #[command(flatten)]
+        rotate: RotateOpts,
         /// Do not ingest the shipped events into STATE_DIR/analytics.db
         /// (done every 2 s from the local sink, every 10 s from CloudWatch).
         #[arg(long)]
@@ -124,6 +128,10 @@ pub enum Command {
         /// needed to listen beyond loopback.
         #[arg(long, value_name = "FILE", env = "PULLGATE_DASHBOARD_TOKEN_FILE")]
         token_file: Option<PathBuf>,
+        /// If the token file does not exist, write a new random token to it
+        /// (mode 0600) first: a container's first start.
+        #[arg(long, requires = "token_file")]
+        create_token: bool,
         #[command(flatten)]
         config: ConfigArg,
         #[command(flatten)]
@@ -219,6 +227,17 @@ pub enum AnalyticsCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+}
+
+/// Rotating the access log.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RotateOpts {
+    /// Move the access log to LOG.1 once it is this large, and have nginx
+    /// reopen it (SIGUSR1 to the pid in the pid file). One older
+    /// generation is kept, and deleted only once shipped, so no line is
+    /// lost. Default: never (leave it to logrotate).
+    #[arg(long, value_name = "BYTES")]
+    pub rotate_log_bytes: Option<u64>,
 }
 
 /// The dashboard that `up` and `run` serve.

@@ -51,6 +51,25 @@ pub fn token(file: Option<&Path>) -> Result<Option<String>, CliError> {
     Ok(Some(t))
 }
 
+/// Write a new random token to `file` (mode 0600) unless it exists: a
+/// container's first start, with the token then read from the volume.
+pub fn create_token(file: &Path) -> Result<(), CliError> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom").and_then(|mut r| r.read_exact(&mut bytes)).map_err(CliError::io("/dev/urandom"))?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(file) {
+        Ok(mut f) => {
+            f.write_all(format!("{hex}\n").as_bytes()).map_err(CliError::io(format!("{}", file.display())))?;
+            tracing::info!(file = %file.display(), "wrote a new dashboard token");
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(CliError::io(format!("{}", file.display()))(e)),
+    }
+}
+
 /// Open the store and bind the address (both said at once if they fail),
 /// then serve on the current runtime. Beyond loopback, only with a token.
 pub async fn start(listen: SocketAddr, store: &StoreArgs, state_dir: &Path, routes: Source, token: Option<String>) -> Result<(), CliError> {
@@ -84,6 +103,13 @@ pub fn serve_cmd(
     let rt = crate::error::runtime()?;
     rt.block_on(async {
         start(listen, store, state_dir, Source { path: routes, resolv_conf }, token).await?;
-        tokio::signal::ctrl_c().await.map_err(CliError::io("waiting for Ctrl-C"))
+        // SIGTERM too: `docker stop`, systemd, and as a container's first
+        // process nothing else would end it.
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(CliError::io("SIGTERM handler"))?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.map_err(CliError::io("waiting for Ctrl-C")),
+            _ = term.recv() => Ok(()),
+        }
     })
 }

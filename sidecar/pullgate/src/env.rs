@@ -21,6 +21,20 @@ pub struct Env {
 }
 
 impl Env {
+    /// Unset pullgate's and AWS's variables that are set but empty, so that
+    /// empty means unset everywhere: for clap's flags, and for the AWS SDK
+    /// (a Compose file passes `AWS_REGION: ${AWS_REGION:-}` as empty when
+    /// .env leaves it blank). Call first, before any thread starts.
+    pub fn clear_empty() {
+        let empty: Vec<OsString> = std::env::vars_os()
+            .filter(|(k, v)| v.is_empty() && k.to_str().is_some_and(|k| k.starts_with("PULLGATE_") || k.starts_with("AWS_")))
+            .map(|(k, _)| k)
+            .collect();
+        for k in empty {
+            std::env::remove_var(k);
+        }
+    }
+
     pub fn read() -> Env {
         let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
         let mut nginx = Nginx::locate(var("PATH").as_deref());

@@ -21,6 +21,7 @@ use pullgate_config::Target;
 use pullgate_daemon::{resolver, ReloadMethod, Source};
 
 fn main() -> ExitCode {
+    Env::clear_empty();
     let env = Env::read();
     let filter = tracing_subscriber::EnvFilter::try_new(env.log.as_deref().unwrap_or("info")).unwrap_or_else(|_| "info".into());
     // Colour only on a terminal: logs written to a file stay plain text.
@@ -36,12 +37,13 @@ fn main() -> ExitCode {
                 .map_err(CliError::from)
                 .map(|names| println!("wrote {} to {}{}", names.join(", "), out.display(), if check { " (nginx -t passed)" } else { "" }))
         }
-        Command::Up { config, daemon, no_ship, no_analytics, dashboard, ship } => serve::Serve {
+        Command::Up { config, daemon, no_ship, rotate, no_analytics, dashboard, ship } => serve::Serve {
             env: &env,
             config: &config.path,
             state_dir: &state_dir,
             daemon: &daemon,
             ship: (!no_ship).then_some(&ship),
+            rotate_log_bytes: rotate.rotate_log_bytes,
             analytics: !no_analytics,
             dashboard: (!dashboard.no_dashboard).then_some(&dashboard),
             nginx: serve::Nginx::Own,
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
             control_socket,
             access_log,
             no_ship,
+            rotate,
             no_analytics,
             dashboard,
             ship,
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
                 state_dir: &state_dir,
                 daemon: &daemon,
                 ship: (!no_ship).then_some(&ship),
+                rotate_log_bytes: rotate.rotate_log_bytes,
                 analytics: !no_analytics,
                 dashboard: (!dashboard.no_dashboard).then_some(&dashboard),
                 nginx: serve::Nginx::External { out, reload, socket, access_log },
@@ -79,8 +83,14 @@ fn main() -> ExitCode {
             .run()
         }
         Command::Status { status, json } => status_cmd(status, json),
-        Command::Serve { listen, token_file, config, store } => {
-            dashboard::serve_cmd(listen, &store, &state_dir, config.path, env.resolv_conf.clone(), token_file.as_deref())
+        Command::Serve { listen, token_file, create_token, config, store } => {
+            let made = match (&token_file, create_token) {
+                (Some(file), true) => dashboard::create_token(file),
+                _ => Ok(()),
+            };
+            made.and_then(|()| {
+                dashboard::serve_cmd(listen, &store, &state_dir, config.path, env.resolv_conf.clone(), token_file.as_deref())
+            })
         }
         Command::Analytics(cli::AnalyticsCommand::Ingest {
             sink_dir,

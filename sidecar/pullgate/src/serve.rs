@@ -40,6 +40,8 @@ pub struct Serve<'a> {
     pub daemon: &'a DaemonArgs,
     /// How to ship the access log; `None`: not at all.
     pub ship: Option<&'a ShipOpts>,
+    /// Rotate the access log past this size (see `RotateOpts`).
+    pub rotate_log_bytes: Option<u64>,
     /// Ingest what is shipped to the local sink into the analytics store.
     pub analytics: bool,
     /// Serve the dashboard so.
@@ -119,6 +121,21 @@ impl Serve<'_> {
             }
             (None, _) => None,
         };
+        if let Some(max) = self.rotate_log_bytes {
+            let pid_file = match (&self.nginx, &prefix) {
+                (_, Some(p)) => Some(p.pid_file()),
+                (Nginx::External { reload: ReloadMethod::PidFile(p), .. }, None) => Some(p.clone()),
+                _ => None,
+            };
+            match (log.clone(), pid_file) {
+                (Some(log), Some(pid_file)) => {
+                    let checkpoint = ship.is_some().then(|| pullgate_ship::checkpoint_file(&self.state_dir.join("ship")));
+                    tokio::spawn(rotate_log(log, checkpoint, max, pid_file));
+                }
+                (None, _) => tracing::warn!("the access log is not rotated: give --access-log"),
+                (_, None) => tracing::warn!("the access log is not rotated: that needs --pid-file (nginx reopens it on SIGUSR1)"),
+            }
+        }
         if let Some(opts) = self.dashboard {
             let store = crate::cli::StoreArgs::default();
             let routes = Source { path: self.config.to_path_buf(), resolv_conf: self.env.resolv_conf.clone() };
@@ -216,6 +233,35 @@ fn exited(status: std::io::Result<std::process::ExitStatus>) -> Result<(), CliEr
         }
         Ok(s) => Err(CliError::NginxExited(s)),
         Err(e) => Err(CliError::Io { what: "waiting for nginx".into(), source: e }),
+    }
+}
+
+/// Every 5 s, rotate the access log if it is due, then have nginx reopen it.
+async fn rotate_log(log: PathBuf, checkpoint: Option<PathBuf>, max: u64, pid_file: PathBuf) {
+    let mut waiting_said = false;
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        match pullgate_ship::rotate_if_due(&log, checkpoint.as_deref(), max) {
+            Ok(pullgate_ship::Rotation::NotDue) => waiting_said = false,
+            Ok(pullgate_ship::Rotation::Waiting) => {
+                if !waiting_said {
+                    tracing::warn!(log = %log.display(), "the access log is due for rotation, but the one before it is not shipped yet");
+                    waiting_said = true;
+                }
+            }
+            Ok(pullgate_ship::Rotation::Rotated { deleted }) => {
+                let pid = std::fs::read_to_string(&pid_file).ok().and_then(|t| t.trim().parse::<i32>().ok());
+                // SAFETY: kill(2) has no memory-safety preconditions.
+                let reopened = pid.is_some_and(|pid| unsafe { libc::kill(pid, libc::SIGUSR1) } == 0);
+                if reopened {
+                    tracing::info!(log = %log.display(), deleted_bytes = ?deleted, "rotated the access log");
+                } else {
+                    // nginx keeps appending to LOG.1, which is still shipped; the next look tries again.
+                    tracing::error!(pid_file = %pid_file.display(), "rotated the access log, but could not signal nginx to reopen it");
+                }
+            }
+            Err(e) => tracing::error!(log = %log.display(), error = %e, "rotating the access log failed"),
+        }
     }
 }
 

@@ -28,6 +28,7 @@ pub use privacy::dnt::DntCounts;
 use privacy::enrich::Enricher;
 pub use privacy::TOR_GEOIP_DIR;
 use privacy::{Anonymiser, Clouds, Geo, Mmdb};
+pub use read::rotate::{rotate_if_due, rotated_path, Rotation};
 use read::tail::{self, Follower};
 use sink::dead_letters::DeadLetters;
 use sink::Sink;
@@ -51,6 +52,11 @@ pub struct ShipArgs {
     pub cloud_ranges: Vec<PathBuf>,
 }
 
+/// The shipper's checkpoint, under its state directory (`ShipArgs::state`).
+pub fn checkpoint_file(state: &std::path::Path) -> PathBuf {
+    state.join("ship.checkpoint")
+}
+
 /// Batches between reader and sink.
 const QUEUE: usize = 2;
 /// The dead-letter file moves aside past this size (one older file is kept).
@@ -64,7 +70,7 @@ pub fn start(args: ShipArgs, stats: Arc<Stats>) -> Result<std::thread::JoinHandl
         move |source| ShipError::Io { what, path: path.to_path_buf(), source }
     }
     std::fs::create_dir_all(&args.state).map_err(io("state directory", &args.state))?;
-    let checkpoint = args.state.join("ship.checkpoint");
+    let checkpoint = checkpoint_file(&args.state);
     let resume = tail::load_checkpoint(&checkpoint);
     let follower = Follower::new(args.log.clone(), args.max_line, resume).map_err(io("access log", &args.log))?;
     let salts = args.state.join("salts");

@@ -2,4 +2,5 @@
 //! line as schema v1.
 
 pub mod record;
+pub mod rotate;
 pub mod tail;
