@@ -509,12 +509,14 @@ fn moto_outage(w: &World) -> Result<(), String> {
     let growth = rss_max.saturating_sub(rss_at_stop);
     // A shipper that held what it read during the outage would grow by at
     // least what the log grew. The bound is relative to that growth, which
-    // must be large enough for the check to mean something.
+    // must be large enough for the check to mean something. Half, not less:
+    // the two queued batches (about 6 MiB with their parsed events) are a
+    // constant, and on a busy machine the log grows only some 20 MiB in 5 s.
     let log_growth_kib = log_growth / 1024;
     ensure!(log_growth_kib >= 4 * 1024, "the log grew only {log_growth_kib} KiB during the outage: too little to check the memory bound");
     ensure!(
-        growth < 16 * 1024 && growth * 4 < log_growth_kib,
-        "memory grew by {growth} KiB while moto was down and the log grew {log_growth_kib} KiB (bound: 16 MiB and a quarter of the log's growth)"
+        growth < 16 * 1024 && growth * 2 < log_growth_kib,
+        "memory grew by {growth} KiB while moto was down and the log grew {log_growth_kib} KiB (bound: 16 MiB and half the log's growth)"
     );
     eprintln!(
         "outage: {} ids, none lost; moto down 5 s while the log grew {} KiB; shipper RSS {} KiB at the stop, at most {} KiB while down (+{growth} KiB)",
