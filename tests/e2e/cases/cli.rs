@@ -16,6 +16,7 @@ pub fn tests() -> Vec<(String, Standalone)> {
         ("cli::render_check_reports_nginx_message", render_check_nginx_error),
         ("cli::schema_file_is_in_sync", schema_in_sync),
         ("cli::example_nginx_conf_accepts_the_include", example_nginx_conf),
+        ("cli::validate_reports_tls_problems", validate_tls),
         ("cli::architecture_code_map_matches_the_tree", architecture_matches_tree),
         ("cli::validate_names_the_resolver_and_warns_when_it_is_silent", validate_resolver),
         ("cli::crate_layering_follows_the_data_flow", crate_layering),
@@ -135,6 +136,29 @@ bogus: true
     )
 }
 
+fn validate_tls() -> Result<(), String> {
+    let yaml = "\
+version: 1
+gateway:
+  acme_webroot: www/acme
+  hosts:
+    - name: get.acme.dev
+      public_url: http://get.acme.dev
+      tls:
+        cert: /etc/tls/c.pem
+        key: /etc/tls/k.pem
+        redirect_http: true
+";
+    let path = scratch("tls", yaml);
+    expect_problems(
+        &path,
+        &[
+            (3, 17, "gateway: acme_webroot: expected an absolute path"),
+            (10, 24, "hosts[0].tls.redirect_http: needs the host's `public_url` to be an `https://` URL"),
+        ],
+    )
+}
+
 fn validate_syntax() -> Result<(), String> {
     let path = scratch("syntax", "version: 1\nroutes:\n  - name: app\n    image: [unclosed\n");
     let out = pullgate(&["validate", "-c", path.to_str().unwrap()]);
@@ -149,11 +173,13 @@ fn validate_syntax() -> Result<(), String> {
 }
 
 fn validate_example() -> Result<(), String> {
-    let path = repo_root().join("compose/routes.yaml");
-    let out = pullgate(&["validate", "-c", path.to_str().unwrap()]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    ensure!(stdout.lines().count() == 1 && stdout.contains(": ok: "), "summary: {stdout}");
+    for example in ["compose/routes.yaml", "docs/examples/routes.yaml"] {
+        let path = repo_root().join(example);
+        let out = pullgate(&["validate", "-c", path.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        ensure!(out.status.success(), "{example}: {}", String::from_utf8_lossy(&out.stderr));
+        ensure!(stdout.lines().count() == 1 && stdout.contains(": ok: "), "{example}: summary: {stdout}");
+    }
     Ok(())
 }
 
@@ -196,26 +222,47 @@ fn schema_in_sync() -> Result<(), String> {
     Ok(())
 }
 
-/// nginx/nginx.conf, pointed at a rendered include, passes `nginx -t`.
+/// nginx/nginx.conf (the example for your own nginx) and nginx/compose.conf
+/// (the kit's, with the kit's routes.yaml: Lua mode, TLS-ready), each
+/// pointed at a rendered include, pass `nginx -t`.
 fn example_nginx_conf() -> Result<(), String> {
-    let dir = std::env::temp_dir().join(format!("pg-cli-{}-example", std::process::id()));
-    let out = dir.join("pullgate");
-    let state = dir.join("state");
-    std::fs::create_dir_all(dir.join("logs")).map_err(|e| e.to_string())?;
-    let routes = repo_root().join("compose/routes.yaml");
-    let r = pullgate(&["--state-dir", state.to_str().unwrap(), "render", "-c", routes.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    ensure!(r.status.success(), "render: {}", String::from_utf8_lossy(&r.stderr));
-    let example = std::fs::read_to_string(repo_root().join("nginx/nginx.conf")).map_err(|e| e.to_string())?;
-    let d = dir.display();
-    let conf = example
-        .replace("/etc/pullgate/", &format!("{}/", out.display()))
-        .replace("/run/nginx.pid", &format!("{d}/nginx.pid"))
-        .replace("/var/log/nginx/", &format!("{d}/logs/"));
-    ensure!(conf != example, "the example's paths changed; update this test");
-    std::fs::write(dir.join("nginx.conf"), conf).map_err(|e| e.to_string())?;
-    let t =
-        Command::new("nginx").arg("-t").arg("-p").arg(&dir).arg("-c").arg(dir.join("nginx.conf")).output().map_err(|e| e.to_string())?;
-    ensure!(t.status.success(), "nginx -t on nginx/nginx.conf: {}", String::from_utf8_lossy(&t.stderr));
+    let root = repo_root();
+    for (name, conf, routes) in
+        [("example", "nginx/nginx.conf", "tests/golden/files.yaml"), ("kit", "nginx/compose.conf", "compose/routes.yaml")]
+    {
+        let dir = std::env::temp_dir().join(format!("pg-cli-{}-{name}", std::process::id()));
+        let out = dir.join("pullgate");
+        let state = dir.join("state");
+        std::fs::create_dir_all(dir.join("logs")).map_err(|e| e.to_string())?;
+        let routes = root.join(routes);
+        let r =
+            pullgate(&["--state-dir", state.to_str().unwrap(), "render", "-c", routes.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        ensure!(r.status.success(), "render {}: {}", routes.display(), String::from_utf8_lossy(&r.stderr));
+        let d = dir.display();
+        // The kit's access log is on a volume at /var/log/pullgate/.
+        let include = out.join("pullgate.conf");
+        let rendered = std::fs::read_to_string(&include).map_err(|e| e.to_string())?;
+        std::fs::write(&include, rendered.replace("/var/log/pullgate/", &format!("{d}/logs/"))).map_err(|e| e.to_string())?;
+        let original = std::fs::read_to_string(root.join(conf)).map_err(|e| e.to_string())?;
+        let text = original
+            .replace("/etc/pullgate/rendered/", &format!("{}/", out.display()))
+            .replace("/etc/pullgate/", &format!("{}/", out.display()))
+            .replace("/run/nginx.pid", &format!("{d}/nginx.pid"))
+            .replace("/run/pullgate/", &format!("{d}/"))
+            .replace("/tmp/nginx-", &format!("{d}/tmp-"))
+            .replace("/var/log/nginx/", &format!("{d}/logs/"));
+        ensure!(text != original, "{conf}: its paths changed; update this test");
+        std::fs::write(dir.join("nginx.conf"), text).map_err(|e| e.to_string())?;
+        let t = Command::new("nginx")
+            .arg("-t")
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .output()
+            .map_err(|e| e.to_string())?;
+        ensure!(t.status.success(), "nginx -t on {conf}: {}", String::from_utf8_lossy(&t.stderr));
+    }
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 
 mod analytics;
 mod cli;
+mod compose;
 mod dashboard;
 mod fallback;
 mod live;
@@ -23,7 +24,8 @@ pub fn timed(name: &str) -> bool {
     TIMED.contains(&name)
 }
 
-pub const TIMED: [&str; 4] = [
+pub const TIMED: [&str; 5] = [
+    "compose::kit_serves_pulls_tls_edits_and_restarts",
     "live::plain_write_serves_within_1s",
     "live::atomic_rename_serves_within_1s",
     "live::symlink_swap_serves_within_1s",
@@ -35,6 +37,7 @@ pub fn standalone() -> Vec<(String, Standalone)> {
     let mut v = Vec::new();
     v.extend(analytics::standalone());
     v.extend(cli::tests());
+    v.extend(compose::tests());
     v.extend(dashboard::tests());
     v.extend(render::tests());
     v
