@@ -17,6 +17,7 @@ use crate::cases::Standalone;
 use crate::ensure;
 use crate::support::gateway::curl;
 use crate::support::load::Load;
+use crate::support::moto::{messages, Moto};
 use crate::support::process::{free_port, require, run};
 use crate::support::{oci, wait_until};
 
@@ -52,6 +53,13 @@ fn build_images(root: &Path) -> Result<(), String> {
         .env("BASE_IMAGE", BASE)
         .env("PULLGATE_IMAGE", IMAGE)
         .env("PULLGATE_REDIS_IMAGE", REDIS_IMAGE))?;
+    // The images a new binary replaced: a run leaves no 60 MB layer behind.
+    for title in ["pullgate", "pullgate-redis"] {
+        let _ = Command::new("docker")
+            .args(["image", "prune", "--force", "--filter"])
+            .arg(format!("label=org.opencontainers.image.title={title}"))
+            .output();
+    }
     run(Command::new("docker")
         .args(["build", "--quiet", "-t", REGISTRY_IMAGE, "--build-arg"])
         .arg(format!("BASE_IMAGE={BASE}"))
@@ -267,7 +275,7 @@ fn kit_serves_pulls_tls_edits_and_restarts() -> Result<(), String> {
     let certs_d = PathBuf::from(format!("/etc/docker/certs.d/{ip}:{https_port}"));
     std::fs::create_dir_all(&certs_d).map_err(|e| e.to_string())?;
     std::fs::copy(tls_dir.join("ca.crt"), certs_d.join("ca.crt")).map_err(|e| e.to_string())?;
-    let kit = Kit {
+    let mut kit = Kit {
         root: root.clone(),
         project: format!("pgtest{}", std::process::id()),
         env: vec![
@@ -411,6 +419,32 @@ fn kit_serves_pulls_tls_edits_and_restarts() -> Result<(), String> {
         report.ok,
         rotated.split_whitespace().collect::<Vec<_>>().join(" ")
     );
+
+    // CloudWatch Logs, opt-in through the environment (.env): the sidecar,
+    // recreated with a group set, ships there (moto, on this machine's
+    // docker0 address) and no longer to the local sink.
+    let moto = Moto::start_on(&work.join("moto"), &ip)?;
+    kit.env.extend([
+        ("PULLGATE_CLOUDWATCH_GROUP", "pullgate-kit".to_string()),
+        ("PULLGATE_CLOUDWATCH_STREAM", "node-a".to_string()),
+        ("PULLGATE_CLOUDWATCH_ENDPOINT", moto.endpoint()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_ACCESS_KEY_ID", "pullgate-test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "pullgate-test-secret".to_string()),
+    ]);
+    run(kit.compose().args(["up", "-d", "--no-build", "sidecar"]))?;
+    kit.wait_healthy(Duration::from_secs(60))?;
+    let probe = format!("http://127.0.0.1:{http_port}/dl/cloudwatch-probe.tar.gz");
+    let r = curl("GET", &probe, &["Host: load"])?;
+    ensure!(r.status == 307, "probe: {}", r.status);
+    wait_until(Duration::from_secs(30), "the probe in CloudWatch Logs", || {
+        Ok(messages(&moto.endpoint(), "pullgate-kit", "node-a")
+            .unwrap_or_default()
+            .iter()
+            .any(|m| m.contains("/dl/cloudwatch-probe.tar.gz")))
+    })?;
+    let sink = kit.exec("sidecar", &["sh", "-c", "cat /var/lib/pullgate/events/*"])?;
+    ensure!(!sink.contains("cloudwatch-probe"), "with CloudWatch set, the probe also went to the local sink");
 
     // down -v leaves nothing behind.
     run(kit.compose().args(["down", "-v", "--timeout", "10"]))?;

@@ -30,9 +30,14 @@ pub fn aws_env(cmd: &mut Command, endpoint: &str) {
 
 impl Moto {
     pub fn start(dir: &Path) -> Result<Moto, String> {
+        Moto::start_on(dir, "127.0.0.1")
+    }
+
+    /// On `ip`: another address of this machine, for clients in containers.
+    pub fn start_on(dir: &Path, ip: &str) -> Result<Moto, String> {
         require("moto_server", "moto[server] from PyPI: pip install 'moto[server]'")?;
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap();
+        let addr: SocketAddr = format!("{ip}:{}", free_port(ip)).parse().unwrap();
         let mut moto = Moto { server: None, addr, dir: dir.to_path_buf() };
         moto.restart()?;
         Ok(moto)
