@@ -116,7 +116,7 @@ impl Kit {
         let mut last = Vec::new();
         while start.elapsed() < limit {
             last = self.health()?;
-            if last.len() == 5 && last.iter().all(|(_, s)| s == "healthy" || s == "running") {
+            if last.len() == 6 && last.iter().all(|(_, s)| s == "healthy" || s == "running") {
                 return Ok(start.elapsed());
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -419,6 +419,30 @@ fn kit_serves_pulls_tls_edits_and_restarts() -> Result<(), String> {
         report.ok,
         rotated.split_whitespace().collect::<Vec<_>>().join(" ")
     );
+
+    // nginx dies (TERM to its master): Docker restarts it alone; the
+    // sidecar, in the same PID namespace but not its first process, runs on.
+    let started_at = |service: &str| -> Result<String, String> {
+        let id = text(run(kit.compose().args(["ps", "-q", service]))?);
+        Ok(text(run(Command::new("docker").args(["inspect", "--format", "{{.State.StartedAt}}", id.trim()]))?))
+    };
+    let (sidecar_before, nginx_before) = (started_at("sidecar")?, started_at("nginx")?);
+    kit.exec("nginx", &["sh", "-c", "kill -TERM $(cat /run/pullgate/nginx.pid)"])?;
+    wait_until(Duration::from_secs(30), "nginx restarted by Docker", || Ok(started_at("nginx")? != nginx_before))?;
+    kit.wait_healthy(Duration::from_secs(60))?;
+    ensure!(started_at("sidecar")? == sidecar_before, "the sidecar was restarted with nginx");
+    ensure!(
+        location(&files)?.as_deref() == Some("https://files.example.org/v2/app.tar.gz"),
+        "after nginx's restart: {:?}",
+        location(&files)?
+    );
+    // ... and the sidecar still reloads the new nginx: a new route (new locations) is served.
+    let extra = "  - name: extra\n    kind: file\n    path: /extra/{file}\n    upstream: https://files.example.org/extra/{file}\n";
+    replace(&routes_file, &format!("{}{extra}", routes(&ip, https_port, "v2")))?;
+    let extra_url = format!("http://127.0.0.1:{http_port}/extra/app.tar.gz");
+    wait_until(Duration::from_secs(10), "a new route after nginx's restart", || {
+        Ok(location(&extra_url)?.as_deref() == Some("https://files.example.org/extra/app.tar.gz"))
+    })?;
 
     // CloudWatch Logs, opt-in through the environment (.env): the sidecar,
     // recreated with a group set, ships there (moto, on this machine's
