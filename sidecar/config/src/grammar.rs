@@ -19,6 +19,7 @@ static REPO_COMPONENT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9]
 static TEMPLATE_LITERAL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9._~+-]*$").unwrap());
 static TEMPLATE_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z_][a-z0-9_]{0,31}$").unwrap());
 static SERVICE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9._:-]{1,253}$").unwrap());
+static GITHUB_REPO: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$").unwrap());
 static FILE_PATH: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9._/+-]{1,4096}$").unwrap());
 
 /// A short, stable identifier used in logs and nginx maps.
@@ -309,6 +310,15 @@ pub fn resolver(s: &str) -> Check<String> {
 }
 
 /// A file path nginx reads or writes: no spaces, quotes or nginx syntax.
+/// A GitHub repository, `OWNER/REPO`, as GitHub allows them.
+pub fn github_repo(s: &str) -> Check<String> {
+    let repo = s.split_once('/').map_or("", |(_, r)| r);
+    if !GITHUB_REPO.is_match(s) || repo == "." || repo == ".." {
+        return Err("expected `OWNER/REPO` (letters, digits and `-` for the owner; also `.` and `_` for the repository)".into());
+    }
+    Ok(s.to_string())
+}
+
 pub fn file_path(s: &str, must_be_absolute: bool) -> Check<String> {
     if !FILE_PATH.is_match(s) || s.split('/').any(|c| c == "..") {
         return Err("expected a path of letters, digits and `._/+-` without `..`".into());

@@ -15,6 +15,8 @@ pub const DEFAULT_LISTEN: &str = "8080";
 pub const DEFAULT_TLS_LISTEN: &str = "443";
 pub const DEFAULT_ACCESS_LOG: &str = "logs/pullgate.access.log";
 pub const DEFAULT_TRUSTED_CA: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// The path of a `github:` file route that gives none.
+pub const GITHUB_DEFAULT_PATH: &str = "/downloads/{tag}/{file}";
 
 /// What the machine supplies where routes.yaml is silent; read by the caller.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

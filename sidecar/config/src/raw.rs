@@ -116,6 +116,10 @@ pub struct RawRoute {
     /// (oci) `[scheme://]host[:port]/repository`, ending in `/*` when `image` is a glob.
     /// (file) URL template using the names declared in `path`.
     pub upstream: Option<String>,
+    /// (file) Instead of `upstream`: a GitHub repository `OWNER/REPO`, whose
+    /// release assets are `https://github.com/OWNER/REPO/releases/download/{tag}/{file}`.
+    /// `path` then declares `{tag}` and `{file}`; default `/downloads/{tag}/{file}`.
+    pub github: Option<String>,
     /// `auto` (oci default: redirect clients matching `redirect_user_agents`, proxy the rest),
     /// `redirect` (file default) or `proxy`.
     pub mode: Option<String>,

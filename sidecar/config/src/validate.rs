@@ -206,7 +206,7 @@ impl Cx<'_> {
             s,
             &base,
             &r.unknown,
-            &["name", "kind", "host", "image", "path", "upstream", "fallback", "mode", "redirect_user_agents", "auth"],
+            &["name", "kind", "host", "image", "path", "upstream", "fallback", "mode", "redirect_user_agents", "auth", "github"],
         );
 
         let name = match &r.name {
@@ -239,6 +239,7 @@ impl Cx<'_> {
         let target = match kind {
             "oci" => {
                 only_for("path", r.path.is_some(), "file");
+                only_for("github", r.github.is_some(), "file");
                 self.oci(s, &base, r, mode.unwrap_or(Mode::Auto), gateway).map(Target::Oci)
             }
             "file" => {
@@ -336,6 +337,9 @@ impl Cx<'_> {
 
     fn file(&mut self, s: &str, base: &str, r: RawRoute, mode: Mode) -> Option<FileRoute> {
         let p = |f: &str| join(base, f);
+        if let Some(repo) = &r.github {
+            return self.github_file(s, base, repo, &r, mode);
+        }
         let path = self.required(s, base, "path", &r.path, "a path template such as `/downloads/{version}/{file}`");
         let path = path.and_then(|v| self.check(s, &p("path"), "path", v, grammar::path_template));
         let upstream = self.required(
@@ -343,15 +347,59 @@ impl Cx<'_> {
             base,
             "upstream",
             &r.upstream,
-            "a URL template such as `https://github.com/acme/app/releases/download/v{version}/{file}`",
+            "a URL template such as `https://github.com/acme/app/releases/download/v{version}/{file}`, or `github: OWNER/REPO`",
         );
         let (origin, upstream_path) = upstream.and_then(|v| self.check(s, &p("upstream"), "upstream", v, grammar::url_template))?;
         let path = path?;
+        self.file_vars(s, base, "upstream", path, origin, upstream_path, mode)
+    }
+
+    /// `github: OWNER/REPO`: the release assets of a GitHub repository.
+    fn github_file(&mut self, s: &str, base: &str, repo: &str, r: &RawRoute, mode: Mode) -> Option<FileRoute> {
+        let p = |f: &str| join(base, f);
+        if r.upstream.is_some() {
+            self.report(s, &p("upstream"), "upstream", "give `github` or `upstream`, not both");
+        }
+        let repo = self.check(s, &p("github"), "github", repo, grammar::github_repo);
+        let path_field = if r.path.is_some() { "path" } else { "github" };
+        let path = r.path.as_deref().unwrap_or(GITHUB_DEFAULT_PATH);
+        let path = self.check(s, &p(path_field), path_field, path, grammar::path_template)?;
+        let declared: BTreeSet<&str> = vars(&path).collect();
+        if !(declared.contains("tag") && declared.contains("file")) {
+            self.report(
+                s,
+                &p(path_field),
+                path_field,
+                "with `github`, `path` declares `{tag}` and `{file}`, e.g. `/downloads/{tag}/{file}`",
+            );
+            return None;
+        }
+        let url = format!("https://github.com/{}/releases/download/{{tag}}/{{file}}", repo?);
+        let (origin, upstream_path) = grammar::url_template(&url).ok()?;
+        if r.upstream.is_some() {
+            return None;
+        }
+        self.file_vars(s, base, path_field, path, origin, upstream_path, mode)
+    }
+
+    /// The placeholders of `upstream` are declared once each in `path`.
+    #[allow(clippy::too_many_arguments)]
+    fn file_vars(
+        &mut self,
+        s: &str,
+        base: &str,
+        upstream_field: &str,
+        path: Vec<Piece>,
+        origin: Origin,
+        upstream_path: Vec<Piece>,
+        mode: Mode,
+    ) -> Option<FileRoute> {
+        let p = |f: &str| join(base, f);
         let declared: BTreeSet<&str> = vars(&path).collect();
         for v in vars(&upstream_path) {
             if !declared.contains(v) {
                 let known = declared.iter().map(|d| format!("{{{d}}}")).collect::<Vec<_>>().join(", ");
-                self.report(s, &p("upstream"), "upstream", format!("`{{{v}}}` is not declared in `path` (declared: {known})"));
+                self.report(s, &p(upstream_field), upstream_field, format!("`{{{v}}}` is not declared in `path` (declared: {known})"));
                 return None;
             }
         }

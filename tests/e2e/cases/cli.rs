@@ -17,6 +17,7 @@ pub fn tests() -> Vec<(String, Standalone)> {
         ("cli::schema_file_is_in_sync", schema_in_sync),
         ("cli::example_nginx_conf_accepts_the_include", example_nginx_conf),
         ("cli::validate_reports_tls_problems", validate_tls),
+        ("cli::validate_reports_github_problems", validate_github),
         ("cli::architecture_code_map_matches_the_tree", architecture_matches_tree),
         ("cli::validate_names_the_resolver_and_warns_when_it_is_silent", validate_resolver),
         ("cli::crate_layering_follows_the_data_flow", crate_layering),
@@ -155,6 +156,40 @@ gateway:
         &[
             (3, 17, "gateway: acme_webroot: expected an absolute path"),
             (10, 24, "hosts[0].tls.redirect_http: needs the host's `public_url` to be an `https://` URL"),
+        ],
+    )
+}
+
+fn validate_github() -> Result<(), String> {
+    let yaml = "\
+version: 1
+routes:
+  - name: rel
+    kind: file
+    github: acme-org/app
+  - name: bad
+    kind: file
+    github: acme/x/y
+    path: /b/{version}/{file}
+  - name: both
+    kind: file
+    github: acme/w
+    upstream: https://x.org/{file}
+    path: /d/{tag}/{file}
+  - name: img
+    image: app
+    upstream: registry.acme.test:5000/app
+    mode: redirect
+    github: acme/app
+";
+    let path = scratch("github", yaml);
+    expect_problems(
+        &path,
+        &[
+            (8, 13, "route \"bad\": github: expected `OWNER/REPO`"),
+            (9, 11, "route \"bad\": path: with `github`, `path` declares `{tag}` and `{file}`"),
+            (13, 15, "route \"both\": upstream: give `github` or `upstream`, not both"),
+            (19, 13, "route \"img\": github: only applies to routes of kind `file`"),
         ],
     )
 }

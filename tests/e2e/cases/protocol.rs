@@ -312,9 +312,36 @@ fn file_routes(w: &World) -> Result<(), String> {
     let a = w.anon.addr;
     let routes = format!(
         "  - name: releases\n    kind: file\n    path: /downloads/{{version}}/{{file}}\n    upstream: https://github.com/acme-org/app/releases/download/v{{version}}/{{file}}\n\
-         \x20 - name: tags\n    kind: file\n    path: /tags/{{repo}}.json\n    upstream: http://{a}/v2/acme/{{repo}}/tags/list\n    mode: proxy\n"
+         \x20 - name: tags\n    kind: file\n    path: /tags/{{repo}}.json\n    upstream: http://{a}/v2/acme/{{repo}}/tags/list\n    mode: proxy\n\
+         \x20 - name: tool\n    kind: file\n    github: acme-org/tool\n    path: /tool/{{tag}}/{{file}}\n\
+         \x20 - name: manifests\n    kind: file\n    path: /m/{{repo}}/{{tag}}\n    upstream: http://{a}/v2/acme/{{repo}}/manifests/{{tag}}\n    mode: proxy\n"
     );
     let gw = w.gateway("file-routes", &routes)?;
+    // The GitHub shorthand, by GET and HEAD alike.
+    let want = "https://github.com/acme-org/tool/releases/download/v2.0.1/tool_linux_arm64.tar.gz";
+    for method in ["GET", "HEAD"] {
+        let r = curl(method, &url(&gw, "/tool/v2.0.1/tool_linux_arm64.tar.gz"), &[])?;
+        ensure!(r.status == 307 && r.header("location") == Some(want), "github {method}: {} {:?}", r.status, r.header("location"));
+    }
+    // HEAD through a proxied file route: the upstream's answer to HEAD.
+    let accept = ["Accept: application/vnd.oci.image.manifest.v1+json"];
+    let get = curl("GET", &url(&gw, "/m/app/1.1"), &accept)?;
+    let head = curl("HEAD", &url(&gw, "/m/app/1.1"), &accept)?;
+    let digest = |r: &crate::support::gateway::Reply| r.header("docker-content-digest").map(str::to_string);
+    ensure!(
+        get.status == 200 && head.status == 200 && digest(&head).is_some() && digest(&head) == digest(&get),
+        "proxied HEAD: GET {} {:?}, HEAD {} {:?}",
+        get.status,
+        digest(&get),
+        head.status,
+        digest(&head)
+    );
+    let lines = gw.log()?;
+    let head_line = lines.iter().find(|l| l["uri"] == "/m/app/1.1" && l["method"] == "HEAD");
+    ensure!(
+        head_line.is_some_and(|l| l["bytes"] == 0 && l["route"] == "manifests" && l["mode"] == "proxy"),
+        "HEAD's log line: {head_line:?}"
+    );
     let r = curl("HEAD", &url(&gw, "/downloads/1.2.0/app-linux-amd64.tar.gz?mirror=1"), &[])?;
     let want = "https://github.com/acme-org/app/releases/download/v1.2.0/app-linux-amd64.tar.gz?mirror=1";
     ensure!(r.status == 307 && r.header("location") == Some(want), "redirect: {} {:?}", r.status, r.header("location"));
