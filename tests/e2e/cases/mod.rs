@@ -1,6 +1,7 @@
 //! Test cases, a module per area.
 
 mod analytics;
+mod artifacts;
 mod cli;
 mod compose;
 mod dashboard;
@@ -47,6 +48,7 @@ pub fn standalone() -> Vec<(String, Standalone)> {
 pub fn with_world() -> Vec<(String, WithWorld)> {
     let mut v = Vec::new();
     v.extend(analytics::tests());
+    v.extend(artifacts::tests());
     v.extend(fallback::tests());
     v.extend(live::tests());
     v.extend(lua::tests());
