@@ -41,7 +41,7 @@ fn text(out: std::process::Output) -> String {
 /// The base image and the kit's images; cached by the engine between runs
 /// (the layers before the binary's do not change).
 fn build_images(root: &Path) -> Result<(), String> {
-    run(Command::new(root.join("tests/e2e/compose/base-image")).arg(BASE))?;
+    run(Command::new(root.join("compose/base-image")).arg(BASE))?;
     // The binary these tests run, as compose/build would put a release one.
     let dist = root.join("compose/dist/pullgate");
     std::fs::create_dir_all(dist.parent().unwrap()).map_err(|e| e.to_string())?;
