@@ -354,7 +354,8 @@ fn file_routes(w: &World) -> Result<(), String> {
 }
 
 fn file_path_tricks(w: &World) -> Result<(), String> {
-    let routes = "  - name: releases\n    kind: file\n    path: /downloads/{version}/{file}\n    upstream: https://github.com/acme-org/app/releases/download/v{version}/{file}\n";
+    let routes = "  - name: releases\n    kind: file\n    path: /downloads/{version}/{file}\n    upstream: https://github.com/acme-org/app/releases/download/v{version}/{file}\n\
+                  \x20 - name: tool\n    kind: file\n    github: acme-org/tool\n    path: /tool/{tag}/{file}\n";
     let gw = w.gateway("file-tricks", routes)?;
     let tricks = [
         "/downloads/1.0/../../etc/passwd",
@@ -365,6 +366,12 @@ fn file_path_tricks(w: &World) -> Result<(), String> {
         "/downloads//1.0/x",
         "/downloads/1.0/x/y",
         "/downloads/1.0/x%0d%0aSet-Cookie:%20a=b",
+        // The GitHub shorthand: nothing but OWNER/REPO's release assets.
+        "/tool/v1/../../../evil/repo/releases/download/v1/x",
+        "/tool/..%2F..%2Fevil/x",
+        "/tool/v1/x%2F..%2F..%2Fevil",
+        "/tool/v1/.git",
+        "/tool/%2e%2e/x",
     ];
     go_nowhere(&gw, &tricks, "User-Agent: curl/8", &[400, 404])
 }
