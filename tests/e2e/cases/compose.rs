@@ -179,7 +179,7 @@ fn make_certs(dir: &Path, ip: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn routes(ip: &str, https_port: u16, files_version: &str) -> String {
+fn routes(ip: &str, https_port: u16, files_version: &str, moved_version: &str) -> String {
     format!(
         r#"version: 1
 gateway:
@@ -206,6 +206,12 @@ routes:
     kind: file
     path: /dl/{{file}}
     upstream: https://files.example.org/{files_version}/{{file}}
+  - name: moved
+    host: load
+    image: test/moved
+    upstream: http://registry-a.example:5000/test/moved-{moved_version}
+    mode: redirect
+    auth: none
 "#
     )
 }
@@ -218,6 +224,12 @@ fn replace(path: &Path, contents: &str) -> Result<(), String> {
 
 fn location(url: &str) -> Result<Option<String>, String> {
     Ok(curl("GET", url, &["Host: load"])?.header("location").map(str::to_string))
+}
+
+/// A renamed image's manifest, with a token as a client has after the
+/// gateway's challenge (the upstream, not the gateway, checks it).
+fn manifest_location(url: &str) -> Result<Option<String>, String> {
+    Ok(curl("GET", url, &["Host: load", "Authorization: Bearer test", "User-Agent: docker/28.2.2"])?.header("location").map(str::to_string))
 }
 
 /// Request ids nginx logged, and the ids the sink holds.
@@ -259,7 +271,7 @@ fn kit_serves_pulls_tls_edits_and_restarts() -> Result<(), String> {
     run(Command::new("chmod").args(["0755"]).arg(&work).arg(&config_dir).arg(&tls_dir))?;
     make_certs(&tls_dir, &ip)?;
     let routes_file = config_dir.join("routes.yaml");
-    std::fs::write(&routes_file, routes(&ip, https_port, "v1")).map_err(|e| e.to_string())?;
+    std::fs::write(&routes_file, routes(&ip, https_port, "v1", "v1")).map_err(|e| e.to_string())?;
 
     // Only .env.example copied: the shipped files are a valid project.
     let env_file = work.join("env");
@@ -366,24 +378,37 @@ fn kit_serves_pulls_tls_edits_and_restarts() -> Result<(), String> {
     let badge = curl("GET", &format!("http://127.0.0.1:{dash_port}/badge/test/tiny/pulls.svg"), &[])?;
     ensure!(badge.status == 200 && badge.text().contains("pulls: 1/"), "badge: {} {}", badge.status, badge.text());
 
-    // An edit on the host is served within 1 s (Redis, no reload); a broken one changes nothing.
+    // An edit on the host is served within 1 s: an image moved to another
+    // repository, which reaches nginx through Redis (no reload).
+    let manifest = format!("http://127.0.0.1:{http_port}/v2/test/moved/manifests/1.0");
+    let moved = |v: &str| format!("http://registry-a.example:5000/v2/test/moved-{v}/manifests/1.0");
+    ensure!(manifest_location(&manifest)?.as_deref() == Some(moved("v1").as_str()), "before the edit: {:?}", manifest_location(&manifest)?);
+    replace(&routes_file, &routes(&ip, https_port, "v1", "v2"))?;
+    let took = wait_until(Duration::from_secs(5), "the edit served", || {
+        Ok(manifest_location(&manifest)?.as_deref() == Some(moved("v2").as_str()))
+    })?;
+    eprintln!("compose: edit on the host to served redirect (Redis): {took:?}");
+    ensure!(took <= Duration::from_secs(1), "the edit took {took:?} to be served (bound: 1 s)");
+    // A file route's target is in nginx's config: a checked reload, within 2 s.
     ensure!(location(&files)?.as_deref() == Some("https://files.example.org/v1/app.tar.gz"), "before the edit: {:?}", location(&files)?);
-    replace(&routes_file, &routes(&ip, https_port, "v2"))?;
+    replace(&routes_file, &routes(&ip, https_port, "v2", "v2"))?;
     let took = wait_until(Duration::from_secs(5), "the edit served", || {
         Ok(location(&files)?.as_deref() == Some("https://files.example.org/v2/app.tar.gz"))
     })?;
-    eprintln!("compose: edit on the host to served redirect: {took:?}");
-    ensure!(took <= Duration::from_secs(1), "the edit took {took:?} to be served (bound: 1 s)");
-    replace(&routes_file, &routes(&ip, https_port, "v3").replace("kind: file", "kind: fiel"))?;
+    eprintln!("compose: edit on the host to served redirect (reload): {took:?}");
+    ensure!(took <= Duration::from_secs(2), "the edit took {took:?} to be served (bound: 2 s)");
+    // A broken edit changes nothing.
+    replace(&routes_file, &routes(&ip, https_port, "v3", "v3").replace("kind: file", "kind: fiel"))?;
     std::thread::sleep(Duration::from_secs(2));
     ensure!(location(&files)?.as_deref() == Some("https://files.example.org/v2/app.tar.gz"), "a broken edit changed what is served");
+    ensure!(manifest_location(&manifest)?.as_deref() == Some(moved("v2").as_str()), "a broken edit changed what is served");
     let status = kit.exec("sidecar", &["pullgate", "status", "--json"])?;
     let status: Value = serde_json::from_str(&status).map_err(|e| format!("status: {e}: {status}"))?;
     ensure!(
         status["last_error"].as_str().is_some_and(|e| e.contains("fiel")),
         "the sidecar's status does not report the broken edit: {status}"
     );
-    replace(&routes_file, &routes(&ip, https_port, "v2"))?;
+    replace(&routes_file, &routes(&ip, https_port, "v2", "v2"))?;
 
     // Under load: restart the sidecar, then kill it. nginx answers every
     // request, and every request it logged reaches the sink.
@@ -438,7 +463,7 @@ fn kit_serves_pulls_tls_edits_and_restarts() -> Result<(), String> {
     );
     // ... and the sidecar still reloads the new nginx: a new route (new locations) is served.
     let extra = "  - name: extra\n    kind: file\n    path: /extra/{file}\n    upstream: https://files.example.org/extra/{file}\n";
-    replace(&routes_file, &format!("{}{extra}", routes(&ip, https_port, "v2")))?;
+    replace(&routes_file, &format!("{}{extra}", routes(&ip, https_port, "v2", "v2")))?;
     let extra_url = format!("http://127.0.0.1:{http_port}/extra/app.tar.gz");
     wait_until(Duration::from_secs(10), "a new route after nginx's restart", || {
         Ok(location(&extra_url)?.as_deref() == Some("https://files.example.org/extra/app.tar.gz"))
