@@ -249,26 +249,18 @@ impl Applier {
 
     async fn signal_reload(&self) -> Result<(), ApplyError> {
         match &self.reload {
-            ReloadMethod::PidFile(path) => {
-                let text = match tokio::fs::read_to_string(path).await {
-                    Ok(text) => text,
-                    // An nginx that is starting (a container started beside
-                    // this one, waiting for the first config) reads the files
-                    // as they are now: the version check that follows says
-                    // whether it came up with them.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.last_good.is_none() => {
-                        tracing::info!(pid_file = %path.display(), "nginx is not running yet: waiting for it to start with this config");
-                        return Ok(());
-                    }
-                    Err(e) => return Err(ApplyError::Reload(format!("{}: {e}", path.display()))),
-                };
-                let pid: i32 = text.trim().parse().map_err(|_| ApplyError::Reload(format!("{}: no pid in {text:?}", path.display())))?;
-                // SAFETY: kill(2) has no memory-safety preconditions.
-                if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
-                    return Err(ApplyError::Reload(format!("SIGHUP to nginx pid {pid}: {}", std::io::Error::last_os_error())));
+            ReloadMethod::PidFile(path) => match pullgate_base::process::signal_pid_file(path, libc::SIGHUP) {
+                Ok(()) => Ok(()),
+                // An nginx that is starting (a container started beside
+                // this one, waiting for the first config) reads the files
+                // as they are now: the version check that follows says
+                // whether it came up with them.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.last_good.is_none() => {
+                    tracing::info!(pid_file = %path.display(), "nginx is not running yet: waiting for it to start with this config");
+                    Ok(())
                 }
-                Ok(())
-            }
+                Err(e) => Err(ApplyError::Reload(format!("SIGHUP to nginx by {}: {e}", path.display()))),
+            },
             ReloadMethod::Command(argv) => {
                 let (program, args) = argv.split_first().ok_or_else(|| ApplyError::Reload("empty reload command".into()))?;
                 let out = tokio::process::Command::new(program)

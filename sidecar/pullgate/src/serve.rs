@@ -249,17 +249,14 @@ async fn rotate_log(log: PathBuf, checkpoint: Option<PathBuf>, max: u64, pid_fil
                     waiting_said = true;
                 }
             }
-            Ok(pullgate_ship::Rotation::Rotated { deleted }) => {
-                let pid = std::fs::read_to_string(&pid_file).ok().and_then(|t| t.trim().parse::<i32>().ok());
-                // SAFETY: kill(2) has no memory-safety preconditions.
-                let reopened = pid.is_some_and(|pid| unsafe { libc::kill(pid, libc::SIGUSR1) } == 0);
-                if reopened {
-                    tracing::info!(log = %log.display(), deleted_bytes = ?deleted, "rotated the access log");
-                } else {
-                    // nginx keeps appending to LOG.1, which is still shipped; the next look tries again.
-                    tracing::error!(pid_file = %pid_file.display(), "rotated the access log, but could not signal nginx to reopen it");
+            Ok(pullgate_ship::Rotation::Rotated { deleted }) => match pullgate_base::process::signal_pid_file(&pid_file, libc::SIGUSR1) {
+                Ok(()) => tracing::info!(log = %log.display(), deleted_bytes = ?deleted, "rotated the access log"),
+                // nginx keeps appending to LOG.1, which is still shipped, until
+                // a reopen or a reload gives it a new LOG.
+                Err(e) => {
+                    tracing::error!(pid_file = %pid_file.display(), error = %e, "rotated the access log, but could not signal nginx to reopen it")
                 }
-            }
+            },
             Err(e) => tracing::error!(log = %log.display(), error = %e, "rotating the access log failed"),
         }
     }
