@@ -46,6 +46,11 @@ fn replace(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Fill `buf` from the kernel's random source (`/dev/urandom`): salts, tokens.
+pub fn random_bytes(buf: &mut [u8]) -> std::io::Result<()> {
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, buf)
+}
+
 /// A fresh, empty directory for one test: `NAME-PID` under the system's
 /// temporary directory. For tests of every crate; nothing else uses it.
 pub fn scratch_dir(name: &str) -> std::path::PathBuf {

@@ -54,10 +54,10 @@ pub fn token(file: Option<&Path>) -> Result<Option<String>, CliError> {
 /// Write a new random token to `file` (mode 0600) unless it exists: a
 /// container's first start, with the token then read from the volume.
 pub fn create_token(file: &Path) -> Result<(), CliError> {
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut bytes = [0u8; 24];
-    std::fs::File::open("/dev/urandom").and_then(|mut r| r.read_exact(&mut bytes)).map_err(CliError::io("/dev/urandom"))?;
+    pullgate_base::fs::random_bytes(&mut bytes).map_err(CliError::io("/dev/urandom"))?;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(file) {
         Ok(mut f) => {

@@ -114,7 +114,7 @@ impl Anonymiser {
             Ok(bytes) if bytes.len() == 32 => bytes.try_into().expect("32 bytes"),
             _ => {
                 let mut salt = [0u8; 32];
-                std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut salt)?;
+                pullgate_base::fs::random_bytes(&mut salt)?;
                 pullgate_base::fs::write_atomic_private(&path, &salt)?;
                 salt
             }
