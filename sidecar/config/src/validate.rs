@@ -374,11 +374,11 @@ impl Cx<'_> {
             );
             return None;
         }
-        let url = format!("https://github.com/{}/releases/download/{{tag}}/{{file}}", repo?);
-        let (origin, upstream_path) = grammar::url_template(&url).ok()?;
         if r.upstream.is_some() {
             return None;
         }
+        let url = format!("https://github.com/{}/releases/download/{{tag}}/{{file}}", repo?);
+        let (origin, upstream_path) = grammar::url_template(&url).ok()?;
         self.file_vars(s, base, path_field, path, origin, upstream_path, mode)
     }
 
