@@ -161,7 +161,7 @@ impl Sqlite {
             return Ok(());
         }
         let settings = self.settings;
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = write_tx(&mut self.conn)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > known {
             return Err(AnalyticsError::TooNew { path: path.display().to_string(), found: version, known });
@@ -183,6 +183,15 @@ impl Sqlite {
     }
 }
 
+/// A transaction that writes takes the write lock when it begins. A
+/// deferred one that reads first and writes later cannot wait for the lock
+/// in WAL mode: if another process committed meanwhile, its snapshot is
+/// stale and SQLite answers SQLITE_BUSY at once, busy timeout or not (a
+/// report rebuilding hours while the ingester commits failed that way).
+fn write_tx(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+}
+
 impl Sqlite {
     /// An ingest that stopped before settling (a crash, an import in
     /// progress) left hours to rebuild: do it before answering. (Only
@@ -190,7 +199,9 @@ impl Sqlite {
     fn rebuild_pending(&mut self) -> Result<(), AnalyticsError> {
         let pending: i64 = self.conn.query_row("SELECT COUNT(*) FROM dirty", [], |r| r.get(0))?;
         if pending > 0 {
-            let tx = self.conn.transaction()?;
+            // The ingester may have rebuilt them meanwhile: rebuild reads
+            // `dirty` again under the write lock.
+            let tx = write_tx(&mut self.conn)?;
             aggregate::rebuild(&tx)?;
             tx.commit()?;
         }
@@ -417,7 +428,7 @@ fn intern_facet(tx: &Transaction, cache: &mut HashMap<Vec<u8>, i64>, facet: Face
 
 impl Store for Sqlite {
     fn ingest(&mut self, batch: &[Shipped], source: &str, position: &str) -> Result<Ingested, AnalyticsError> {
-        let tx = self.conn.transaction()?;
+        let tx = write_tx(&mut self.conn)?;
         let done = ingest_in(&tx, &mut self.caches, self.settings, self.legacy_seen, batch, source, position)
             .and_then(|done| Ok(tx.commit().map(|()| done)?));
         // The caches may now name rows that a rolled-back transaction wrote:
@@ -430,7 +441,7 @@ impl Store for Sqlite {
 
     fn settle(&mut self) -> Result<(), AnalyticsError> {
         let settings = self.settings;
-        let tx = self.conn.transaction()?;
+        let tx = write_tx(&mut self.conn)?;
         aggregate::settle(&tx, settings, pullgate_base::clock::now_ms() as i64)?;
         tx.commit()?;
         Ok(())
@@ -756,6 +767,34 @@ mod tests {
         let mut again = event(1_000, 0, "o", "GET", "/v2/acme/app/manifests/2.0", 200, "curl/8");
         again.id = "000102030405060708090a0b0c0d0e0f".into();
         assert_eq!(s.ingest(&[again], "t", "1").unwrap().new, 0);
+    }
+
+    #[test]
+    fn reports_while_another_process_ingests_wait_for_it_rather_than_fail() {
+        let dir = pullgate_base::fs::scratch_dir("sqlite-concurrent");
+        let path = dir.join("analytics.db");
+        drop(Sqlite::open(&path, Settings::default()).unwrap());
+        let writer = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let mut s = Sqlite::open(&path, Settings::default()).unwrap();
+                let d = "docker/27.3.1 go/go1.22.7 os/linux arch/amd64";
+                for n in 0..300u32 {
+                    // A new hour each time, so that each batch leaves hours to rebuild.
+                    let e = event(1_700_000_000_000 + i64::from(n) * 3_600_000, n, "o1", "GET", "/v2/acme/app/manifests/1.0", 200, d);
+                    s.ingest(&[e], "t", &n.to_string()).unwrap();
+                }
+                s.settle().unwrap();
+            })
+        };
+        let mut reader = Sqlite::open(&path, Settings::default()).unwrap();
+        let mut reports = 0;
+        while !writer.is_finished() {
+            reader.report(&query(vec![])).expect("a report waits for the ingest's lock");
+            reports += 1;
+        }
+        writer.join().unwrap();
+        assert_eq!(reader.report(&query(vec![])).unwrap().totals.pulls, 300, "after {reports} reports meanwhile");
     }
 
     #[test]
