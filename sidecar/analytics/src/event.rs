@@ -17,6 +17,9 @@ pub struct Shipped {
     pub dnt: bool,
     #[serde(default)]
     pub route: String,
+    /// How the gateway answered: `redirect`, `proxy`, `local` (itself).
+    #[serde(default)]
+    pub mode: String,
     /// Keyed hash of (IP, user agent) under the day's salt; absent with DNT/GPC.
     pub origin: Option<String>,
     /// Keyed hash of the IP alone (IPv6 /64); absent with DNT/GPC.

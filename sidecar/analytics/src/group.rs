@@ -157,9 +157,10 @@ impl Group {
         self.sealed = true;
     }
 
-    /// Move the tail to the last manifest action of `actions` (numbered from `tail.n`).
+    /// Move the tail to the last action of `actions` (numbered from `tail.n`):
+    /// a later request may still join it.
     fn advance(&mut self, actions: &[Action]) {
-        if let Some(j) = actions.iter().rposition(|a| a.kind != ActionKind::File) {
+        if let Some(j) = actions.len().checked_sub(1) {
             self.tail.from = actions[j].first as u32;
             self.tail.n += j as u32;
             self.tail.pulls += count(&actions[..j], ActionKind::Pull);
@@ -206,7 +207,7 @@ impl Group {
                 Kind::Manifest { head, reference: Reference::Tag(t) } => (u8::from(!*head), t.as_str()),
                 Kind::Manifest { head, reference: Reference::Digest(d) } => (2 + u8::from(!*head), d.as_str()),
                 Kind::Blob => (4, ""),
-                Kind::File => (5, ""),
+                Kind::File { version } => (5, version.as_deref().unwrap_or("")),
             };
             w.push(tag);
             put_str(&mut w, reference);
@@ -255,7 +256,7 @@ impl Group {
                 0 | 1 => Kind::Manifest { head: tag == 0, reference: Reference::Tag(reference) },
                 2 | 3 => Kind::Manifest { head: tag == 2, reference: Reference::Digest(reference) },
                 4 => Kind::Blob,
-                5 => Kind::File,
+                5 => Kind::File { version: (!reference.is_empty()).then_some(reference) },
                 _ => return None,
             };
             reqs.push(Stored { ts_ms, id, kind, route: r.str()? });
@@ -367,7 +368,7 @@ mod tests {
                     route: "acme".into(),
                 },
                 Stored { ts_ms: 3, id: [3; 16], kind: Kind::Blob, route: "acme".into() },
-                Stored { ts_ms: 4, id: [4; 16], kind: Kind::File, route: "files".into() },
+                Stored { ts_ms: 4, id: [4; 16], kind: Kind::File { version: Some("1.0".into()) }, route: "files".into() },
             ],
         };
         assert_eq!(Group::decode(&g.encode()), Some(g.clone()));
@@ -398,7 +399,7 @@ mod tests {
                     3 => Kind::Manifest { head: false, reference: Reference::Tag("1".into()) },
                     4 => Kind::Manifest { head: (r >> 9) % 2 == 0, reference: Reference::Digest("sha256:d".into()) },
                     5 | 6 => Kind::Blob,
-                    _ => Kind::File,
+                    _ => Kind::File { version: None },
                 };
                 all.push(Stored { ts_ms: t, id: [n; 16], kind, route: "acme".into() });
             }

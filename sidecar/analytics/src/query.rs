@@ -83,8 +83,14 @@ impl Dim {
         Dim::ALL.iter().find(|(_, d)| *d == self).map(|(n, _)| *n).expect("every dimension is named")
     }
 
+    /// A name of [`Dim::ALL`], or an alias for a package index's files:
+    /// `package` (their repository) and `version` (their tag).
     pub fn parse(s: &str) -> Option<Dim> {
-        Dim::ALL.iter().find(|(n, _)| *n == s).map(|(_, d)| *d)
+        match s {
+            "package" => Some(Dim::Repository),
+            "version" => Some(Dim::Tag),
+            _ => Dim::ALL.iter().find(|(n, _)| *n == s).map(|(_, d)| *d),
+        }
     }
 }
 

@@ -249,7 +249,7 @@ fn upgrade_from_3(tx: &Transaction, caches: &mut Caches, settings: Settings) -> 
                 "head" => Kind::Manifest { head: true, reference },
                 "get" => Kind::Manifest { head: false, reference },
                 "blob" => Kind::Blob,
-                _ => Kind::File,
+                _ => Kind::File { version: None },
             };
             incoming.push(Incoming {
                 day: ts_ms.div_euclid(DAY_MS),
@@ -495,7 +495,7 @@ fn ingest_in(
             let e = &batch[i];
             done.new += 1;
             *hours.entry((hour, e.route.as_str())).or_default() += 1;
-            let Some(c) = classify(&e.method, &e.uri, e.status, &e.route) else { continue };
+            let Some(c) = classify(&e.method, &e.uri, e.status, &e.route, &e.mode) else { continue };
             let ua = match caches.uas.get(&e.ua) {
                 Some(id) => *id,
                 None => {
@@ -594,6 +594,7 @@ mod tests {
             ua: ua.into(),
             dnt,
             route: "acme".into(),
+            mode: "redirect".into(),
             origin: (!dnt).then(|| origin.to_string()),
             ip_origin: (!dnt).then(|| format!("ip-{origin}")),
             country: Some("NL".into()),

@@ -61,8 +61,9 @@ impl DntSessions {
         uri: &str,
         status: u16,
         route: &str,
+        mode: &str,
     ) -> Option<DntCounts> {
-        let counted = classify(method, uri, status, route)?;
+        let counted = classify(method, uri, status, route, mode)?;
         if ts_ms - self.pruned_at > WINDOW_MS {
             self.sessions.retain(|_, s| s.last_request().is_some_and(|t| ts_ms - t <= WINDOW_MS));
             self.pruned_at = ts_ms;
@@ -79,11 +80,8 @@ impl DntSessions {
         if d.is_zero() && session.last_request() != Some(ts_ms) {
             return None;
         }
-        // A file download is an action of its own; the rest belong to the open one.
-        let began = match counted.kind {
-            crate::rules::request::Kind::File => ts_ms,
-            _ => session.open_since().unwrap_or(ts_ms),
-        };
+        // The request belongs to the action open now (a file download's too).
+        let began = session.open_since().unwrap_or(ts_ms);
         Some(DntCounts {
             hour_ms: began - began.rem_euclid(3_600_000),
             pulls: d.pulls,
@@ -102,7 +100,7 @@ mod tests {
         let mut s = DntSessions::default();
         let ip: Option<IpAddr> = "192.0.2.1".parse().ok();
         let m = "/v2/acme/app/manifests";
-        let mut mark = |ts: i64, method: &str, uri: &str| s.mark(ts, ip, "192.0.2.1", "docker/27", method, uri, 200, "acme");
+        let mut mark = |ts: i64, method: &str, uri: &str| s.mark(ts, ip, "192.0.2.1", "docker/27", method, uri, 200, "acme", "redirect");
         let t = 1_700_000_000_000;
         let c = |p, v, d| Some(DntCounts { hour_ms: t - t % 3_600_000, pulls: p, version_checks: v, downloads: d });
         assert_eq!(mark(t, "GET", "/v2/"), None, "a ping counts as nothing");
@@ -115,6 +113,6 @@ mod tests {
         // Ten minutes on (the session was forgotten): a re-pull that finds the image up to date.
         assert_eq!(mark(t + 600_000, "HEAD", &format!("{m}/1.0")), c(0, 1, 0));
         // Another client (another agent) is another session.
-        assert_eq!(s.mark(t + 600_001, ip, "192.0.2.1", "podman/5", "GET", &format!("{m}/sha256:p"), 200, "acme"), c(1, 0, 0));
+        assert_eq!(s.mark(t + 600_001, ip, "192.0.2.1", "podman/5", "GET", &format!("{m}/sha256:p"), 200, "acme", "proxy"), c(1, 0, 0));
     }
 }

@@ -55,7 +55,7 @@ impl Enricher {
         let dnt_counts = (record::text(r.dnt) == "1")
             .then(|| {
                 let t = record::text;
-                self.dnt.mark(ts as i64, ip, ip_text, t(r.ua), t(r.method), t(r.uri), r.status, t(r.route))
+                self.dnt.mark(ts as i64, ip, ip_text, t(r.ua), t(r.method), t(r.uri), r.status, t(r.route), t(r.mode))
             })
             .flatten();
         let mut event = self.anon.event(r, ts, ip)?;

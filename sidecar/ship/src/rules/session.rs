@@ -7,7 +7,10 @@
 //! opens another. Blob GETs join (and keep open) an open action; with none
 //! open they count as nothing. A closed action with a manifest GET is a
 //! pull, with HEADs only a version check; a pull with a blob GET is also a
-//! download. Each file GET is a download of its own.
+//! download. A file GET opens a download of its own; the same origin's GETs
+//! of that version (or, for a file without one, of that file) join it
+//! while they come within `window` of each other (uv fetches a wheel's
+//! metadata by range, then the wheel, in one install).
 //!
 //! The requests are taken in (time, id) order whatever order they arrived
 //! in, so the same set of requests always gives the same actions.
@@ -47,7 +50,7 @@ pub struct Action {
     pub download: bool,
     /// When its first request came (the action's hour and day).
     pub first_ts_ms: i64,
-    /// The tag it was for, if it began with one.
+    /// The tag it was for, if it began with one; a file's version.
     pub tag: Option<String>,
     /// The first manifest digest it fetched, if any (by digest, or after a tag).
     pub digest: Option<String>,
@@ -59,6 +62,8 @@ pub struct Action {
 }
 
 struct Open {
+    /// A file download (not a manifest action).
+    file: bool,
     first_ts: i64,
     last_ts: i64,
     tag: Option<String>,
@@ -71,10 +76,14 @@ struct Open {
 
 impl Open {
     fn close(self) -> Action {
-        let kind = if self.gets > 0 { ActionKind::Pull } else { ActionKind::VersionCheck };
+        let kind = match (self.file, self.gets > 0) {
+            (true, _) => ActionKind::File,
+            (false, true) => ActionKind::Pull,
+            (false, false) => ActionKind::VersionCheck,
+        };
         Action {
             kind,
-            download: self.gets > 0 && self.blob,
+            download: self.file || (self.gets > 0 && self.blob),
             first_ts_ms: self.first_ts,
             tag: self.tag,
             digest: self.digest,
@@ -103,6 +112,7 @@ impl Delta {
 /// The counts an open action stands for now.
 fn counts(o: Option<&Open>) -> Delta {
     match o {
+        Some(o) if o.file => Delta { pulls: 0, version_checks: 0, downloads: 1 },
         Some(o) if o.gets > 0 => Delta { pulls: 1, version_checks: 0, downloads: i8::from(o.blob) },
         Some(_) => Delta { pulls: 0, version_checks: 1, downloads: 0 },
         None => Delta::default(),
@@ -128,19 +138,27 @@ impl Session {
     pub fn push(&mut self, i: usize, ts_ms: i64, kind: &Kind, window_ms: i64, closed: &mut Vec<Action>) -> Delta {
         let live = self.open.as_ref().is_some_and(|o| ts_ms - o.last_ts <= window_ms);
         match kind {
-            Kind::File => {
-                closed.push(Action {
-                    kind: ActionKind::File,
-                    download: true,
-                    first_ts_ms: ts_ms,
-                    tag: None,
+            Kind::File { version } => {
+                if let Some(o) = self.open.as_mut().filter(|o| live && o.file && o.tag == *version) {
+                    o.last_ts = ts_ms;
+                    o.requests += 1;
+                    return Delta::default();
+                }
+                closed.extend(self.open.take().map(Open::close));
+                self.open = Some(Open {
+                    file: true,
+                    first_ts: ts_ms,
+                    last_ts: ts_ms,
+                    tag: version.clone(),
                     digest: None,
+                    gets: 1,
+                    blob: false,
                     requests: 1,
                     first: i,
                 });
                 Delta { downloads: 1, ..Delta::default() }
             }
-            Kind::Blob => match self.open.as_mut().filter(|_| live) {
+            Kind::Blob => match self.open.as_mut().filter(|o| live && !o.file) {
                 Some(o) => {
                     let before = counts(Some(o));
                     o.blob = true;
@@ -152,6 +170,7 @@ impl Session {
             },
             Kind::Manifest { head, reference } => {
                 let joins = live
+                    && self.open.as_ref().is_some_and(|o| !o.file)
                     && match reference {
                         Reference::Digest(_) => true,
                         Reference::Tag(t) => self.open.as_ref().is_some_and(|o| o.tag.as_deref() == Some(t.as_str())),
@@ -164,8 +183,17 @@ impl Session {
                         Reference::Tag(t) => Some(t.clone()),
                         Reference::Digest(_) => None,
                     };
-                    self.open =
-                        Some(Open { first_ts: ts_ms, last_ts: ts_ms, tag, digest: None, gets: 0, blob: false, requests: 0, first: i });
+                    self.open = Some(Open {
+                        file: false,
+                        first_ts: ts_ms,
+                        last_ts: ts_ms,
+                        tag,
+                        digest: None,
+                        gets: 0,
+                        blob: false,
+                        requests: 0,
+                        first: i,
+                    });
                     Delta::default()
                 };
                 let o = self.open.as_mut().expect("opened above");
@@ -257,6 +285,11 @@ mod tests {
         assert_eq!(kinds(&mut [head(0, "1"), get_digest(1, "m"), blob(W), blob(2 * W), get_digest(2 * W + 5, "m")]), [(Pull, true)]);
         // A blob with no action open is nothing.
         assert!(kinds(&mut [blob(0)]).is_empty());
+        // uv installing a wheel: its metadata by range, then the wheel, twice: one download.
+        let file = |ts: i64, v: &str| Req { ts_ms: ts, id: format!("{ts:08}f{v}"), kind: Kind::File { version: Some(v.into()) } };
+        assert_eq!(kinds(&mut [file(0, "1.0"), file(5, "1.0"), file(9, "1.0")]), [(File, true)]);
+        // Another version, or the same one after the window: another download.
+        assert_eq!(kinds(&mut [file(0, "1.0"), file(5, "2.0"), file(W + 6, "2.0")]), [(File, true); 3]);
     }
 
     #[test]
@@ -275,7 +308,7 @@ mod tests {
                     2 => Kind::Manifest { head: false, reference: Reference::Tag("1".into()) },
                     3 => Kind::Manifest { head: x.is_multiple_of(2), reference: Reference::Digest("sha256:d".into()) },
                     4 | 5 => Kind::Blob,
-                    _ => Kind::File,
+                    _ => Kind::File { version: Some(["1", "2"][(x >> 9) as usize % 2].into()) },
                 };
                 reqs.push(Req { ts_ms: t, id: format!("{n:04}"), kind });
             }
