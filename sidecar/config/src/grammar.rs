@@ -20,6 +20,13 @@ static TEMPLATE_LITERAL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-
 static TEMPLATE_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z_][a-z0-9_]{0,31}$").unwrap());
 static SERVICE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9._:-]{1,253}$").unwrap());
 static GITHUB_REPO: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$").unwrap());
+static INDEX_PATH: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^(?:/[a-z0-9][a-z0-9._-]{0,62}){1,8}/$").unwrap());
+/// PEP 508 project names, before normalisation, and what separates their parts.
+static PYPI_PROJECT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$").unwrap());
+static PYPI_SEPARATORS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[-_.]+").unwrap());
+/// npm names as the registry accepts new ones: lower case, an optional scope.
+static NPM_PACKAGE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^(?:@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*$").unwrap());
+static HELM_CHART: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9][a-z0-9._-]{0,62}$").unwrap());
 static FILE_PATH: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9._/+-]{1,4096}$").unwrap());
 
 /// A short, stable identifier used in logs and nginx maps.
@@ -428,6 +435,55 @@ pub fn url_template(s: &str) -> Check<(Origin, Vec<Piece>)> {
     }
     let origin = origin(scheme, authority)?;
     Ok((origin, checked_path_template(&rest[slash..])?))
+}
+
+/// The path a package index is served under: `/simple/`, `/pkgs/npm/`.
+pub fn index_path(s: &str) -> Check<String> {
+    let s = if s.ends_with('/') { s.to_string() } else { format!("{s}/") };
+    if !INDEX_PATH.is_match(&s) || s.split('/').any(|c| c == "." || c == "..") {
+        return Err("expected a path such as `/simple/`: lower-case segments of letters, digits and `._-`".into());
+    }
+    if ["/v2/", "/token/", "/.well-known/"].iter().any(|p| s.starts_with(p)) {
+        return Err("`/v2/`, `/token` and `/.well-known/` belong to the registry and ACME".into());
+    }
+    Ok(s)
+}
+
+/// An index route's upstream: an absolute `http(s)` URL of a directory (a
+/// trailing `/` is added when missing).
+pub fn index_upstream(s: &str) -> Check<(Origin, String)> {
+    let (origin, path) = plain_url(s)?;
+    let path = if path.ends_with('/') { path } else { format!("{path}/") };
+    if path.contains("//") || path.split('/').any(|c| c == "." || c == "..") {
+        return Err("expected a plain path without empty, `.` or `..` segments".into());
+    }
+    Ok((origin, path))
+}
+
+/// A Python project name, normalised as PEP 503 says (`Acme_Client` is `acme-client`).
+pub fn pypi_project(s: &str) -> Check<String> {
+    if !PYPI_PROJECT.is_match(s) {
+        return Err(
+            "expected a Python project name (PEP 508): letters, digits and `._-`, beginning and ending with a letter or digit".into()
+        );
+    }
+    Ok(PYPI_SEPARATORS.replace_all(s, "-").to_ascii_lowercase())
+}
+
+/// An npm package name: `name` or `@scope/name`, lower case.
+pub fn npm_package(s: &str) -> Check<String> {
+    if s.len() > 214 || !NPM_PACKAGE.is_match(s) {
+        return Err("expected an npm package name, `name` or `@scope/name`: lower-case letters, digits and `._-`".into());
+    }
+    Ok(s.to_string())
+}
+
+/// A Helm chart name.
+pub fn helm_chart(s: &str) -> Check<String> {
+    if !HELM_CHART.is_match(s) {
+        return Err("expected a chart name: lower-case letters, digits and `._-`".into());
+    }
+    Ok(s.to_string())
 }
 
 #[cfg(test)]

@@ -14,6 +14,11 @@ mod spans;
 mod validate;
 
 pub use model::*;
+
+/// The package-name rules of the index routes, for what reads upstream documents.
+pub mod names {
+    pub use super::grammar::{helm_chart, npm_package, pypi_project};
+}
 pub use problem::{ConfigError, Problem};
 pub use resolv::nameservers;
 pub use spans::Pos;

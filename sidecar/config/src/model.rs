@@ -91,6 +91,60 @@ pub struct Route {
 pub enum Target {
     Oci(OciRoute),
     File(FileRoute),
+    Index(IndexRoute),
+}
+
+/// The package indexes the gateway serves from its own cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IndexKind {
+    Pypi,
+    Npm,
+    Helm,
+}
+
+impl IndexKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IndexKind::Pypi => "pypi",
+            IndexKind::Npm => "npm",
+            IndexKind::Helm => "helm",
+        }
+    }
+
+    /// The path a route of this kind is served under when it names none.
+    pub fn default_path(self) -> &'static str {
+        match self {
+            IndexKind::Pypi => "/simple/",
+            IndexKind::Npm => "/npm/",
+            IndexKind::Helm => "/charts/",
+        }
+    }
+}
+
+/// A package index: documents fetched from `upstream` by the sidecar and
+/// served from its cache with every file link on the gateway; each file
+/// request is then redirected to where the upstream document says it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexRoute {
+    pub kind: IndexKind,
+    /// Begins and ends with `/`.
+    pub path: String,
+    pub upstream_origin: Origin,
+    /// Begins and ends with `/`.
+    pub upstream_path: String,
+    /// Normalised (PEP 503 for pypi); for helm, empty means every chart.
+    pub packages: Vec<String>,
+    /// Whether a package not listed is redirected to the upstream's page (else 404).
+    pub unknown_upstream: bool,
+    /// npm: the public URL of the route's host, which tarball URLs need.
+    pub public_url: Option<Origin>,
+}
+
+impl IndexRoute {
+    /// The upstream base URL, ending in `/`.
+    pub fn upstream(&self) -> String {
+        format!("{}{}", self.upstream_origin, self.upstream_path)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

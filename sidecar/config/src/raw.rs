@@ -105,17 +105,31 @@ pub struct RawTls {
 pub struct RawRoute {
     /// Unique route name; appears in the access log and in analytics.
     pub name: Option<String>,
-    /// `oci` (container images, the default) or `file` (release files and other artifacts).
+    /// `oci` (container images, the default), `file` (release files and other
+    /// artifacts), or a package index: `pypi` (a PEP 503/691 simple index),
+    /// `npm` (an npm registry) or `helm` (a chart repository).
     pub kind: Option<String>,
     /// Host this route belongs to; without it the route applies to every host.
     pub host: Option<String>,
     /// (oci) Repository name clients ask for, exact (`app`) or a trailing glob (`acme/*`, `*`).
     pub image: Option<String>,
     /// (file) Path template, e.g. `/downloads/{version}/{file}`.
+    /// (pypi, npm, helm) The path the index is served under, beginning and ending
+    /// in `/`; default `/simple/`, `/npm/`, `/charts/`.
     pub path: Option<String>,
     /// (oci) `[scheme://]host[:port]/repository`, ending in `/*` when `image` is a glob.
     /// (file) URL template using the names declared in `path`.
+    /// (pypi) The upstream simple index, e.g. `https://pypi.org/simple/`.
+    /// (npm) The upstream registry, e.g. `https://registry.npmjs.org/`.
+    /// (helm) The upstream chart repository (the URL `index.yaml` is under).
     pub upstream: Option<String>,
+    /// (pypi, npm) The packages the gateway serves, by name; (helm) the
+    /// charts of the repository it serves (default: all of them).
+    pub packages: Option<Vec<String>>,
+    /// (pypi, npm) A package not in `packages`: `404` (the default), or
+    /// `upstream`: a redirect to the upstream's own page for it.
+    #[serde(rename = "unknown")]
+    pub unknown_packages: Option<RawAnswer>,
     /// (file) Instead of `upstream`: a GitHub repository `OWNER/REPO`, whose
     /// release assets are `https://github.com/OWNER/REPO/releases/download/{tag}/{file}`.
     /// `path` then declares `{tag}` and `{file}`; default `/downloads/{tag}/{file}`.
@@ -135,6 +149,23 @@ pub struct RawRoute {
     #[serde(flatten)]
     #[schemars(skip)]
     pub unknown: Unknown,
+}
+
+/// `404` or `upstream`, as a number or a word.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawAnswer {
+    Status(u16),
+    Word(String),
+}
+
+impl RawAnswer {
+    pub fn text(&self) -> String {
+        match self {
+            RawAnswer::Status(n) => n.to_string(),
+            RawAnswer::Word(w) => w.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

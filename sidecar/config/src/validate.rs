@@ -30,6 +30,23 @@ pub fn validate(raw: RawFile, spans: &Spans, defaults: &Defaults) -> Result<Conf
         routes.iter().filter_map(|r: &(usize, Route)| r.1.host.as_ref()).filter(|h| !declared.contains(*h)).collect();
     gateway.hosts.extend(implied.into_iter().map(|name| Host { name: name.clone(), public_url: None, tls: None }));
 
+    // npm clients need absolute tarball URLs: the public URL of the route's host.
+    for (idx, r) in &mut routes {
+        let Target::Index(ix) = &mut r.target else { continue };
+        if ix.kind != IndexKind::Npm {
+            continue;
+        }
+        ix.public_url = r.host.as_ref().and_then(|h| gateway.hosts.iter().find(|d| d.name == *h)).and_then(|h| h.public_url.clone());
+        if ix.public_url.is_none() {
+            let subject = format!("route \"{}\"", r.name);
+            cx.report(
+                &subject,
+                &format!("routes[{idx}].host"),
+                "host",
+                "an npm route needs a `host` declared in `gateway.hosts` with a `public_url`: npm fetches tarballs by absolute URL",
+            );
+        }
+    }
     cx.overlaps(&routes);
     let (indices, routes): (Vec<usize>, Vec<Route>) = routes.into_iter().unzip();
     let config = Config { gateway, routes };
@@ -206,7 +223,21 @@ impl Cx<'_> {
             s,
             &base,
             &r.unknown,
-            &["name", "kind", "host", "image", "path", "upstream", "fallback", "mode", "redirect_user_agents", "auth", "github"],
+            &[
+                "name",
+                "kind",
+                "host",
+                "image",
+                "path",
+                "upstream",
+                "fallback",
+                "mode",
+                "redirect_user_agents",
+                "auth",
+                "github",
+                "packages",
+                "unknown",
+            ],
         );
 
         let name = match &r.name {
@@ -236,7 +267,29 @@ impl Cx<'_> {
                 self.report(s, &p(field), field, format!("only applies to routes of kind `{k}`"));
             }
         };
+        if !matches!(kind, "pypi" | "npm" | "helm") {
+            only_for("packages", r.packages.is_some(), "pypi, npm or helm");
+            only_for("unknown", r.unknown_packages.is_some(), "pypi or npm");
+        }
         let target = match kind {
+            "pypi" | "npm" | "helm" => {
+                for (field, present) in [
+                    ("image", r.image.is_some()),
+                    ("github", r.github.is_some()),
+                    ("auth", r.auth.is_some()),
+                    ("fallback", r.fallback.is_some()),
+                    ("redirect_user_agents", r.redirect_user_agents.is_some()),
+                    ("mode", r.mode.is_some()),
+                ] {
+                    only_for(field, present, "oci or file");
+                }
+                let kind = match kind {
+                    "pypi" => IndexKind::Pypi,
+                    "npm" => IndexKind::Npm,
+                    _ => IndexKind::Helm,
+                };
+                self.index(s, &base, r, kind).map(Target::Index)
+            }
             "oci" => {
                 only_for("path", r.path.is_some(), "file");
                 only_for("github", r.github.is_some(), "file");
@@ -253,7 +306,12 @@ impl Cx<'_> {
                 self.file(s, &base, r, mode.unwrap_or(Mode::Redirect)).map(Target::File)
             }
             other => {
-                self.report(s, &p("kind"), "kind", format!("`{other}` is not a route kind; expected `oci` or `file`"));
+                self.report(
+                    s,
+                    &p("kind"),
+                    "kind",
+                    format!("`{other}` is not a route kind; expected `oci`, `file`, `pypi`, `npm` or `helm`"),
+                );
                 None
             }
         };
@@ -354,6 +412,60 @@ impl Cx<'_> {
         self.file_vars(s, base, "upstream", path, origin, upstream_path, mode)
     }
 
+    /// A package index: where it is served, its upstream, its packages.
+    fn index(&mut self, s: &str, base: &str, r: RawRoute, kind: IndexKind) -> Option<IndexRoute> {
+        let p = |f: &str| join(base, f);
+        let path = match &r.path {
+            Some(v) => self.check(s, &p("path"), "path", v, grammar::index_path),
+            None => Some(kind.default_path().to_string()),
+        };
+        let expected = match kind {
+            IndexKind::Pypi => "the upstream simple index, e.g. `https://pypi.org/simple/`",
+            IndexKind::Npm => "the upstream registry, e.g. `https://registry.npmjs.org/`",
+            IndexKind::Helm => "the chart repository `index.yaml` is under, e.g. `https://acme.github.io/charts/`",
+        };
+        let upstream = self.required(s, base, "upstream", &r.upstream, expected);
+        let upstream = upstream.and_then(|v| self.check(s, &p("upstream"), "upstream", v, grammar::index_upstream));
+        let check_name: fn(&str) -> Result<String, String> = match kind {
+            IndexKind::Pypi => grammar::pypi_project,
+            IndexKind::Npm => grammar::npm_package,
+            IndexKind::Helm => grammar::helm_chart,
+        };
+        let mut packages = Vec::new();
+        match &r.packages {
+            Some(list) => {
+                for (k, name) in list.iter().enumerate() {
+                    let at = format!("{}[{k}]", p("packages"));
+                    if let Some(n) = self.check(s, &at, "packages", name, check_name) {
+                        if packages.contains(&n) {
+                            self.report(s, &at, "packages", format!("`{name}` is listed twice (as `{n}`)"));
+                        }
+                        packages.push(n);
+                    }
+                }
+            }
+            None if kind != IndexKind::Helm => {
+                self.report(s, base, "packages", "missing; list the packages the gateway serves, e.g. `packages: [acme-client]`");
+            }
+            None => {}
+        }
+        let answer = r.unknown_packages.as_ref().map(RawAnswer::text);
+        let unknown_upstream = match (answer.as_deref(), kind) {
+            (None | Some("404"), _) => false,
+            (Some("upstream"), IndexKind::Pypi | IndexKind::Npm) => true,
+            (Some(_), IndexKind::Helm) => {
+                self.report(s, &p("unknown"), "unknown", "only applies to routes of kind `pypi` or `npm`");
+                false
+            }
+            (Some(other), _) => {
+                self.report(s, &p("unknown"), "unknown", format!("`{other}` is not an answer; expected `404` or `upstream`"));
+                false
+            }
+        };
+        let (upstream_origin, upstream_path) = upstream?;
+        Some(IndexRoute { kind, path: path?, upstream_origin, upstream_path, packages, unknown_upstream, public_url: None })
+    }
+
     /// `github: OWNER/REPO`: the release assets of a GitHub repository.
     fn github_file(&mut self, s: &str, base: &str, repo: &str, r: &RawRoute, mode: Mode) -> Option<FileRoute> {
         let p = |f: &str| join(base, f);
@@ -442,6 +554,7 @@ impl Cx<'_> {
         let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
         let mut globs = Vec::new();
         let mut files = Vec::new();
+        let mut prefixes = Vec::new();
         for (k, (_, r)) in routes.iter().enumerate() {
             match &r.target {
                 Target::Oci(o) => match &o.image {
@@ -449,6 +562,26 @@ impl Cx<'_> {
                     RepoPattern::Prefix(_) => globs.push(k),
                 },
                 Target::File(f) => files.push((k, shape(&f.path))),
+                Target::Index(ix) => prefixes.push((k, ix.path.as_str())),
+            }
+        }
+        // A prefix covers the routes whose paths begin with it.
+        let literal_head = |k: usize| match &routes[k].1.target {
+            Target::File(f) => {
+                f.path.iter().map_while(|p| if let Piece::Literal(l) = p { Some(l.as_str()) } else { None }).collect::<String>()
+            }
+            _ => String::new(),
+        };
+        for (a, &(ka, pa)) in prefixes.iter().enumerate() {
+            for &(kb, pb) in &prefixes[..a] {
+                if (pa.starts_with(pb) || pb.starts_with(pa)) && same_host(&routes[ka].1, &routes[kb].1) {
+                    found.push((ka, kb));
+                }
+            }
+            for &(kf, _) in &files {
+                if literal_head(kf).starts_with(pa) && same_host(&routes[ka].1, &routes[kf].1) {
+                    found.push((ka.max(kf), ka.min(kf)));
+                }
             }
         }
         for ks in by_name.values() {
@@ -460,7 +593,7 @@ impl Cx<'_> {
         }
         let image = |k: usize| match &routes[k].1.target {
             Target::Oci(o) => Some(&o.image),
-            Target::File(_) => None,
+            Target::File(_) | Target::Index(_) => None,
         };
         for &g in &globs {
             for (k, (_, r)) in routes.iter().enumerate() {
@@ -576,6 +709,8 @@ fn proxied_dns_host(auths: &HostAuths, r: &Route) -> Option<String> {
             }
         }
         Target::File(f) => (f.mode == Mode::Proxy && is_dns_name(&f.upstream_origin.host)).then(|| f.upstream_origin.host.clone()),
+        // The sidecar fetches index documents; nginx only redirects.
+        Target::Index(_) => None,
     }
 }
 

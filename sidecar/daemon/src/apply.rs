@@ -12,6 +12,7 @@ use pullgate_nginx::{self as nginx, Nginx, NginxError};
 use pullgate_render::{self as render, RenderError, Rendered};
 
 use crate::health::HealthMap;
+use crate::indexes::Indexes;
 use crate::publish::{PublishError, Publisher};
 use crate::source::Source;
 
@@ -95,6 +96,10 @@ pub struct Applier {
     /// routes.yaml as last read successfully, before health is applied.
     last_source: Option<Config>,
     pub publisher: Publisher,
+    /// The index routes' upstream documents.
+    pub indexes: Indexes,
+    /// The generation of `indexes` that `last_good` was rendered with.
+    applied_indexes: u64,
 }
 
 impl Applier {
@@ -118,6 +123,8 @@ impl Applier {
             last_good: None,
             last_source: None,
             publisher,
+            indexes: Indexes::new(None),
+            applied_indexes: 0,
         }
     }
 
@@ -153,6 +160,12 @@ impl Applier {
             .collect()
     }
 
+    /// Ask the index routes' upstreams again; whether what they serve changed.
+    pub async fn refresh_indexes(&mut self) -> bool {
+        let Some(config) = self.last_source.clone() else { return false };
+        self.indexes.sync(&config, true).await
+    }
+
     /// Validate, render and check routes.yaml as `health` says it should be
     /// served, without touching nginx: the first step of starting nginx, and
     /// of every change. `None`: nothing to do.
@@ -160,13 +173,15 @@ impl Applier {
         let started = Instant::now();
         let source = self.source.load()?;
         let config = source.with_health(|o| health.is_healthy(o));
+        self.indexes.sync(&source, false).await;
         self.last_source = Some(source);
-        if self.last_good.as_ref().is_some_and(|(c, _)| *c == config) {
+        if self.last_good.as_ref().is_some_and(|(c, _)| *c == config) && self.applied_indexes == self.indexes.generation {
             return Ok(None);
         }
         let socket = self.control_socket.display().to_string();
         let dir = self.live_dir.display().to_string();
-        let rendered = render::render_with(&config, render::Options { control_socket: Some(&socket), dir: Some(&dir) })?;
+        let options = render::Options { control_socket: Some(&socket), dir: Some(&dir), indexes: Some(self.indexes.snapshot()) };
+        let rendered = render::render_with(&config, options)?;
         if let Some((_, good)) = &self.last_good {
             if good.version == rendered.version {
                 if good.table == rendered.table {
@@ -189,6 +204,7 @@ impl Applier {
         let (config, rendered, _) = prepared;
         self.publisher.set_redis(config.gateway.redis.as_ref());
         nginx::write_set(&rendered, &self.live_dir)?;
+        self.applied_indexes = self.indexes.generation;
         if let Some(table) = &rendered.table {
             self.publisher.publish(table).await?;
         }
@@ -207,6 +223,7 @@ impl Applier {
         if change == Change::TableOnly {
             let table = rendered.table.as_ref().map(|t| t.version.clone()).unwrap_or_default();
             self.last_good = Some((config, rendered));
+            self.applied_indexes = self.indexes.generation;
             return Ok(Outcome::Published { table });
         }
         nginx::write_set(&rendered, &self.live_dir)?;
@@ -217,6 +234,7 @@ impl Applier {
         }
         let version = rendered.version.clone();
         self.last_good = Some((config, rendered));
+        self.applied_indexes = self.indexes.generation;
         Ok(Outcome::Applied { version })
     }
 
@@ -294,18 +312,42 @@ impl Applier {
 
 /// `pullgate render`: render routes.yaml for the include set in `dir`, check
 /// it with `nginx -t` first if asked (writing nothing if nginx refuses it),
-/// and write it with its route table. Returns the names of the files written.
-pub fn render_into(nginx: &Nginx, source: &Source, dir: &Path, scratch: &Path, check: bool) -> Result<Vec<String>, ApplyError> {
+/// and write it with its route table and the index routes' documents
+/// (fetched now; kept in `index_cache` when given, and served from there
+/// when an upstream does not answer). Returns the names of the files
+/// written, the index documents counted rather than named.
+pub fn render_into(
+    nginx: &Nginx,
+    source: &Source,
+    dir: &Path,
+    scratch: &Path,
+    check: bool,
+    index_cache: Option<PathBuf>,
+) -> Result<Vec<String>, ApplyError> {
     let config = source.load()?;
     std::fs::create_dir_all(dir).map_err(|e| NginxError::Io { path: dir.to_path_buf(), source: e })?;
     // Lua mode refers to the Lua files and the route table by absolute path.
     let abs = dir.canonicalize().map_err(|e| NginxError::Io { path: dir.to_path_buf(), source: e })?.display().to_string();
-    let rendered = render::render_with(&config, render::Options { control_socket: None, dir: Some(&abs) })?;
+    let mut indexes = Indexes::new(index_cache);
+    if config.routes.iter().any(|r| matches!(r.target, Target::Index(_))) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| ApplyError::Task { stage: "fetch", message: e.to_string() })?;
+        rt.block_on(indexes.sync(&config, true));
+    }
+    let options = render::Options { control_socket: None, dir: Some(&abs), indexes: Some(indexes.snapshot()) };
+    let rendered = render::render_with(&config, options)?;
     if check {
         nginx.check(&rendered, scratch)?;
     }
     nginx::write_set(&rendered, dir)?;
-    let mut names: Vec<String> = rendered.files.iter().map(|(n, _)| n.clone()).collect();
+    let index_prefix = format!("{}/", render::INDEX_DIR);
+    let mut names: Vec<String> = rendered.files.iter().map(|(n, _)| n.clone()).filter(|n| !n.starts_with(&index_prefix)).collect();
+    let docs = rendered.files.len() - names.len();
+    if docs > 0 {
+        names.push(format!("{docs} index documents under {index_prefix}"));
+    }
     if let Some(table) = &rendered.table {
         nginx::write_file(&dir.join(render::TABLE_FILE), &table.text(pullgate_base::clock::now_ms()))?;
         names.push(render::TABLE_FILE.to_string());

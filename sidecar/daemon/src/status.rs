@@ -38,6 +38,12 @@ pub struct Status {
     pub tables_published: u64,
     /// Lua mode: the Redis the route table goes to.
     pub redis: crate::publish::RedisState,
+    /// Index routes: fetches of upstream documents, by result.
+    #[serde(default)]
+    pub indexes: crate::indexes::IndexStats,
+    /// Index routes whose upstream failed the last refresh (served from the cache).
+    #[serde(default)]
+    pub index_stale: Vec<String>,
 }
 
 pub type Shared = Arc<Mutex<Status>>;
@@ -96,6 +102,21 @@ impl Status {
         for (u, ok) in &self.upstream_health {
             f.sample(&[("upstream", u)], u8::from(*ok));
         }
+        m.family("pullgate_index_fetches_total", Kind::Counter, "Upstream index documents asked for, by result.")
+            .sample(&[("result", "new")], self.indexes.fetches.saturating_sub(self.indexes.not_modified + self.indexes.failures))
+            .sample(&[("result", "not_modified")], self.indexes.not_modified)
+            .sample(&[("result", "failed")], self.indexes.failures);
+        m.single(
+            "pullgate_index_refused_total",
+            Kind::Counter,
+            "Upstream index documents that did not read; the cached ones kept serving.",
+            self.indexes.rejected,
+        );
+        let mut f =
+            m.family("pullgate_index_stale", Kind::Gauge, "1 while an index route serves from its cache because its upstream failed.");
+        for r in &self.index_stale {
+            f.sample(&[("route", r)], 1);
+        }
         let mut f = m.family("pullgate_route_upstream", Kind::Gauge, "The upstream a route with fallbacks is served from.");
         for (r, u) in &self.route_upstreams {
             f.sample(&[("route", r), ("upstream", u)], 1);
@@ -134,6 +155,9 @@ impl Status {
         }
         for (route, upstream) in &self.route_upstreams {
             s.push_str(&format!("route {route}: served from {upstream}\n"));
+        }
+        for route in &self.index_stale {
+            s.push_str(&format!("index {route}: STALE, its upstream failed the last refresh; served from the cache\n"));
         }
         for (upstream, ok) in &self.upstream_health {
             s.push_str(&format!("upstream {upstream}: {}\n", if *ok { "healthy" } else { "DOWN" }));

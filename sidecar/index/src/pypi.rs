@@ -22,9 +22,6 @@ static FILENAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9][A-
 /// A hash name (`sha256`, `blake2b_256`, ...) and its hex value.
 static HASH_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9_]{1,32}$").unwrap());
 static HASH_VALUE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[0-9a-fA-F]{16,256}$").unwrap());
-/// PEP 508 names, before normalisation.
-static PROJECT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$").unwrap());
-static SEPARATORS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[-_.]+").unwrap());
 /// An anchor and its text; attributes are read by [`attributes`].
 static ANCHOR: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?is)<a\s([^>]*)>(.*?)</a\s*>").unwrap());
 static ATTRIBUTE: LazyLock<Regex> =
@@ -33,7 +30,7 @@ static ATTRIBUTE: LazyLock<Regex> =
 /// A project name as PEP 503 normalises it: `Acme_Client` is `acme-client`.
 /// `None` when it is not a valid project name at all.
 pub fn normalize(name: &str) -> Option<String> {
-    PROJECT.is_match(name).then(|| SEPARATORS.replace_all(name, "-").to_ascii_lowercase())
+    pullgate_config::names::pypi_project(name).ok()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,6 +199,33 @@ impl Project {
             .collect();
         let doc = serde_json::json!({"meta": {"api-version": "1.0"}, "name": self.name, "files": files});
         format!("{doc}\n")
+    }
+}
+
+impl Project {
+    /// The project's pages (`NAME/page.html`, `NAME/page.json`) for the route
+    /// at `prefix` (its gateway path, ending in `/`), each file linked at
+    /// `{prefix}NAME/{filename}`, and the files' real URLs.
+    pub fn serve(&self, prefix: &str, out: &mut crate::Served) {
+        let dir = format!("{prefix}{}/", self.name);
+        let mut kept = self.clone();
+        kept.files.retain(|f| out.link(format!("{dir}{}", f.filename), &f.url));
+        kept.refused += self.refused;
+        out.refused += self.refused;
+        out.docs.insert(format!("{}/page.html", self.name), kept.to_html(&dir));
+        out.docs.insert(format!("{}/page.json", self.name), kept.to_json(&dir));
+    }
+
+    /// The root page (PEP 503 `/simple/`) listing `projects`, in both forms.
+    pub fn serve_root(projects: &[String], prefix: &str, out: &mut crate::Served) {
+        let mut html = String::from("<!DOCTYPE html>\n<html>\n<head>\n<meta name=\"pypi:repository-version\" content=\"1.0\">\n<title>Simple index</title>\n</head>\n<body>\n");
+        for p in projects {
+            html.push_str(&format!("<a href=\"{}{}/\">{}</a><br>\n", escape(prefix), escape(p), escape(p)));
+        }
+        html.push_str("</body>\n</html>\n");
+        let json = serde_json::json!({"meta": {"api-version": "1.0"}, "projects": projects.iter().map(|p| serde_json::json!({"name": p})).collect::<Vec<_>>()});
+        out.docs.insert("root.html".into(), html);
+        out.docs.insert("root.json".into(), format!("{json}\n"));
     }
 }
 

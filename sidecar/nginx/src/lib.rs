@@ -70,14 +70,41 @@ pub fn write_file(path: &Path, contents: &str) -> Result<(), NginxError> {
 }
 
 /// Write the include set into `dir` (the include last, so that what it
-/// refers to is there first).
+/// refers to is there first). A file that already holds its contents is
+/// left alone; index documents the set no longer has are removed.
 pub fn write_set(rendered: &Rendered, dir: &Path) -> Result<(), NginxError> {
     for (name, contents) in rendered.files.iter().rev() {
         let path = dir.join(name);
+        if std::fs::read(&path).is_ok_and(|old| old == contents.as_bytes()) {
+            continue;
+        }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io(parent))?;
         }
         write_file(&path, contents)?;
+    }
+    let keep: std::collections::HashSet<PathBuf> = rendered.files.iter().map(|(n, _)| dir.join(n)).collect();
+    prune(&dir.join(pullgate_render::INDEX_DIR), &keep)?;
+    Ok(())
+}
+
+/// Remove the files under `dir` that are not in `keep`, and directories left empty.
+fn prune(dir: &Path, keep: &std::collections::HashSet<PathBuf>) -> Result<(), NginxError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(io(dir))?.path();
+        let is_dir = std::fs::symlink_metadata(&path).map_err(io(&path))?.is_dir();
+        if is_dir {
+            prune(&path, keep)?;
+            // Only if empty: a directory still holding kept files stays.
+            let _ = std::fs::remove_dir(&path);
+        } else if !keep.contains(&path) {
+            std::fs::remove_file(&path).map_err(io(&path))?;
+        }
     }
     Ok(())
 }

@@ -509,11 +509,19 @@ pub struct DaemonArgs {
     /// Consecutive passed checks before it counts as up again.
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub health_rise: u32,
+    /// How often the index routes' (pypi, npm, helm) upstream documents are
+    /// asked for again (conditionally: an unchanged one costs a 304).
+    #[arg(long, default_value_t = 300, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub index_refresh_s: u64,
 }
 
 impl DaemonArgs {
     pub fn debounce(&self) -> Debounce {
         Debounce { quiet: Duration::from_millis(self.debounce_ms), max: Duration::from_millis(self.debounce_max_ms) }
+    }
+
+    pub fn index_refresh(&self) -> Duration {
+        Duration::from_secs(self.index_refresh_s)
     }
 
     pub fn min_interval(&self) -> Duration {

@@ -27,7 +27,7 @@ fn served(source: Source) -> pullgate_dashboard::Served {
                         .into_iter()
                         .filter_map(|r| match r.target {
                             Target::Oci(o) => Some(o.image),
-                            Target::File(_) => None,
+                            Target::File(_) | Target::Index(_) => None,
                         })
                         .collect()
                 })

@@ -32,11 +32,16 @@ fn main() -> ExitCode {
     let source = |path: &Path| Source { path: path.to_path_buf(), resolv_conf: env.resolv_conf.clone() };
     let result = match cli.command {
         Command::Validate(c) => validate(&source(&c.path)),
-        Command::Render { config, out, check } => {
-            pullgate_daemon::render_into(&env.nginx, &source(&config.path), &out, &state_dir.join("scratch"), check)
-                .map_err(CliError::from)
-                .map(|names| println!("wrote {} to {}{}", names.join(", "), out.display(), if check { " (nginx -t passed)" } else { "" }))
-        }
+        Command::Render { config, out, check } => pullgate_daemon::render_into(
+            &env.nginx,
+            &source(&config.path),
+            &out,
+            &state_dir.join("scratch"),
+            check,
+            Some(state_dir.join("index")),
+        )
+        .map_err(CliError::from)
+        .map(|names| println!("wrote {} to {}{}", names.join(", "), out.display(), if check { " (nginx -t passed)" } else { "" })),
         Command::Up { config, daemon, no_ship, rotate, no_analytics, dashboard, ship } => serve::Serve {
             env: &env,
             config: &config.path,
@@ -162,17 +167,19 @@ fn main() -> ExitCode {
 /// will use; a warning (on stderr) for each that does not answer.
 fn validate(source: &Source) -> Result<(), CliError> {
     let c = source.load()?;
-    let (oci, files) = c.routes.iter().fold((0, 0), |(o, f), r| match r.target {
-        Target::Oci(_) => (o + 1, f),
-        Target::File(_) => (o, f + 1),
+    let (oci, files, indexes) = c.routes.iter().fold((0, 0, 0), |(o, f, i), r| match r.target {
+        Target::Oci(_) => (o + 1, f, i),
+        Target::File(_) => (o, f + 1, i),
+        Target::Index(_) => (o, f, i + 1),
     });
+    let indexes = if indexes > 0 { format!(", {indexes} index") } else { String::new() };
     let resolver = match (c.gateway.resolver.as_slice(), c.gateway.resolver_from_system) {
         ([], _) => format!("no resolver (none in routes.yaml or {})", source.resolv_conf.display()),
         (list, true) => format!("resolver {} (from {})", list.join(" "), source.resolv_conf.display()),
         (list, false) => format!("resolver {}", list.join(" ")),
     };
     println!(
-        "{}: ok: {} routes ({oci} oci, {files} file) on {} hosts plus the catch-all; {resolver}",
+        "{}: ok: {} routes ({oci} oci, {files} file{indexes}) on {} hosts plus the catch-all; {resolver}",
         source.path.display(),
         c.routes.len(),
         c.gateway.hosts.len()

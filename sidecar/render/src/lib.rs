@@ -9,9 +9,14 @@ mod table;
 
 use askama::Template;
 
-use plan::{ModeValue, Plan, Server, ServerAuth};
-use pullgate_config::Config;
+use plan::{IndexLocation, ModeValue, Plan, Server, ServerAuth};
+use pullgate_config::{Config, IndexKind, Target};
+use pullgate_index::Snapshot;
 pub use table::{RedisKeys, RouteTable, TABLE_FILE};
+
+/// The directory of the set that index routes' documents are served from
+/// (`index/ROUTE/...`).
+pub const INDEX_DIR: &str = "index";
 
 /// The include file a user's own nginx.conf pulls into its `http {}` block.
 pub const INCLUDE_FILE: &str = "pullgate.conf";
@@ -59,6 +64,23 @@ impl std::ops::Deref for IncludeTemplate<'_> {
 }
 
 impl IncludeTemplate<'_> {
+    /// The regex of a name in an index route's URLs (after its path).
+    fn index_name_re(&self, kind: &IndexKind) -> &'static str {
+        match kind {
+            IndexKind::Pypi => "[a-z0-9]+(?:-[a-z0-9]+)*",
+            IndexKind::Npm => "(?:@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*",
+            IndexKind::Helm => "[a-z0-9][a-z0-9._-]*",
+        }
+    }
+
+    fn has_indexes(&self) -> bool {
+        self.plan.servers.iter().any(|s| !s.indexes.is_empty())
+    }
+
+    fn index_docs(&self, ix: &IndexLocation) -> String {
+        format!("{}/{INDEX_DIR}/{}", self.dir, ix.route)
+    }
+
     fn is_glob(&self, route: &str) -> bool {
         self.plan.glob_routes.contains(route)
     }
@@ -104,6 +126,8 @@ pub struct Options<'a> {
     pub control_socket: Option<&'a str>,
     /// Absolute directory the set is installed in; default [`DEFAULT_DIR`].
     pub dir: Option<&'a str>,
+    /// The index routes' documents and file links, as the sidecar last fetched them.
+    pub indexes: Option<&'a Snapshot>,
 }
 
 #[derive(Template)]
@@ -127,7 +151,9 @@ pub fn render(config: &Config) -> Result<Rendered, RenderError> {
 /// Render the include set; with a control socket, append a server on that
 /// unix socket that answers `GET /pullgate/config` with the config version.
 pub fn render_with(config: &Config, options: Options) -> Result<Rendered, RenderError> {
-    let plan = Plan::new(config);
+    let empty = Snapshot::default();
+    let indexes = options.indexes.unwrap_or(&empty);
+    let plan = Plan::new(config, indexes);
     let dir = options.dir.unwrap_or(DEFAULT_DIR);
     let include = IncludeTemplate {
         plan: &plan,
@@ -141,7 +167,18 @@ pub fn render_with(config: &Config, options: Options) -> Result<Rendered, Render
     }
     .render()
     .map_err(|source| RenderError::Template { file: INCLUDE_FILE, source })?;
-    let version = version_of(&include);
+    // The documents are part of what is served: a change to one is a new version.
+    let mut docs = Vec::new();
+    for r in config.routes.iter().filter(|r| matches!(r.target, Target::Index(_))) {
+        if let Some(served) = indexes.routes.get(&r.name) {
+            docs.extend(served.docs.iter().map(|(rel, text)| (format!("{INDEX_DIR}/{}/{rel}", r.name), text.clone())));
+        }
+    }
+    let mut versioned = include.clone();
+    for (name, text) in &docs {
+        versioned.push_str(&format!("\n{name}\n{}\n{text}", text.len()));
+    }
+    let version = version_of(&versioned);
     let mut include = include;
     if let Some(socket) = options.control_socket {
         let control = ControlTemplate { socket, version: &version }
@@ -150,6 +187,7 @@ pub fn render_with(config: &Config, options: Options) -> Result<Rendered, Render
         include.push_str(&control);
     }
     let mut files = vec![(INCLUDE_FILE.to_string(), include)];
+    files.extend(docs);
     let table = plan.lua.as_ref().map(|_| {
         files.extend(LUA_FILES.iter().map(|(name, text)| (name.to_string(), text.to_string())));
         let body = plan.table_lines.concat();

@@ -1,7 +1,8 @@
 //! What the nginx config says, computed from the typed config: map entries,
 //! servers and their auth style, hash sizes. The templates only lay it out.
 
-use pullgate_config::{Config, HostAuth, Mode, Piece, RepoPattern, Route, Target, UpstreamAuth};
+use pullgate_config::{Config, HostAuth, IndexKind, Mode, Piece, RepoPattern, Route, Target, UpstreamAuth};
+use pullgate_index::Snapshot;
 
 use crate::table;
 
@@ -32,11 +33,17 @@ pub struct Server {
     /// How the ping of a pass-through host is answered.
     pub ping_mode: ModeValue,
     pub files: Vec<FileLocation>,
+    pub indexes: Vec<IndexLocation>,
 }
 
 impl Server {
     pub fn is_pass_through(&self) -> bool {
         matches!(self.auth, ServerAuth::PassThrough { .. })
+    }
+
+    /// Whether an index route here redirects packages it does not list.
+    pub fn has_unknown_upstream(&self) -> bool {
+        self.indexes.iter().any(|ix| ix.unknown_upstream.is_some())
     }
 
     /// Whether this server answers the registry API at all.
@@ -66,6 +73,18 @@ pub struct FileLocation {
     /// The upstream URL with `${pg_f_NAME}` for each placeholder.
     pub target: String,
     pub proxy: bool,
+}
+
+/// A package index route on a server.
+pub struct IndexLocation {
+    pub route: String,
+    pub kind: IndexKind,
+    /// Where it is served: begins and ends with `/`.
+    pub path: String,
+    /// For a package not listed: the upstream base to redirect to (`None`: 404).
+    pub unknown_upstream: Option<String>,
+    /// Its upstream failed the last refresh: documents are served from the cache.
+    pub stale: bool,
 }
 
 /// Lua mode: where the hooks find Redis, and the keys of the route table there.
@@ -105,6 +124,8 @@ pub struct Plan {
     pub glob_routes: std::collections::BTreeSet<String>,
     /// Route name to the upstream token URL up to the scope's repository name.
     pub token_by_route: Vec<Entry>,
+    /// `ROUTE:PATH` of each index route's files to the file's real URL.
+    pub index_targets: Vec<Entry>,
     /// Distinct user-agent lists; `ModeValue::UserAgents(N)` refers to list N.
     pub ua_lists: Vec<Vec<String>>,
     pub servers: Vec<Server>,
@@ -118,7 +139,7 @@ pub struct Plan {
 pub const FILE_VALUE_RE: &str = "[A-Za-z0-9_~+-][A-Za-z0-9._~+-]*";
 
 impl Plan {
-    pub fn new(config: &Config) -> Plan {
+    pub fn new(config: &Config, indexes: &Snapshot) -> Plan {
         let mut ua_lists: Vec<Vec<String>> = Vec::new();
         let mut ua_list_of = |list: &Vec<String>| match ua_lists.iter().position(|l| l == list) {
             Some(i) => i,
@@ -203,7 +224,17 @@ impl Plan {
             }
         }
         let default_ua = ua_list_of(&config.gateway.redirect_user_agents);
-        let servers = config.server_names().map(|name| server(config, name, auths.get(name), default_ua)).collect::<Vec<_>>();
+        let servers = config.server_names().map(|name| server(config, name, auths.get(name), default_ua, indexes)).collect::<Vec<_>>();
+        // Only the files of routes still in routes.yaml (a snapshot may lag it).
+        let index_targets: Vec<Entry> = config
+            .routes
+            .iter()
+            .filter(|r| matches!(r.target, Target::Index(_)))
+            .filter_map(|r| indexes.routes.get(&r.name).map(|served| (r, served)))
+            .flat_map(|(r, served)| {
+                served.files.iter().map(|(path, url)| Entry { key: format!("{}:{path}", r.name), value: url.to_string(), regex: false })
+            })
+            .collect();
 
         let maps = [
             &route_by_name,
@@ -213,6 +244,7 @@ impl Plan {
             &fallback_origin_by_route,
             &origin_by_route,
             &token_by_route,
+            &index_targets,
         ];
         let longest_key = maps.iter().flat_map(|m| m.iter()).map(|e| e.key.len()).max().unwrap_or(0);
         let most_entries = maps.iter().map(|m| m.len()).max().unwrap_or(0);
@@ -238,6 +270,7 @@ impl Plan {
             origin_by_route,
             mode_by_route,
             token_by_route,
+            index_targets,
             ua_lists,
             map_hash_max_size: hash_max_size(most_entries),
             map_hash_bucket_size: bucket_size(longest_key),
@@ -248,14 +281,14 @@ impl Plan {
     }
 }
 
-fn server(config: &Config, name: &str, auth: HostAuth, default_ua: usize) -> Server {
+fn server(config: &Config, name: &str, auth: HostAuth, default_ua: usize, snapshot: &Snapshot) -> Server {
     let host = config.gateway.hosts.iter().find(|h| h.name == name);
     let routes: Vec<&Route> = config.routes_for(name).collect();
     let modes: Vec<Mode> = routes
         .iter()
         .filter_map(|r| match &r.target {
             Target::Oci(o) => Some(o.mode),
-            Target::File(_) => None,
+            Target::File(_) | Target::Index(_) => None,
         })
         .collect();
     let ping_mode = match modes.first() {
@@ -275,7 +308,17 @@ fn server(config: &Config, name: &str, auth: HostAuth, default_ua: usize) -> Ser
             target: format!("{}{}", f.upstream_origin, url_target(&f.upstream_path)),
             proxy: f.mode == Mode::Proxy,
         }),
-        Target::Oci(_) => None,
+        Target::Oci(_) | Target::Index(_) => None,
+    });
+    let indexes = routes.iter().filter_map(|r| match &r.target {
+        Target::Index(ix) => Some(IndexLocation {
+            route: r.name.clone(),
+            kind: ix.kind,
+            path: ix.path.clone(),
+            unknown_upstream: ix.unknown_upstream.then(|| ix.upstream()),
+            stale: snapshot.stale.contains(&r.name),
+        }),
+        _ => None,
     });
     let tls = host.and_then(|h| h.tls.as_ref()).map(|t| (t.cert.clone(), t.key.clone()));
     let public_url = host.and_then(|h| h.public_url.as_ref()).map(|u| u.to_string()).unwrap_or_default();
@@ -292,6 +335,7 @@ fn server(config: &Config, name: &str, auth: HostAuth, default_ua: usize) -> Ser
         service: if name == Config::DEFAULT_HOST { "pullgate".into() } else { name.to_string() },
         ping_mode,
         files: files.collect(),
+        indexes: indexes.collect(),
     }
 }
 

@@ -1,0 +1,287 @@
+//! The index routes' upstream documents (PEP 503/691 pages, npm packuments,
+//! Helm `index.yaml`): fetched with conditional requests (ETag,
+//! Last-Modified), kept on disk so that a restart while the upstream is
+//! down still serves, and refreshed on an interval. A failed fetch, or a
+//! document that does not read, never replaces the last good one: the
+//! route is marked stale and keeps serving what it had.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use pullgate_config::{Config, IndexKind, IndexRoute, Target};
+use pullgate_index::{helm, npm, pypi, IndexError, Served, Snapshot};
+
+/// The largest document read (npm packuments of busy packages run to tens of MB).
+const MAX_BODY: usize = 64 << 20;
+const FETCH_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// An upstream document as last fetched and read successfully.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Cached {
+    url: String,
+    body: String,
+    content_type: String,
+    etag: Option<String>,
+    last_modified: Option<String>,
+    fetched_at: f64,
+}
+
+/// One document an index route needs.
+#[derive(Debug, Clone)]
+struct Wanted {
+    route: String,
+    url: Url,
+    accept: &'static str,
+    /// The package the document is for (none: a Helm repository's index).
+    package: Option<String>,
+}
+
+enum Fetched {
+    New(Cached),
+    NotModified,
+    Failed(String),
+}
+
+/// Counters for /metrics.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IndexStats {
+    pub fetches: u64,
+    pub not_modified: u64,
+    pub failures: u64,
+    pub rejected: u64,
+}
+
+pub struct Indexes {
+    /// Where documents are kept between runs (none: memory only).
+    dir: Option<PathBuf>,
+    client: reqwest::Client,
+    docs: HashMap<String, Cached>,
+    snapshot: Snapshot,
+    /// Bumped whenever the snapshot changes.
+    pub generation: u64,
+    pub stats: IndexStats,
+}
+
+impl Indexes {
+    pub fn new(dir: Option<PathBuf>) -> Indexes {
+        let client = reqwest::Client::builder()
+            .timeout(FETCH_TIMEOUT)
+            .user_agent(concat!("pullgate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("an HTTP client with rustls");
+        Indexes { dir, client, docs: HashMap::new(), snapshot: Snapshot::default(), generation: 0, stats: IndexStats::default() }
+    }
+
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// Bring the snapshot in line with `config`: fetch the documents not
+    /// held yet and, with `refresh`, ask again for those held. Whether the
+    /// snapshot changed.
+    pub async fn sync(&mut self, config: &Config, refresh: bool) -> bool {
+        let wanted = wanted(config);
+        let mut failed: BTreeSet<String> = BTreeSet::new();
+        let mut to_fetch = Vec::new();
+        for w in &wanted {
+            let key = w.url.as_str();
+            if !self.docs.contains_key(key) {
+                if let Some(c) = self.load(key) {
+                    self.docs.insert(key.to_string(), c);
+                }
+            }
+            if refresh || !self.docs.contains_key(key) {
+                to_fetch.push(w.clone());
+            }
+        }
+        // One request per document, whichever routes share it.
+        to_fetch.sort_by(|a, b| a.url.cmp(&b.url));
+        to_fetch.dedup_by(|a, b| a.url == b.url);
+        let fetches = to_fetch.iter().map(|w| fetch(&self.client, w, self.docs.get(w.url.as_str())));
+        let results = futures::future::join_all(fetches).await;
+        for (w, result) in to_fetch.iter().zip(results) {
+            self.stats.fetches += 1;
+            let users = || wanted.iter().filter(|u| u.url == w.url).map(|u| u.route.clone());
+            match result {
+                Fetched::NotModified => self.stats.not_modified += 1,
+                Fetched::Failed(why) => {
+                    self.stats.failures += 1;
+                    tracing::warn!(route = %w.route, url = %w.url, "index document not refreshed, the cached one keeps serving: {why}");
+                    failed.extend(users());
+                }
+                Fetched::New(c) => {
+                    // A document that does not read never replaces a good one.
+                    let route = route_of(config, &w.route).expect("wanted from the config");
+                    if let Err(e) = read_into(route, w, &c, &mut Served::default()) {
+                        self.stats.rejected += 1;
+                        tracing::warn!(route = %w.route, url = %w.url, "index document refused, the cached one keeps serving: {e}");
+                        failed.extend(users());
+                        continue;
+                    }
+                    self.store(&c);
+                    self.docs.insert(w.url.to_string(), c);
+                }
+            }
+        }
+        let keep: BTreeSet<&str> = wanted.iter().map(|w| w.url.as_str()).collect();
+        self.docs.retain(|k, _| keep.contains(k.as_str()));
+
+        let mut routes: BTreeMap<String, Served> = BTreeMap::new();
+        for r in &config.routes {
+            let Target::Index(ix) = &r.target else { continue };
+            let mut served = Served::default();
+            let mut listed = Vec::new();
+            for w in wanted.iter().filter(|w| w.route == r.name) {
+                let Some(c) = self.docs.get(w.url.as_str()) else { continue };
+                if read_into(ix, w, c, &mut served).is_ok() {
+                    listed.extend(w.package.clone());
+                }
+            }
+            if ix.kind == IndexKind::Pypi {
+                pypi::Project::serve_root(&listed, &ix.path, &mut served);
+            }
+            routes.insert(r.name.clone(), served);
+        }
+        // A route that failed before and was not asked again stays stale.
+        if !refresh {
+            failed.extend(self.snapshot.stale.iter().filter(|s| routes.contains_key(*s)).cloned());
+        }
+        let next = Snapshot { routes, stale: failed };
+        if next == self.snapshot {
+            return false;
+        }
+        self.snapshot = next;
+        self.generation += 1;
+        true
+    }
+
+    fn path_of(&self, url: &str) -> Option<PathBuf> {
+        use sha2::{Digest, Sha256};
+        let name: String = Sha256::digest(url.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect();
+        self.dir.as_ref().map(|d| d.join(format!("{name}.json")))
+    }
+
+    fn load(&self, url: &str) -> Option<Cached> {
+        let text = std::fs::read_to_string(self.path_of(url)?).ok()?;
+        serde_json::from_str::<Cached>(&text).ok().filter(|c| c.url == url)
+    }
+
+    fn store(&self, c: &Cached) {
+        let Some(path) = self.path_of(&c.url) else { return };
+        let text = serde_json::to_vec(c).expect("serialisable");
+        let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| pullgate_base::fs::write_atomic(&path, &text));
+        if let Err(e) = written {
+            tracing::warn!(path = %path.display(), "index document not kept on disk: {e}");
+        }
+    }
+}
+
+fn route_of<'a>(config: &'a Config, name: &str) -> Option<&'a IndexRoute> {
+    config.routes.iter().find(|r| r.name == name).and_then(|r| match &r.target {
+        Target::Index(ix) => Some(ix),
+        _ => None,
+    })
+}
+
+/// The documents every index route of `config` needs.
+fn wanted(config: &Config) -> Vec<Wanted> {
+    let mut out = Vec::new();
+    for r in &config.routes {
+        let Target::Index(ix) = &r.target else { continue };
+        let base = Url::parse(&ix.upstream()).expect("validated upstream URL");
+        let mut add = |path: &str, accept: &'static str, package: Option<&String>| {
+            if let Ok(url) = base.join(path) {
+                out.push(Wanted { route: r.name.clone(), url, accept, package: package.cloned() });
+            }
+        };
+        match ix.kind {
+            IndexKind::Pypi => {
+                for p in &ix.packages {
+                    add(
+                        &format!("{p}/"),
+                        "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1",
+                        Some(p),
+                    );
+                }
+            }
+            IndexKind::Npm => {
+                for p in &ix.packages {
+                    add(&npm::packument_path(p), "application/json", Some(p));
+                }
+            }
+            IndexKind::Helm => add("index.yaml", "application/x-yaml, text/yaml;q=0.9, */*;q=0.1", None),
+        }
+    }
+    out
+}
+
+/// Read a fetched document into what its route serves.
+fn read_into(ix: &IndexRoute, w: &Wanted, c: &Cached, out: &mut Served) -> Result<(), IndexError> {
+    match ix.kind {
+        IndexKind::Pypi => {
+            let want = w.package.as_deref().unwrap_or_default();
+            let project = if c.content_type.contains("json") {
+                pypi::Project::from_json(&c.body, &w.url, want)?
+            } else {
+                pypi::Project::from_html(&c.body, &w.url, want)?
+            };
+            project.serve(&ix.path, out);
+        }
+        IndexKind::Npm => {
+            let public = ix.public_url.as_ref().map(|o| o.to_string()).unwrap_or_default();
+            let want = w.package.as_deref().unwrap_or_default();
+            npm::Packument::from_json(&c.body, &w.url, want, &public, &ix.path)?.serve(out);
+        }
+        IndexKind::Helm => helm::serve(&c.body, &w.url, &ix.path, &ix.packages, out)?,
+    }
+    Ok(())
+}
+
+async fn fetch(client: &reqwest::Client, w: &Wanted, held: Option<&Cached>) -> Fetched {
+    let mut req = client.get(w.url.clone()).header(reqwest::header::ACCEPT, w.accept);
+    if let Some(h) = held {
+        if let Some(etag) = &h.etag {
+            req = req.header(reqwest::header::IF_NONE_MATCH, etag);
+        }
+        if let Some(lm) = &h.last_modified {
+            req = req.header(reqwest::header::IF_MODIFIED_SINCE, lm);
+        }
+    }
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => return Fetched::Failed(format!("{e}")),
+    };
+    let status = resp.status();
+    if status == reqwest::StatusCode::NOT_MODIFIED && held.is_some() {
+        return Fetched::NotModified;
+    }
+    if !status.is_success() {
+        return Fetched::Failed(format!("the upstream answered {status}"));
+    }
+    let header = |name: reqwest::header::HeaderName| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let (etag, last_modified) = (header(reqwest::header::ETAG), header(reqwest::header::LAST_MODIFIED));
+    let content_type = header(reqwest::header::CONTENT_TYPE).unwrap_or_default().to_ascii_lowercase();
+    if resp.content_length().is_some_and(|n| n as usize > MAX_BODY) {
+        return Fetched::Failed(format!("larger than {MAX_BODY} bytes"));
+    }
+    let mut resp = resp;
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk);
+                if body.len() > MAX_BODY {
+                    return Fetched::Failed(format!("larger than {MAX_BODY} bytes"));
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return Fetched::Failed(format!("reading the body: {e}")),
+        }
+    }
+    let Ok(body) = String::from_utf8(body) else { return Fetched::Failed("not UTF-8".into()) };
+    Fetched::New(Cached { url: w.url.to_string(), body, content_type, etag, last_modified, fetched_at: pullgate_base::clock::now_secs() })
+}
