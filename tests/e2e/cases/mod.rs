@@ -6,6 +6,7 @@ mod cli;
 mod compose;
 mod dashboard;
 mod fallback;
+mod indexes;
 mod live;
 mod lua;
 mod protocol;
@@ -40,6 +41,7 @@ pub fn standalone() -> Vec<(String, Standalone)> {
     v.extend(cli::tests());
     v.extend(compose::tests());
     v.extend(dashboard::tests());
+    v.extend(indexes::tests());
     v.extend(render::tests());
     v
 }
