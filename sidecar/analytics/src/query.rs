@@ -107,7 +107,7 @@ pub struct Query {
     pub client: Option<String>,
     /// `mon` .. `sun`.
     pub weekday: Option<String>,
-    /// Only the N rows with the most pulls.
+    /// Only the N rows most used ([`Counters::usage`]: pulls, or a file's downloads).
     pub top: Option<usize>,
     /// Only what has these values (any dimension: a tag, a country, a
     /// class...), besides the named filters above. The concentration figure
@@ -141,6 +141,13 @@ pub struct Counters {
     pub downloads: u64,
     pub unique_origins: u64,
     pub unique_ips: u64,
+}
+
+impl Counters {
+    /// What rows are ranked by: pulls, or for files (which have none) downloads.
+    pub fn usage(&self) -> u64 {
+        self.pulls.max(self.downloads)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -27,7 +27,7 @@ pub fn document() -> Value {
     let mut report_params = view_parameters();
     report_params.push(json!({"name": "by", "in": "query", "required": false, "schema": {"type": "string"},
         "description": "dimensions, comma-separated: route, repository, tag, client, client_version, os, arch, country, asn, as_org, cloud, weekday, hour, digest, class, poller"}));
-    report_params.push(json!({"name": "top", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}, "description": "only the N rows with the most pulls"}));
+    report_params.push(json!({"name": "top", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}, "description": "only the N rows most used: the most pulls (for files, downloads)"}));
     let report = json!({"type": "object", "required": ["totals", "rows", "concentration"], "properties": {
         "totals": counters(),
         "rows": {"type": "array", "items": {"type": "object", "description": "the dimensions asked for (period first), then the counters", "additionalProperties": true}},

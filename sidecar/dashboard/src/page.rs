@@ -56,8 +56,8 @@ pub struct Overview {
 }
 
 const BREAKDOWNS: [(&str, Dim); 10] = [
-    ("Repositories", Dim::Repository),
-    ("Tags", Dim::Tag),
+    ("Repositories and packages", Dim::Repository),
+    ("Tags and versions", Dim::Tag),
     ("Clients", Dim::Client),
     ("Client versions", Dim::ClientVersion),
     ("Operating systems", Dim::Os),

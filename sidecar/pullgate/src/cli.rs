@@ -306,7 +306,7 @@ pub struct ReportArgs {
     /// Only actions on this weekday (mon .. sun, UTC): "every Tuesday".
     #[arg(long)]
     pub weekday: Option<String>,
-    /// Only the N rows with the most pulls.
+    /// Only the N rows most used: the most pulls (for files, downloads).
     #[arg(long, value_name = "N")]
     pub top: Option<usize>,
     #[arg(long, value_enum, default_value = "table")]

@@ -697,6 +697,35 @@ mod tests {
     }
 
     #[test]
+    fn packages_rank_by_their_downloads_beside_images_by_their_pulls() {
+        let mut s = scratch("sqlite-usage");
+        let mut events = traffic();
+        // Five origins' pip downloads of one version: five downloads, no pulls.
+        let pip = "pip/24.0 {\"installer\":{\"name\":\"pip\"}}";
+        for n in 0..5u32 {
+            let o = format!("pip{n}");
+            events.push(event(
+                1_700_000_000_000 + 100 + i64::from(n),
+                100 + n,
+                &o,
+                "GET",
+                "/simple/acme-client/acme_client-1.0-py3-none-any.whl",
+                307,
+                pip,
+            ));
+        }
+        s.ingest(&events, "t", "1").unwrap();
+        let mut q = query(vec![Dim::Repository, Dim::Tag]);
+        q.top = Some(1);
+        let top = s.report(&q).unwrap().rows;
+        assert_eq!(top.len(), 1);
+        assert_eq!(top[0].dims.0, [("repository".to_string(), "acme-client".to_string()), ("tag".to_string(), "1.0".to_string())]);
+        assert_eq!((top[0].counters.pulls, top[0].counters.downloads), (0, 5));
+        let all = s.breakdowns(&query(vec![]), &[Dim::Repository], 1).unwrap();
+        assert_eq!(all[0][0].dims.0[0].1, "acme-client", "the dashboard's tables rank the same way");
+    }
+
+    #[test]
     fn requests_past_the_raw_window_are_dropped_and_what_they_counted_stays() {
         let d = "docker/27.3.1 go/go1.22.7 git-commit/x kernel/6.1 os/linux arch/amd64";
         let head = event(1_700_000_000_000, 1, "o1", "HEAD", "/v2/acme/app/manifests/1.0", 200, d);

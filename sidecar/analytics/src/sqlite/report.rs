@@ -174,8 +174,8 @@ pub fn breakdowns(conn: &Connection, q: &Query, dims: &[Dim], top: usize) -> Res
                     },
                 })
                 .collect();
-            // As `run` orders them: most pulls first, then by value.
-            rows.sort_by(|a, b| b.counters.pulls.cmp(&a.counters.pulls).then_with(|| a.dims.0[0].1.cmp(&b.dims.0[0].1)));
+            // As `run` orders them: most used first, then by value.
+            rows.sort_by(|a, b| b.counters.usage().cmp(&a.counters.usage()).then_with(|| a.dims.0[0].1.cmp(&b.dims.0[0].1)));
             rows.truncate(top);
             rows
         })
@@ -222,9 +222,9 @@ pub fn run(conn: &Connection, q: &Query) -> Result<Report, AnalyticsError> {
     if !keys.is_empty() {
         let sql_keys: Vec<&str> = keys.iter().map(|(_, sql)| *sql).collect();
         let group_by = (0..keys.len()).map(|i| format!("k{i}")).collect::<Vec<_>>().join(", ");
-        // Columns: the keys, then requests, then pulls.
+        // Most used first ([`Counters::usage`]).
         let order = if q.top.is_some() || q.granularity == Granularity::Total {
-            format!("{} DESC, {group_by}", keys.len() + 2)
+            format!("MAX(SUM(p), SUM(d)) DESC, {group_by}")
         } else {
             group_by.clone()
         };
