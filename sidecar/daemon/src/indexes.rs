@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -18,6 +19,8 @@ use pullgate_index::{helm, npm, pypi, IndexError, Served, Snapshot};
 /// The largest document read (npm packuments of busy packages run to tens of MB).
 const MAX_BODY: usize = 64 << 20;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(15);
+/// Upstream requests in flight at once.
+const FETCHES_AT_ONCE: usize = 8;
 
 /// An upstream document as last fetched and read successfully.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -101,8 +104,17 @@ impl Indexes {
         // One request per document, whichever routes share it.
         to_fetch.sort_by(|a, b| a.url.cmp(&b.url));
         to_fetch.dedup_by(|a, b| a.url == b.url);
-        let fetches = to_fetch.iter().map(|w| fetch(&self.client, w, self.docs.get(w.url.as_str())));
-        let results = futures::future::join_all(fetches).await;
+        // A few at a time: a route may list hundreds of packages on one upstream.
+        let jobs: Vec<_> = to_fetch
+            .iter()
+            .map(|w| {
+                let (client, w) = (self.client.clone(), w.clone());
+                let held =
+                    self.docs.get(w.url.as_str()).map(|c| Validators { etag: c.etag.clone(), last_modified: c.last_modified.clone() });
+                async move { fetch(&client, &w, held).await }
+            })
+            .collect();
+        let results: Vec<Fetched> = futures::stream::iter(jobs).buffered(FETCHES_AT_ONCE).collect().await;
         for (w, result) in to_fetch.iter().zip(results) {
             self.stats.fetches += 1;
             let users = || wanted.iter().filter(|u| u.url == w.url).map(|u| u.route.clone());
@@ -241,8 +253,15 @@ fn read_into(ix: &IndexRoute, w: &Wanted, c: &Cached, out: &mut Served) -> Resul
     Ok(())
 }
 
-async fn fetch(client: &reqwest::Client, w: &Wanted, held: Option<&Cached>) -> Fetched {
+/// What a conditional request sends back: the held document's validators.
+struct Validators {
+    etag: Option<String>,
+    last_modified: Option<String>,
+}
+
+async fn fetch(client: &reqwest::Client, w: &Wanted, held: Option<Validators>) -> Fetched {
     let mut req = client.get(w.url.clone()).header(reqwest::header::ACCEPT, w.accept);
+    let conditional = held.is_some();
     if let Some(h) = held {
         if let Some(etag) = &h.etag {
             req = req.header(reqwest::header::IF_NONE_MATCH, etag);
@@ -256,7 +275,7 @@ async fn fetch(client: &reqwest::Client, w: &Wanted, held: Option<&Cached>) -> F
         Err(e) => return Fetched::Failed(format!("{e}")),
     };
     let status = resp.status();
-    if status == reqwest::StatusCode::NOT_MODIFIED && held.is_some() {
+    if status == reqwest::StatusCode::NOT_MODIFIED && conditional {
         return Fetched::NotModified;
     }
     if !status.is_success() {
@@ -284,4 +303,30 @@ async fn fetch(client: &reqwest::Client, w: &Wanted, held: Option<&Cached>) -> F
     }
     let Ok(body) = String::from_utf8(body) else { return Fetched::Failed("not UTF-8".into()) };
     Fetched::New(Cached { url: w.url.to_string(), body, content_type, etag, last_modified, fetched_at: pullgate_base::clock::now_secs() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_asks_for_its_documents_where_its_protocol_keeps_them() {
+        let yaml = r#"version: 1
+gateway:
+  hosts: [{name: get.acme.dev, public_url: "https://get.acme.dev"}]
+routes:
+  - {name: py, kind: pypi, upstream: "https://pypi.org/simple", packages: [Acme_Client]}
+  - {name: js, kind: npm, host: get.acme.dev, upstream: "https://registry.npmjs.org/", packages: ["@acme/cli", lib]}
+  - {name: charts, kind: helm, upstream: "http://127.0.0.1:8081/charts"}
+"#;
+        let config = pullgate_config::parse(yaml, "t").unwrap();
+        let urls: Vec<(String, String)> = wanted(&config).into_iter().map(|w| (w.route, w.url.to_string())).collect();
+        let want = [
+            ("py", "https://pypi.org/simple/acme-client/"),
+            ("js", "https://registry.npmjs.org/@acme%2fcli"),
+            ("js", "https://registry.npmjs.org/lib"),
+            ("charts", "http://127.0.0.1:8081/charts/index.yaml"),
+        ];
+        assert_eq!(urls, want.map(|(r, u)| (r.to_string(), u.to_string())));
+    }
 }
