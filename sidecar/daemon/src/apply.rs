@@ -3,6 +3,7 @@
 //! On any failure the last good config stays (or is put back) and serving.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -12,7 +13,7 @@ use pullgate_nginx::{self as nginx, Nginx, NginxError};
 use pullgate_render::{self as render, RenderError, Rendered};
 
 use crate::health::HealthMap;
-use crate::indexes::Indexes;
+use crate::indexes::{IndexFeed, Indexes, Pass, Published};
 use crate::publish::{PublishError, Publisher};
 use crate::source::Source;
 
@@ -96,10 +97,12 @@ pub struct Applier {
     /// routes.yaml as last read successfully, before health is applied.
     last_source: Option<Config>,
     pub publisher: Publisher,
-    /// The index routes' upstream documents.
-    pub indexes: Indexes,
-    /// The generation of `indexes` that `last_good` was rendered with.
-    applied_indexes: u64,
+    /// The index routes' upstream documents, fetched in a task of their own.
+    pub indexes: IndexFeed,
+    /// The index snapshot `last_good` was rendered with...
+    applied_indexes: Arc<Published>,
+    /// ... and the one of the change being prepared.
+    prepared_indexes: Arc<Published>,
 }
 
 impl Applier {
@@ -123,9 +126,15 @@ impl Applier {
             last_good: None,
             last_source: None,
             publisher,
-            indexes: Indexes::new(None),
-            applied_indexes: 0,
+            indexes: IndexFeed::start(None, Duration::from_secs(300)),
+            applied_indexes: Arc::default(),
+            prepared_indexes: Arc::default(),
         }
+    }
+
+    /// Index routes the serving config serves from the cache (their upstream failed).
+    pub fn stale_indexes(&self) -> Vec<String> {
+        self.applied_indexes.snapshot.stale.iter().cloned().collect()
     }
 
     pub fn version(&self) -> Option<&str> {
@@ -160,12 +169,6 @@ impl Applier {
             .collect()
     }
 
-    /// Ask the index routes' upstreams again; whether what they serve changed.
-    pub async fn refresh_indexes(&mut self) -> bool {
-        let Some(config) = self.last_source.clone() else { return false };
-        self.indexes.sync(&config, true).await
-    }
-
     /// Validate, render and check routes.yaml as `health` says it should be
     /// served, without touching nginx: the first step of starting nginx, and
     /// of every change. `None`: nothing to do.
@@ -173,14 +176,20 @@ impl Applier {
         let started = Instant::now();
         let source = self.source.load()?;
         let config = source.with_health(|o| health.is_healthy(o));
-        self.indexes.sync(&source, false).await;
+        self.indexes.want(&source);
+        if self.last_good.is_none() {
+            // The first config: with its documents, unless they take too long.
+            self.indexes.caught_up(crate::indexes::FIRST_WAIT).await;
+        }
+        let indexes = self.indexes.current();
         self.last_source = Some(source);
-        if self.last_good.as_ref().is_some_and(|(c, _)| *c == config) && self.applied_indexes == self.indexes.generation {
+        if self.last_good.as_ref().is_some_and(|(c, _)| *c == config) && self.applied_indexes.generation == indexes.generation {
             return Ok(None);
         }
+        self.prepared_indexes = indexes.clone();
         let socket = self.control_socket.display().to_string();
         let dir = self.live_dir.display().to_string();
-        let options = render::Options { control_socket: Some(&socket), dir: Some(&dir), indexes: Some(self.indexes.snapshot()) };
+        let options = render::Options { control_socket: Some(&socket), dir: Some(&dir), indexes: Some(&indexes.snapshot) };
         let rendered = render::render_with(&config, options)?;
         if let Some((_, good)) = &self.last_good {
             if good.version == rendered.version {
@@ -204,7 +213,7 @@ impl Applier {
         let (config, rendered, _) = prepared;
         self.publisher.set_redis(config.gateway.redis.as_ref());
         nginx::write_set(&rendered, &self.live_dir)?;
-        self.applied_indexes = self.indexes.generation;
+        self.applied_indexes = self.prepared_indexes.clone();
         if let Some(table) = &rendered.table {
             self.publisher.publish(table).await?;
         }
@@ -223,7 +232,7 @@ impl Applier {
         if change == Change::TableOnly {
             let table = rendered.table.as_ref().map(|t| t.version.clone()).unwrap_or_default();
             self.last_good = Some((config, rendered));
-            self.applied_indexes = self.indexes.generation;
+            self.applied_indexes = self.prepared_indexes.clone();
             return Ok(Outcome::Published { table });
         }
         nginx::write_set(&rendered, &self.live_dir)?;
@@ -234,7 +243,7 @@ impl Applier {
         }
         let version = rendered.version.clone();
         self.last_good = Some((config, rendered));
-        self.applied_indexes = self.indexes.generation;
+        self.applied_indexes = self.prepared_indexes.clone();
         Ok(Outcome::Applied { version })
     }
 
@@ -334,7 +343,7 @@ pub fn render_into(
             .enable_all()
             .build()
             .map_err(|e| ApplyError::Task { stage: "fetch", message: e.to_string() })?;
-        rt.block_on(indexes.sync(&config, true));
+        rt.block_on(indexes.sync(&config, Pass::All));
     }
     let options = render::Options { control_socket: None, dir: Some(&abs), indexes: Some(indexes.snapshot()) };
     let rendered = render::render_with(&config, options)?;

@@ -4,10 +4,18 @@
 //! down still serves, and refreshed on an interval. A failed fetch, or a
 //! document that does not read, never replaces the last good one: the
 //! route is marked stale and keeps serving what it had.
+//!
+//! [`Indexes`] does one pass; [`IndexFeed`] runs passes in a task of its
+//! own, so that an upstream that is slow or does not answer never holds up
+//! the daemon's loop (an edit of routes.yaml goes live meanwhile, and the
+//! documents follow when they come).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -19,6 +27,10 @@ use pullgate_index::{helm, npm, pypi, IndexError, Served, Snapshot};
 /// The largest document read (npm packuments of busy packages run to tens of MB).
 const MAX_BODY: usize = 64 << 20;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often documents never fetched (their upstream did not answer) are asked for again.
+const RETRY_MISSING: Duration = Duration::from_secs(10);
+/// How long the first config waits for its documents before it goes live without them.
+pub const FIRST_WAIT: Duration = Duration::from_secs(5);
 /// Upstream requests in flight at once.
 const FETCHES_AT_ONCE: usize = 8;
 
@@ -43,6 +55,17 @@ struct Wanted {
     package: Option<String>,
 }
 
+/// Which documents a pass asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// Those not held and not asked for yet (a routes.yaml edit).
+    New,
+    /// Those not held (their upstream did not answer before).
+    Missing,
+    /// All of them, conditionally (the refresh).
+    All,
+}
+
 enum Fetched {
     New(Cached),
     NotModified,
@@ -63,6 +86,8 @@ pub struct Indexes {
     dir: Option<PathBuf>,
     client: reqwest::Client,
     docs: HashMap<String, Cached>,
+    /// Documents asked for since start (fetched or not): an edit does not ask again.
+    tried: BTreeSet<String>,
     snapshot: Snapshot,
     /// Bumped whenever the snapshot changes.
     pub generation: u64,
@@ -76,17 +101,24 @@ impl Indexes {
             .user_agent(concat!("pullgate/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("an HTTP client with rustls");
-        Indexes { dir, client, docs: HashMap::new(), snapshot: Snapshot::default(), generation: 0, stats: IndexStats::default() }
+        Indexes {
+            dir,
+            client,
+            docs: HashMap::new(),
+            tried: BTreeSet::new(),
+            snapshot: Snapshot::default(),
+            generation: 0,
+            stats: IndexStats::default(),
+        }
     }
 
     pub fn snapshot(&self) -> &Snapshot {
         &self.snapshot
     }
 
-    /// Bring the snapshot in line with `config`: fetch the documents not
-    /// held yet and, with `refresh`, ask again for those held. Whether the
-    /// snapshot changed.
-    pub async fn sync(&mut self, config: &Config, refresh: bool) -> bool {
+    /// Bring the snapshot in line with `config`, asking for the documents
+    /// `pass` says. Whether the snapshot changed.
+    pub async fn sync(&mut self, config: &Config, pass: Pass) -> bool {
         let wanted = wanted(config);
         let mut failed: BTreeSet<String> = BTreeSet::new();
         let mut to_fetch = Vec::new();
@@ -97,7 +129,13 @@ impl Indexes {
                     self.docs.insert(key.to_string(), c);
                 }
             }
-            if refresh || !self.docs.contains_key(key) {
+            let held = self.docs.contains_key(key);
+            let ask = match pass {
+                Pass::New => !held && !self.tried.contains(key),
+                Pass::Missing => !held,
+                Pass::All => true,
+            };
+            if ask {
                 to_fetch.push(w.clone());
             }
         }
@@ -117,6 +155,7 @@ impl Indexes {
         let results: Vec<Fetched> = futures::stream::iter(jobs).buffered(FETCHES_AT_ONCE).collect().await;
         for (w, result) in to_fetch.iter().zip(results) {
             self.stats.fetches += 1;
+            self.tried.insert(w.url.to_string());
             let users = || wanted.iter().filter(|u| u.url == w.url).map(|u| u.route.clone());
             match result {
                 Fetched::NotModified => self.stats.not_modified += 1,
@@ -159,7 +198,7 @@ impl Indexes {
             routes.insert(r.name.clone(), served);
         }
         // A route that failed before and was not asked again stays stale.
-        if !refresh {
+        if pass != Pass::All {
             failed.extend(self.snapshot.stale.iter().filter(|s| routes.contains_key(*s)).cloned());
         }
         let next = Snapshot { routes, stale: failed };
@@ -188,6 +227,98 @@ impl Indexes {
         let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| pullgate_base::fs::write_atomic(&path, &text));
         if let Err(e) = written {
             tracing::warn!(path = %path.display(), "index document not kept on disk: {e}");
+        }
+    }
+}
+
+/// A snapshot as the feed publishes it.
+#[derive(Debug, Clone, Default)]
+pub struct Published {
+    pub snapshot: Snapshot,
+    /// Bumped whenever the snapshot changes.
+    pub generation: u64,
+}
+
+/// [`Indexes`] in a task of its own: it fetches what the latest config
+/// wants (new documents at once, missing ones every 10 s, all of them every
+/// `refresh`), and publishes each snapshot that differs.
+pub struct IndexFeed {
+    wants: watch::Sender<(u64, Option<Arc<Config>>)>,
+    published: watch::Receiver<Arc<Published>>,
+    /// The last config sequence a pass finished for.
+    caught_up: watch::Receiver<u64>,
+    /// The index routes last sent, to send a config only when they change.
+    sent: Vec<pullgate_config::Route>,
+    seq: u64,
+    pub stats: Arc<Mutex<IndexStats>>,
+}
+
+impl IndexFeed {
+    /// Start the task (in the current tokio runtime); documents are kept in `dir`.
+    pub fn start(dir: Option<PathBuf>, refresh: Duration) -> IndexFeed {
+        let (wants, mut wants_rx) = watch::channel((0u64, None::<Arc<Config>>));
+        let (published_tx, published) = watch::channel(Arc::new(Published::default()));
+        let (caught_up_tx, caught_up) = watch::channel(0u64);
+        let stats = Arc::new(Mutex::new(IndexStats::default()));
+        let task_stats = stats.clone();
+        tokio::spawn(async move {
+            let mut indexes = Indexes::new(dir);
+            let mut refresh_tick = tokio::time::interval_at(tokio::time::Instant::now() + refresh, refresh);
+            refresh_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut retry_tick = tokio::time::interval(RETRY_MISSING);
+            retry_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let (mut seq, mut config) = (0u64, None::<Arc<Config>>);
+            loop {
+                let pass = tokio::select! {
+                    sent = wants_rx.changed() => {
+                        if sent.is_err() {
+                            return; // the feed is gone
+                        }
+                        (seq, config) = wants_rx.borrow_and_update().clone();
+                        Pass::New
+                    }
+                    _ = refresh_tick.tick() => Pass::All,
+                    _ = retry_tick.tick() => Pass::Missing,
+                };
+                if let Some(c) = &config {
+                    if indexes.sync(c, pass).await {
+                        let next = Published { snapshot: indexes.snapshot().clone(), generation: indexes.generation };
+                        let _ = published_tx.send(Arc::new(next));
+                    }
+                }
+                *task_stats.lock().expect("index stats lock") = indexes.stats.clone();
+                let _ = caught_up_tx.send(seq);
+            }
+        });
+        IndexFeed { wants, published, caught_up, sent: Vec::new(), seq: 0, stats }
+    }
+
+    /// Fetch for `config` from now on (sent only when its index routes changed).
+    pub fn want(&mut self, config: &Config) {
+        let routes: Vec<pullgate_config::Route> = config.routes.iter().filter(|r| matches!(r.target, Target::Index(_))).cloned().collect();
+        if routes == self.sent && self.seq > 0 {
+            return;
+        }
+        self.seq += 1;
+        self.sent = routes;
+        let _ = self.wants.send((self.seq, Some(Arc::new(config.clone()))));
+    }
+
+    /// Wait, at most `limit`, until a pass has finished for the last config sent.
+    pub async fn caught_up(&mut self, limit: Duration) {
+        let want = self.seq;
+        let _ = tokio::time::timeout(limit, self.caught_up.wait_for(|s| *s >= want)).await;
+    }
+
+    /// The latest snapshot, marked as seen.
+    pub fn current(&mut self) -> Arc<Published> {
+        self.published.borrow_and_update().clone()
+    }
+
+    /// Resolves when a snapshot not yet seen is published (cancel-safe).
+    pub async fn changed(&mut self) {
+        if self.published.changed().await.is_err() {
+            std::future::pending::<()>().await;
         }
     }
 }

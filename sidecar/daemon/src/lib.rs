@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 pub use apply::{render_into, serving_version, Applier, ApplyError, Change, Outcome, ReloadMethod};
 pub use health::HealthArgs;
-pub use indexes::{IndexStats, Indexes};
+pub use indexes::{IndexFeed, IndexStats, Indexes};
 pub use publish::{PublishError, RedisState};
 pub use source::Source;
 pub use status::Status;
@@ -46,8 +46,6 @@ pub struct Daemon {
     pub debounce: Debounce,
     /// At least this long between the starts of two reloads.
     pub min_interval: Duration,
-    /// How often the index routes' upstream documents are asked for again.
-    pub index_refresh: Duration,
 }
 
 /// Serve /metrics and /status on `addr` (none: not at all).
@@ -63,7 +61,7 @@ impl Daemon {
     /// A daemon for `applier`'s config, with health checks of its fallbacks started.
     pub fn new(applier: Applier, status: status::Shared, debounce: Debounce, min_interval: Duration, health: health::HealthArgs) -> Daemon {
         let health = health::Health::start(applier.failover_origins(), health);
-        Daemon { applier, health, status, debounce, min_interval, index_refresh: Duration::from_secs(300) }
+        Daemon { applier, health, status, debounce, min_interval }
     }
 
     /// Apply each batch of `events` until `stop` resolves. Start watching
@@ -75,8 +73,6 @@ impl Daemon {
         // Redis may have missed a publish (down) or lost the table (restarted).
         let mut resync = tokio::time::interval(Duration::from_secs(1));
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut index_tick = tokio::time::interval_at(Instant::now() + self.index_refresh, self.index_refresh);
-        index_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             // Only cancellation-safe waits race here; a batch is gathered after.
             let n = tokio::select! {
@@ -85,16 +81,11 @@ impl Daemon {
                 _ = resync.tick() => {
                     self.applier.publisher.resync().await;
                     self.status.lock().expect("status lock").redis = self.applier.publisher.state.clone();
+                    self.publish_indexes();
                     continue;
                 }
-                _ = index_tick.tick() => {
-                    // What changed is published once it is served (after the apply below).
-                    if !self.applier.refresh_indexes().await {
-                        self.publish_indexes();
-                        continue;
-                    }
-                    None
-                }
+                // New index documents: a change like any other.
+                _ = self.applier.indexes.changed() => None,
                 _ = &mut stop => return,
             };
             if n == Some(0) {
@@ -119,10 +110,12 @@ impl Daemon {
         }
     }
 
+    /// The fetch counters, and the stale routes of the config served.
     fn publish_indexes(&self) {
+        let stats = self.applier.indexes.stats.lock().expect("index stats lock").clone();
         let mut s = self.status.lock().expect("status lock");
-        s.indexes = self.applier.indexes.stats.clone();
-        s.index_stale = self.applier.indexes.snapshot().stale.iter().cloned().collect();
+        s.indexes = stats;
+        s.index_stale = self.applier.stale_indexes();
     }
 
     /// Health and the upstream each route is served from, for /status.

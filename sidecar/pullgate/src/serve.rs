@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pullgate_daemon::{resolver, Applier, Daemon, Events, Indexes, Outcome, ReloadMethod, Source, Status};
+use pullgate_daemon::{resolver, Applier, Daemon, Events, IndexFeed, Outcome, ReloadMethod, Source, Status};
 use pullgate_nginx::Prefix;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -71,7 +71,7 @@ impl Serve<'_> {
                 let socket = prefix.root.join("control.sock");
                 let reload = ReloadMethod::PidFile(prefix.pid_file());
                 let mut applier = Applier::new(self.env.nginx.clone(), source, prefix.conf_dir(), scratch, socket.clone(), reload);
-                applier.indexes = Indexes::new(Some(self.state_dir.join("index")));
+                applier.indexes = IndexFeed::start(Some(self.state_dir.join("index")), self.daemon.index_refresh());
                 let prepared = applier.prepare(&Default::default()).await?.expect("nothing is live yet");
                 let (access_log, lua) = (prepared.0.gateway.access_log.clone(), prepared.1.table.is_some());
                 applier.install(prepared).await?;
@@ -83,7 +83,7 @@ impl Serve<'_> {
             }
             Nginx::External { out, reload, socket, access_log } => {
                 let mut applier = Applier::new(self.env.nginx.clone(), source, out.clone(), scratch, socket.clone(), reload.clone());
-                applier.indexes = Indexes::new(Some(self.state_dir.join("index")));
+                applier.indexes = IndexFeed::start(Some(self.state_dir.join("index")), self.daemon.index_refresh());
                 let version = match applier.apply(&Default::default()).await? {
                     Outcome::Applied { version } => version,
                     Outcome::Published { .. } | Outcome::Unchanged => unreachable!("nothing is live yet: the first change is structural"),
@@ -170,8 +170,7 @@ impl Serve<'_> {
             (s.serving_version, s.last_reload_ok) = (Some(version), Some(pullgate_base::clock::now_secs()));
         }
 
-        let mut daemon = Daemon::new(applier, status, self.daemon.debounce(), self.daemon.min_interval(), self.daemon.health());
-        daemon.index_refresh = self.daemon.index_refresh();
+        let daemon = Daemon::new(applier, status, self.daemon.debounce(), self.daemon.min_interval(), self.daemon.health());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let mut watching = tokio::spawn(daemon.run(events, async {
             let _ = stop_rx.await;

@@ -25,6 +25,7 @@ pub fn tests() -> Vec<(String, super::Standalone)> {
         ("indexes::python_index_serves_pip_and_uv", python_index),
         ("indexes::npm_registry_serves_npm_install", npm_registry),
         ("indexes::helm_repository_serves_charts", helm_repository),
+        ("indexes::a_silent_upstream_holds_up_no_edit", silent_upstream),
     ];
     cases.into_iter().map(|(n, f)| (n.to_string(), f)).collect()
 }
@@ -482,5 +483,38 @@ fn helm_repository() -> Result<(), String> {
     let got = downloads_by(&gw, "package,version,client", &["repository", "tag", "client"])?;
     let expected = want(&[(&["mychart", "0.1.0", "helm"], 1), (&["mychart", "0.2.0", "helm"], 1)]);
     ensure!(got == expected, "downloads by chart, version and client:\n got  {got:?}\n want {expected:?}");
+    Ok(())
+}
+
+/// An index upstream that accepts connections and never answers: the
+/// gateway starts after a bounded wait for it, and an edit of another route
+/// goes live as fast as without it (the fetches run beside the daemon's loop).
+fn silent_upstream() -> Result<(), String> {
+    let dir = fresh("index-silent")?;
+    // Connections complete in the kernel's backlog; nothing ever reads them.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let silent_addr = silent.local_addr().map_err(|e| e.to_string())?;
+    let routes = |target: &str| {
+        format!(
+            "  - name: files\n    kind: file\n    path: /dl/{{file}}\n    upstream: http://127.0.0.2:9/{target}/{{file}}\n\
+             \x20 - name: py\n    kind: pypi\n    upstream: http://{silent_addr}/simple/\n    packages: [acme-client]\n"
+        )
+    };
+    let started = std::time::Instant::now();
+    let gw = gateway(&dir, "", &routes("a"))?;
+    let took = started.elapsed();
+    ensure!(took < Duration::from_secs(12), "the gateway took {took:?} to start beside a silent index upstream");
+    expect(&gw, "GET", "/simple/acme-client/", 404, &[])?;
+    let location = || -> Result<String, String> {
+        Ok(curl("GET", &format!("http://{}/dl/app.tgz", gw.host()), &[])?.header("location").unwrap_or_default().to_string())
+    };
+    ensure!(location()? == "http://127.0.0.2:9/a/app.tgz", "before the edit: {}", location()?);
+    let edited = std::time::Instant::now();
+    let port = gw.addr.port().to_string();
+    write(&dir.join("routes.yaml"), Gateway::yaml(gw.addr, "", &routes("b").replace("{port}", &port)))?;
+    let live = wait_until(Duration::from_secs(10), "the edit served", || Ok(location()? == "http://127.0.0.2:9/b/app.tgz"))?;
+    println!("silent index upstream: start {took:?}, edit serving after {live:?}");
+    ensure!(live < Duration::from_secs(2), "the edit took {live:?} beside a silent index upstream (since {edited:?})");
+    drop(silent);
     Ok(())
 }
