@@ -244,10 +244,21 @@ impl Plan {
             &fallback_origin_by_route,
             &origin_by_route,
             &token_by_route,
-            &index_targets,
         ];
         let longest_key = maps.iter().flat_map(|m| m.iter()).map(|e| e.key.len()).max().unwrap_or(0);
         let most_entries = maps.iter().map(|m| m.len()).max().unwrap_or(0);
+        // The index files' map: long keys (paths of file names), thousands
+        // of them for a busy project. A bucket that holds one such key
+        // needs a collision-free hash, which nginx cannot find (it warns,
+        // and ignores the bucket size): buckets of two, twice the slots.
+        let longest_index_key = index_targets.iter().map(|e| e.key.len()).max();
+        let (map_hash_max_size, map_hash_bucket_size) = match longest_index_key {
+            None => (hash_max_size(most_entries), bucket_size(longest_key)),
+            Some(longest) => (
+                hash_max_size(most_entries).max(hash_max_size(index_targets.len() * 2)),
+                bucket_size(longest_key).max((2 * element_size(longest) + 8).next_power_of_two()),
+            ),
+        };
         let longest_host = servers.iter().map(|s| s.name.len()).max().unwrap_or(0);
         Plan {
             access_log: config.gateway.access_log.clone(),
@@ -272,8 +283,8 @@ impl Plan {
             token_by_route,
             index_targets,
             ua_lists,
-            map_hash_max_size: hash_max_size(most_entries),
-            map_hash_bucket_size: bucket_size(longest_key),
+            map_hash_max_size,
+            map_hash_bucket_size,
             server_names_hash_max_size: hash_max_size(servers.len()),
             server_names_hash_bucket_size: bucket_size(longest_host),
             servers,
@@ -390,8 +401,12 @@ fn hash_max_size(entries: usize) -> usize {
     entries.next_power_of_two().max(1024)
 }
 
-/// A bucket must hold one element (pointer + key + 2, aligned) plus the end marker.
+/// A hash element: pointer + key + 2, aligned.
+fn element_size(key: usize) -> usize {
+    8 + (key + 2).div_ceil(8) * 8
+}
+
+/// A bucket must hold one element plus the end marker.
 fn bucket_size(longest_key: usize) -> usize {
-    let elt = 8 + (longest_key + 2).div_ceil(8) * 8;
-    (elt + 8).next_power_of_two().max(64)
+    (element_size(longest_key) + 8).next_power_of_two().max(64)
 }
