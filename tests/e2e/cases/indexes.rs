@@ -396,7 +396,7 @@ fn npm_registry() -> Result<(), String> {
     let project = dir.join("project");
     write(&project.join("package.json"), r#"{"name": "consumer", "version": "0.0.0", "private": true}"#)?;
     run(Command::new("npm")
-        .args(["install", "--no-audit", "--no-fund", "--no-update-notifier", "--registry", &registry, "@acme/cli"])
+        .args(["install", "--no-fund", "--no-update-notifier", "--registry", &registry, "@acme/cli"])
         .env("npm_config_userconfig", dir.join("no-npmrc"))
         .env("npm_config_cache", dir.join("npm-cache-install"))
         .current_dir(&project))?;
