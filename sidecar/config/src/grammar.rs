@@ -437,6 +437,19 @@ pub fn url_template(s: &str) -> Check<(Origin, Vec<Piece>)> {
     Ok((origin, checked_path_template(&rest[slash..])?))
 }
 
+/// The name of an environment variable: `[A-Z_][A-Z0-9_]*`.
+pub fn env_name(s: &str) -> Check<String> {
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && !s.starts_with(|c: char| c.is_ascii_digit());
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("expected an environment variable name: upper-case letters, digits and `_`, not starting with a digit".into())
+    }
+}
+
 /// The path a package index is served under: `/simple/`, `/pkgs/npm/`.
 pub fn index_path(s: &str) -> Check<String> {
     let s = if s.ends_with('/') { s.to_string() } else { format!("{s}/") };

@@ -174,6 +174,20 @@ pub struct OciRoute {
     pub auth: Option<UpstreamAuth>,
     /// Where to serve from, in order, while `upstream` is down.
     pub fallbacks: Vec<Fallback>,
+    /// Where the gateway finds its own account on the upstream, for tokens.
+    pub credentials: Option<Credentials>,
+}
+
+/// Where an upstream account's `USER:TOKEN` is: never in routes.yaml itself.
+/// The gateway sends it (Basic) when it asks the upstream's token endpoint
+/// for a client's token, so pulls count against the account, not against
+/// the gateway's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// A file holding one line `USER:TOKEN`.
+    File(String),
+    /// An environment variable of the sidecar holding `USER:TOKEN`.
+    Env(String),
 }
 
 /// A fallback upstream, with how to get its tokens.
@@ -341,7 +355,8 @@ impl<'a> Upstreams<'a> {
         for u in all {
             self.several |= self.first.is_some_and(|f| *f != u.origin);
             self.first = self.first.or(Some(&u.origin));
-            self.renames |= o.image != u.repo;
+            // Credentials need the client's token request to reach the gateway.
+            self.renames |= o.image != u.repo || o.credentials.is_some();
         }
     }
 

@@ -146,6 +146,22 @@ pub struct RawRoute {
     /// `none` (anonymous registry) or a map with `realm` and `service`.
     /// Known registries (Docker Hub, GHCR, Quay, ECR Public) need nothing.
     pub auth: Option<RawAuth>,
+    /// (oci) The gateway's own account on the upstream, `USER:TOKEN`, for
+    /// the token endpoint: `{file: PATH}` or `{env: VARIABLE}`, never the
+    /// secret itself. The host then issues its own challenge and proxies.
+    pub credentials: Option<RawCredentials>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub unknown: Unknown,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawCredentials {
+    /// A file holding one line `USER:TOKEN` (absolute path).
+    pub file: Option<String>,
+    /// An environment variable of the sidecar holding `USER:TOKEN`.
+    pub env: Option<String>,
     #[serde(flatten)]
     #[schemars(skip)]
     pub unknown: Unknown,

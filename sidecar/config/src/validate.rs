@@ -237,6 +237,7 @@ impl Cx<'_> {
                 "github",
                 "packages",
                 "unknown",
+                "credentials",
             ],
         );
 
@@ -280,6 +281,7 @@ impl Cx<'_> {
                     ("fallback", r.fallback.is_some()),
                     ("redirect_user_agents", r.redirect_user_agents.is_some()),
                     ("mode", r.mode.is_some()),
+                    ("credentials", r.credentials.is_some()),
                 ] {
                     only_for(field, present, "oci or file");
                 }
@@ -296,6 +298,7 @@ impl Cx<'_> {
                 self.oci(s, &base, r, mode.unwrap_or(Mode::Auto), gateway).map(Target::Oci)
             }
             "file" => {
+                only_for("credentials", r.credentials.is_some(), "oci");
                 only_for("image", r.image.is_some(), "oci");
                 only_for("auth", r.auth.is_some(), "oci");
                 only_for("fallback", r.fallback.is_some(), "oci");
@@ -390,7 +393,11 @@ impl Cx<'_> {
                 Fallback { upstream: u, auth }
             })
             .collect();
-        Some(OciRoute { image: image?, upstream: upstream?, mode, redirect_user_agents, auth, fallbacks })
+        let credentials = match &r.credentials {
+            None => Some(None),
+            Some(c) => self.credentials(s, &p("credentials"), c, auth.as_ref()).map(Some),
+        };
+        Some(OciRoute { image: image?, upstream: upstream?, mode, redirect_user_agents, auth, fallbacks, credentials: credentials? })
     }
 
     fn file(&mut self, s: &str, base: &str, r: RawRoute, mode: Mode) -> Option<FileRoute> {
@@ -410,6 +417,31 @@ impl Cx<'_> {
         let (origin, upstream_path) = upstream.and_then(|v| self.check(s, &p("upstream"), "upstream", v, grammar::url_template))?;
         let path = path?;
         self.file_vars(s, base, "upstream", path, origin, upstream_path, mode)
+    }
+
+    /// Where the upstream account is: a file or a variable, and a token endpoint to use it on.
+    fn credentials(&mut self, s: &str, at: &str, c: &RawCredentials, auth: Option<&UpstreamAuth>) -> Option<Credentials> {
+        self.unknown(s, at, &c.unknown, &["file", "env"]);
+        let found = match (&c.file, &c.env) {
+            (Some(f), None) => {
+                self.check(s, &join(at, "file"), "credentials.file", f, |v| grammar::file_path(v, true)).map(Credentials::File)
+            }
+            (None, Some(e)) => self.check(s, &join(at, "env"), "credentials.env", e, grammar::env_name).map(Credentials::Env),
+            _ => {
+                self.report(s, at, "credentials", "give one of `file: PATH` or `env: VARIABLE`, holding `USER:TOKEN`");
+                None
+            }
+        };
+        if !matches!(auth, Some(UpstreamAuth::Token { .. })) {
+            self.report(
+                s,
+                at,
+                "credentials",
+                "are used on the upstream's token endpoint: give `auth: {realm: URL, service: NAME}` (known registries need none), or drop them for an anonymous registry",
+            );
+            return None;
+        }
+        found
     }
 
     /// A package index: where it is served, its upstream, its packages.

@@ -37,6 +37,8 @@ pub enum ApplyError {
     Nginx(#[from] NginxError),
     #[error("{0}")]
     Publish(#[from] PublishError),
+    #[error("{0}")]
+    Credentials(#[from] crate::source::CredentialsError),
     #[error("reload: {0}")]
     Reload(String),
     #[error("{stage}: the task stopped: {message}")]
@@ -49,7 +51,7 @@ impl ApplyError {
     /// The stage that failed, for metrics.
     pub fn stage(&self) -> &'static str {
         match self {
-            ApplyError::Config(_) => "validate",
+            ApplyError::Config(_) | ApplyError::Credentials(_) => "validate",
             ApplyError::Render(_) => "render",
             ApplyError::Nginx(NginxError::Rejected { .. }) => "check",
             ApplyError::Nginx(_) | ApplyError::Publish(_) => "swap",
@@ -103,6 +105,9 @@ pub struct Applier {
     applied_indexes: Arc<Published>,
     /// ... and the one of the change being prepared.
     prepared_indexes: Arc<Published>,
+    /// The upstream credentials `last_good` was rendered with, and the prepared change's.
+    applied_secrets: std::collections::BTreeMap<String, String>,
+    prepared_secrets: std::collections::BTreeMap<String, String>,
 }
 
 impl Applier {
@@ -129,6 +134,8 @@ impl Applier {
             indexes: IndexFeed::start(None, Duration::from_secs(300)),
             applied_indexes: Arc::default(),
             prepared_indexes: Arc::default(),
+            applied_secrets: Default::default(),
+            prepared_secrets: Default::default(),
         }
     }
 
@@ -183,13 +190,23 @@ impl Applier {
         }
         let indexes = self.indexes.current();
         self.last_source = Some(source);
-        if self.last_good.as_ref().is_some_and(|(c, _)| *c == config) && self.applied_indexes.generation == indexes.generation {
+        let secrets = crate::source::credentials(&config, &self.source.vars)?;
+        let unchanged = self.last_good.as_ref().is_some_and(|(c, _)| *c == config)
+            && self.applied_indexes.generation == indexes.generation
+            && self.applied_secrets == secrets;
+        if unchanged {
             return Ok(None);
         }
         self.prepared_indexes = indexes.clone();
+        self.prepared_secrets = secrets.clone();
         let socket = self.control_socket.display().to_string();
         let dir = self.live_dir.display().to_string();
-        let options = render::Options { control_socket: Some(&socket), dir: Some(&dir), indexes: Some(&indexes.snapshot) };
+        let options = render::Options {
+            control_socket: Some(&socket),
+            dir: Some(&dir),
+            indexes: Some(&indexes.snapshot),
+            credentials: Some(&secrets),
+        };
         let rendered = render::render_with(&config, options)?;
         if let Some((_, good)) = &self.last_good {
             if good.version == rendered.version {
@@ -214,6 +231,7 @@ impl Applier {
         self.publisher.set_redis(config.gateway.redis.as_ref());
         nginx::write_set(&rendered, &self.live_dir)?;
         self.applied_indexes = self.prepared_indexes.clone();
+        self.applied_secrets = self.prepared_secrets.clone();
         if let Some(table) = &rendered.table {
             self.publisher.publish(table).await?;
         }
@@ -233,6 +251,7 @@ impl Applier {
             let table = rendered.table.as_ref().map(|t| t.version.clone()).unwrap_or_default();
             self.last_good = Some((config, rendered));
             self.applied_indexes = self.prepared_indexes.clone();
+            self.applied_secrets = self.prepared_secrets.clone();
             return Ok(Outcome::Published { table });
         }
         nginx::write_set(&rendered, &self.live_dir)?;
@@ -244,6 +263,7 @@ impl Applier {
         let version = rendered.version.clone();
         self.last_good = Some((config, rendered));
         self.applied_indexes = self.prepared_indexes.clone();
+        self.applied_secrets = self.prepared_secrets.clone();
         Ok(Outcome::Applied { version })
     }
 
@@ -345,7 +365,8 @@ pub fn render_into(
             .map_err(|e| ApplyError::Task { stage: "fetch", message: e.to_string() })?;
         rt.block_on(indexes.sync(&config, Pass::All));
     }
-    let options = render::Options { control_socket: None, dir: Some(&abs), indexes: Some(indexes.snapshot()) };
+    let secrets = crate::source::credentials(&config, &source.vars)?;
+    let options = render::Options { control_socket: None, dir: Some(&abs), indexes: Some(indexes.snapshot()), credentials: Some(&secrets) };
     let rendered = render::render_with(&config, options)?;
     if check {
         nginx.check(&rendered, scratch)?;

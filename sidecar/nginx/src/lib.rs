@@ -81,7 +81,11 @@ pub fn write_set(rendered: &Rendered, dir: &Path) -> Result<(), NginxError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io(parent))?;
         }
-        write_file(&path, contents)?;
+        if rendered.private && name == INCLUDE_FILE {
+            pullgate_base::fs::write_atomic_private(&path, contents.as_bytes()).map_err(io(&path))?;
+        } else {
+            write_file(&path, contents)?;
+        }
     }
     let keep: std::collections::HashSet<PathBuf> = rendered.files.iter().map(|(n, _)| dir.join(n)).collect();
     prune(&dir.join(pullgate_render::INDEX_DIR), &keep)?;

@@ -102,7 +102,7 @@ pub fn serve_cmd(
     let token = token(token_file)?;
     let rt = crate::error::runtime()?;
     rt.block_on(async {
-        start(listen, store, state_dir, Source { path: routes, resolv_conf }, token).await?;
+        start(listen, store, state_dir, Source { path: routes, resolv_conf, vars: Default::default() }, token).await?;
         // SIGTERM too: `docker stop`, systemd, and as a container's first
         // process nothing else would end it.
         let mut term =

@@ -16,6 +16,9 @@ pub struct Env {
     pub resolv_conf: PathBuf,
     /// `PULLGATE_LOG`: the log filter (`info`, `debug`, `pullgate_daemon=debug`).
     pub log: Option<String>,
+    /// Every variable, for the upstream credentials routes.yaml may name
+    /// (`credentials: {env: NAME}`); the environment does not change while we run.
+    pub vars: std::sync::Arc<std::collections::BTreeMap<String, String>>,
     home: Option<OsString>,
     xdg_state_home: Option<OsString>,
 }
@@ -48,6 +51,7 @@ impl Env {
             nginx,
             resolv_conf: var("PULLGATE_RESOLV_CONF").map_or_else(|| "/etc/resolv.conf".into(), PathBuf::from),
             log: var("PULLGATE_LOG").map(|v| v.to_string_lossy().into_owned()),
+            vars: std::sync::Arc::new(std::env::vars().collect()),
             home: var("HOME"),
             xdg_state_home: var("XDG_STATE_HOME"),
         }

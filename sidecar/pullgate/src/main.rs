@@ -29,7 +29,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colour).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
     let state_dir = env.state_dir(cli.state_dir);
-    let source = |path: &Path| Source { path: path.to_path_buf(), resolv_conf: env.resolv_conf.clone() };
+    let source = |path: &Path| Source { path: path.to_path_buf(), resolv_conf: env.resolv_conf.clone(), vars: env.vars.clone() };
     let result = match cli.command {
         Command::Validate(c) => validate(&source(&c.path)),
         Command::Render { config, out, check } => pullgate_daemon::render_into(

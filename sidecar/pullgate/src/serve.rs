@@ -56,7 +56,7 @@ impl Serve<'_> {
     }
 
     async fn run_async(self) -> Result<(), CliError> {
-        let source = Source { path: self.config.to_path_buf(), resolv_conf: self.env.resolv_conf.clone() };
+        let source = Source { path: self.config.to_path_buf(), resolv_conf: self.env.resolv_conf.clone(), vars: self.env.vars.clone() };
         let events =
             Events::watch(self.config).map_err(|source| pullgate_daemon::DaemonError::Watch { path: self.config.to_path_buf(), source })?;
         let scratch = self.state_dir.join("scratch");
@@ -140,7 +140,7 @@ impl Serve<'_> {
         }
         if let Some(opts) = self.dashboard {
             let store = crate::cli::StoreArgs::default();
-            let routes = Source { path: self.config.to_path_buf(), resolv_conf: self.env.resolv_conf.clone() };
+            let routes = Source { path: self.config.to_path_buf(), resolv_conf: self.env.resolv_conf.clone(), vars: self.env.vars.clone() };
             let token = crate::dashboard::token(opts.dashboard_token_file.as_deref())?;
             // The gateway matters more than its dashboard: a taken port is said, not fatal.
             if let Err(e) = crate::dashboard::start(opts.dashboard_listen, &store, self.state_dir, routes, token).await {

@@ -54,6 +54,8 @@ struct IncludeTemplate<'a> {
     scope_decode_steps: usize,
     max_uri: usize,
     table_file: &'a str,
+    /// Route name to the base64 of its upstream `USER:TOKEN`.
+    upstream_credentials: Vec<(&'a str, &'a str)>,
 }
 
 impl std::ops::Deref for IncludeTemplate<'_> {
@@ -110,13 +112,24 @@ impl IncludeTemplate<'_> {
 }
 
 /// The rendered include set: file name and contents, in a stable order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Rendered {
     pub files: Vec<(String, String)>,
+    /// The include holds upstream credentials: write it readable by its owner
+    /// only (nginx's master reads it; its workers need not, and no location serves it).
+    pub private: bool,
     /// Identifies this config: a hash of what was rendered from routes.yaml.
     pub version: String,
     /// Lua mode: the route targets, which change without a reload.
     pub table: Option<RouteTable>,
+}
+
+/// Never prints the files: the include may hold upstream credentials.
+impl std::fmt::Debug for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.files.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Rendered").field("files", &names).field("private", &self.private).field("version", &self.version).finish()
+    }
 }
 
 /// Where and how the set will be used.
@@ -128,6 +141,8 @@ pub struct Options<'a> {
     pub dir: Option<&'a str>,
     /// The index routes' documents and file links, as the sidecar last fetched them.
     pub indexes: Option<&'a Snapshot>,
+    /// Routes' upstream credentials: route name to the base64 of `USER:TOKEN`.
+    pub credentials: Option<&'a std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Template)]
@@ -155,6 +170,17 @@ pub fn render_with(config: &Config, options: Options) -> Result<Rendered, Render
     let indexes = options.indexes.unwrap_or(&empty);
     let plan = Plan::new(config, indexes);
     let dir = options.dir.unwrap_or(DEFAULT_DIR);
+    // Only routes that name credentials, and only what the caller read for them.
+    let upstream_credentials: Vec<(&str, &str)> = options
+        .credentials
+        .into_iter()
+        .flatten()
+        .filter(|(route, _)| {
+            config.routes.iter().any(|r| matches!(&r.target, Target::Oci(o) if o.credentials.is_some() && r.name == **route))
+        })
+        .map(|(r, b)| (r.as_str(), b.as_str()))
+        .collect();
+    let private = !upstream_credentials.is_empty();
     let include = IncludeTemplate {
         plan: &plan,
         dir,
@@ -164,6 +190,7 @@ pub fn render_with(config: &Config, options: Options) -> Result<Rendered, Render
         scope_decode_steps: SCOPE_DECODE_STEPS,
         max_uri: MAX_URI,
         table_file: TABLE_FILE,
+        upstream_credentials,
     }
     .render()
     .map_err(|source| RenderError::Template { file: INCLUDE_FILE, source })?;
@@ -193,7 +220,7 @@ pub fn render_with(config: &Config, options: Options) -> Result<Rendered, Render
         let body = plan.table_lines.concat();
         RouteTable { version: version_of(&body), body }
     });
-    Ok(Rendered { files, version, table })
+    Ok(Rendered { files, private, version, table })
 }
 
 /// The first 16 hex digits of the SHA-256 of the rendered routes.

@@ -91,6 +91,8 @@ fn validate_broken() -> Result<(), String> {
             (39, 14, "route \"py\": unknown: `maybe` is not an answer; expected `404` or `upstream`"),
             (40, 5, "route \"js\": host: an npm route needs a `host` declared in `gateway.hosts` with a `public_url`"),
             (43, 16, "route \"js\": packages: expected an npm package name"),
+            (48, 19, "route \"anon-creds\": credentials: are used on the upstream's token endpoint"),
+            (48, 24, "route \"anon-creds\": credentials.env: expected an environment variable name"),
         ],
     )
 }

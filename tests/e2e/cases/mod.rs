@@ -14,6 +14,7 @@ mod pulls;
 mod render;
 mod ship;
 mod sidecar;
+mod upstream;
 
 use crate::world::World;
 
@@ -59,5 +60,6 @@ pub fn with_world() -> Vec<(String, WithWorld)> {
     v.extend(pulls::tests());
     v.extend(ship::tests());
     v.extend(sidecar::tests());
+    v.extend(upstream::tests());
     v
 }

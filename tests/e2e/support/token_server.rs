@@ -2,6 +2,9 @@
 //! anonymous callers get a JWT for the scopes they ask for, signed with ES256
 //! and carrying its certificate in `x5c`, which docker-registry verifies
 //! against its `rootcertbundle`. It records every scope asked for.
+//! Repositories under `private/` are granted only to the account
+//! [`PRIVATE_USER`]:[`PRIVATE_TOKEN`] (Basic); anonymous callers get a token
+//! without access to them, as Docker Hub does for a private repository.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -16,6 +19,8 @@ use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 
 pub const ISSUER: &str = "pullgate-test-issuer";
 pub const SERVICE: &str = "pullgate-test-registry";
+pub const PRIVATE_USER: &str = "pullgate-test";
+pub const PRIVATE_TOKEN: &str = "s3cret-pat-4711";
 
 pub struct TokenServer {
     pub addr: SocketAddr,
@@ -65,12 +70,20 @@ fn serve(stream: TcpStream, signer: &EcdsaKeyPair, header: &str, seen: &Mutex<Ve
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
+    let mut authorization = String::new();
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
             break;
         }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("authorization") {
+                authorization = value.trim().to_string();
+            }
+        }
     }
+    let account = format!("Basic {}", STANDARD.encode(format!("{PRIVATE_USER}:{PRIVATE_TOKEN}")));
+    let authenticated = authorization == account;
     let target = request_line.split_whitespace().nth(1).unwrap_or("/");
     let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
     let mut access = Vec::new();
@@ -83,6 +96,9 @@ fn serve(stream: TcpStream, signer: &EcdsaKeyPair, header: &str, seen: &Mutex<Ve
         // repository:NAME:ACTIONS (NAME may contain ':' only in a port, which repositories do not have)
         let mut parts = scope.splitn(3, ':');
         if let (Some(kind), Some(name), Some(actions)) = (parts.next(), parts.next(), parts.next()) {
+            if name.starts_with("private/") && !authenticated {
+                continue;
+            }
             let actions: Vec<&str> = actions.split(',').collect();
             access.push(serde_json::json!({"type": kind, "name": name, "actions": actions}));
         }
