@@ -42,4 +42,6 @@ pub struct Batch {
     /// Lines read, and their bytes with newlines.
     pub lines: u64,
     pub bytes: u64,
+    /// Requests an upstream answered 429 (over its rate limit), by route.
+    pub throttled: std::collections::BTreeMap<String, u64>,
 }

@@ -151,6 +151,12 @@ fn read_all(
         let mut batch = enricher.batch(chunk)?;
         stats.lines_read.fetch_add(batch.lines, Relaxed);
         stats.bytes_read.fetch_add(batch.bytes, Relaxed);
+        if !batch.throttled.is_empty() {
+            let mut t = stats.throttled.lock().expect("stats lock");
+            for (route, n) in std::mem::take(&mut batch.throttled) {
+                *t.entry(route).or_default() += n;
+            }
+        }
         loop {
             match tx.try_send(batch) {
                 Ok(()) => break,

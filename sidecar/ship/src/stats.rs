@@ -29,6 +29,8 @@ pub struct Stats {
     pub started_ms: AtomicU64,
     /// Why shipping stopped, if it did.
     pub failed: Mutex<Option<String>>,
+    /// Proxied requests an upstream answered 429, by route.
+    pub throttled: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -46,6 +48,9 @@ pub struct Snapshot {
     /// the newest event it has.
     pub lag_seconds: f64,
     pub failed: Option<String>,
+    /// Proxied requests an upstream answered 429 (its rate limit), by route.
+    #[serde(default)]
+    pub upstream_throttled: std::collections::BTreeMap<String, u64>,
 }
 
 impl Stats {
@@ -69,6 +74,7 @@ impl Stats {
             lag_bytes,
             lag_seconds,
             failed: self.failed.lock().expect("stats lock").clone(),
+            upstream_throttled: self.throttled.lock().expect("stats lock").clone(),
         }
     }
 }
@@ -84,6 +90,14 @@ impl Snapshot {
             .sample(&[("reason", "refused")], self.dead_lettered_refused);
         m.single("pullgate_ship_batches_total", Kind::Counter, "Requests the sink acknowledged.", self.batches);
         m.single("pullgate_ship_retries_total", Kind::Counter, "Requests to the sink that failed and were tried again.", self.retries);
+        let mut f = m.family(
+            "pullgate_upstream_throttled_total",
+            Kind::Counter,
+            "Proxied requests the upstream answered 429 (over its rate limit), by route, as the access log has them.",
+        );
+        for (route, n) in &self.upstream_throttled {
+            f.sample(&[("route", route)], n);
+        }
         m.single("pullgate_ship_lag_bytes", Kind::Gauge, "Bytes of the log the sink does not have yet.", self.lag_bytes);
         m.single(
             "pullgate_ship_lag_seconds",

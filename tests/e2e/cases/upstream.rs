@@ -10,15 +10,66 @@ use std::process::Command;
 use crate::cases::WithWorld;
 use crate::ensure;
 use crate::support::clients::skopeo_copy;
-use crate::support::gateway::Gateway;
+use crate::support::gateway::{curl, Gateway};
 use crate::support::oci::Layout;
+use crate::support::plain_nginx::PlainNginx;
 use crate::support::process::run;
 use crate::support::token_server::{self, PRIVATE_TOKEN, PRIVATE_USER};
 use crate::world::World;
 
 pub fn tests() -> Vec<(String, WithWorld)> {
-    let case: WithWorld = Box::new(private_repository_through_the_gateways_account);
-    vec![("upstream::private_repository_through_the_gateways_account".to_string(), case)]
+    let private: WithWorld = Box::new(private_repository_through_the_gateways_account);
+    let limited: WithWorld = Box::new(rate_limits_reach_the_client);
+    vec![
+        ("upstream::private_repository_through_the_gateways_account".to_string(), private),
+        ("upstream::rate_limits_reach_the_client".to_string(), limited),
+    ]
+}
+
+/// An upstream over its limit: its 429 and `ratelimit-*` headers reach a
+/// client of a proxied route unchanged (no fallback, no rewrite).
+fn rate_limits_reach_the_client(w: &World) -> Result<(), String> {
+    let dir = w.dir("upstream-limited");
+    let limited = PlainNginx::start(
+        &dir.join("upstream"),
+        "127.0.0.1",
+        "    location /v2/ {\n\
+         \x20     add_header ratelimit-limit \"100;w=21600\" always;\n\
+         \x20     add_header ratelimit-remaining \"0;w=21600\" always;\n\
+         \x20     add_header Retry-After 3600 always;\n\
+         \x20     return 429 '{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"pull rate limit\"}]}';\n\
+         \x20   }\n",
+    )?;
+    let routes = format!(
+        "  - name: limited\n    image: limited/app\n    upstream: http://{}/limited/app\n    auth: none\n    mode: proxy\n",
+        limited.addr
+    );
+    // Shipping on: the shipper counts the upstream's 429s.
+    let addr = Gateway::pick_addr();
+    let routes_path = dir.join("routes.yaml");
+    std::fs::write(&routes_path, Gateway::yaml(addr, "", &routes)).map_err(|e| e.to_string())?;
+    let gw = Gateway::launch_with(&dir.join("gw"), addr, &routes_path, &[], |_| {})?;
+    let r = curl(
+        "GET",
+        &format!("http://{}/v2/limited/app/manifests/1.0", gw.host()),
+        &["Accept: application/vnd.oci.image.manifest.v1+json"],
+    )?;
+    ensure!(r.status == 429, "the client got {} for the upstream's 429: {}", r.status, r.text());
+    ensure!(
+        r.header("ratelimit-limit") == Some("100;w=21600")
+            && r.header("ratelimit-remaining") == Some("0;w=21600")
+            && r.header("retry-after") == Some("3600"),
+        "rate-limit headers: {:?}",
+        r.headers
+    );
+    ensure!(r.text().contains("TOOMANYREQUESTS"), "body: {}", r.text());
+    let logged = gw.log_for("/v2/limited/app/manifests/1.0")?;
+    ensure!(logged.iter().any(|l| l["status"] == 429 && l["mode"] == "proxy" && l["route"] == "limited"), "logged: {logged:?}");
+    let metrics = || -> Result<String, String> { Ok(curl("GET", &format!("http://{}/metrics", gw.status_addr), &[])?.text()) };
+    crate::support::wait_until(std::time::Duration::from_secs(10), "the 429 counted in /metrics", || {
+        Ok(metrics()?.contains("pullgate_upstream_throttled_total{route=\"limited\"} 1"))
+    })?;
+    Ok(())
 }
 
 fn private_repository_through_the_gateways_account(w: &World) -> Result<(), String> {

@@ -29,7 +29,13 @@ impl Enricher {
             b.lines += 1;
             b.bytes += line.len() as u64 + 1;
             match Record::parse(line) {
-                Ok(r) => b.events.push(self.prepare(r, line.len())?),
+                Ok(r) => {
+                    // Only a proxied request's 429 is the upstream's; a redirected client meets it elsewhere.
+                    if r.status == 429 && record::text(r.mode) == "proxy" {
+                        *b.throttled.entry(record::text(r.route).to_string()).or_default() += 1;
+                    }
+                    b.events.push(self.prepare(r, line.len())?)
+                }
                 Err(e) => b.dead.push(DeadLetter::new(e.0, line, line.len() as u64)),
             }
         }
