@@ -178,8 +178,15 @@ impl Indexes {
                 }
             }
         }
+        // A document no route wants any more is forgotten, on disk too.
         let keep: BTreeSet<&str> = wanted.iter().map(|w| w.url.as_str()).collect();
-        self.docs.retain(|k, _| keep.contains(k.as_str()));
+        let dropped: Vec<String> = self.docs.keys().filter(|k| !keep.contains(k.as_str())).cloned().collect();
+        for url in dropped {
+            self.docs.remove(&url);
+            if let Some(path) = self.path_of(&url) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
 
         let mut routes: BTreeMap<String, Served> = BTreeMap::new();
         for r in &config.routes {
