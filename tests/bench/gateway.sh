@@ -14,6 +14,7 @@
 # Figures are for comparison within one run only: machines here are noisy.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/bench/nginx-lib.sh
 secs="${1:-5}"
 rounds="${2:-5}"
 conns=50
@@ -39,27 +40,6 @@ routes() { # N: N exact routes, every 100th a glob
   done
 }
 
-wrapper() { # DIR INCLUDE [lua]
-  mkdir -p "$1/logs" "$1/tmp"
-  local modules=""
-  [ "${3:-}" = lua ] && modules="load_module /usr/lib/nginx/modules/ndk_http_module.so; load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;"
-  cat > "$1/nginx.conf" <<CONF
-$modules
-worker_processes 1;
-pcre_jit on;
-pid $1/nginx.pid;
-error_log $1/logs/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $1/tmp; proxy_temp_path $1/tmp; fastcgi_temp_path $1/tmp; uwsgi_temp_path $1/tmp; scgi_temp_path $1/tmp;
-    include $2;
-}
-CONF
-}
-
-start() { nginx -p "$1" -c "$1/nginx.conf"; sleep 0.3; }
-stop() { kill -QUIT "$(cat "$1/nginx.pid")"; while [ -f "$1/nginx.pid" ]; do sleep 0.05; done; }
 
 run_wrk() { # URL -> "rps p99"
   wrk -t1 -c$conns -d"${secs}s" --latency -H 'User-Agent: docker/20.10.24 go/go1.19.8' "$1" > "$work/wrk.out"
@@ -76,7 +56,7 @@ cat > "$work/bare/bare.conf" <<CONF
 server { listen 127.0.0.1:$port; return 307 http://127.0.0.2:5000\$request_uri; }
 CONF
 cat > "$work/barelog/bare.conf" <<CONF
-log_format v1like escape=json '{"ts":"\$msec","id":"\$request_id","ip":"\$remote_addr","host":"\$host","method":"\$request_method","uri":"\$request_uri","status":\$status,"bytes":\$body_bytes_sent,"rt":\$request_time,"ua":"\$http_user_agent","accept":"\$http_accept","auth":"none","range":"\$http_range","dnt":"\$http_dnt","route":"bare","upstream":"http://127.0.0.2:5000\$request_uri","mode":"redirect"}';
+$(v1like_log_format http://127.0.0.2:5000)
 server { listen 127.0.0.1:$port; access_log $work/barelog/logs/access.log v1like; return 307 http://127.0.0.2:5000\$request_uri; }
 CONF
 wrapper "$work/bare" "$work/bare/bare.conf"
@@ -110,7 +90,6 @@ for ((round = 1; round <= rounds; round++)); do
     stop "$work/$v"
   done
 done
-med() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ratios() { # A B: median of per-round A/B
   paste -d' ' <(tr ' ' '\n' <<< "${rps[$1]}" | grep .) <(tr ' ' '\n' <<< "${rps[$2]}" | grep .) | awk '{printf "%.3f ", $1 / $2}' | med
 }
@@ -148,7 +127,6 @@ printf '  ratio Lua / bare (JSON log):     %s   (target >= 0.85)\n' "$(ratios gw
 printf '  ratio Lua / stock gateway:       %s\n' "$(ratios gwlua gw)"
 
 # --- render and nginx -t by size --------------------------------------------
-ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
 printf '\nrender and check time (median of 3)\n'
 printf '  %8s %12s %12s %14s\n' routes "render ms" "nginx -t ms" "conf bytes"

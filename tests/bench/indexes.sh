@@ -15,6 +15,7 @@
 # Each ratio is the median of the per-round ratios; figures compare within one run only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/bench/nginx-lib.sh
 secs="${1:-5}"
 rounds="${2:-5}"
 files="${3:-2000}"
@@ -32,29 +33,11 @@ trap 'for p in "$work"/*/nginx.pid; do [ -f "$p" ] && kill -QUIT "$(cat "$p")" 2
 port=18080
 up_port=18091
 
-wrapper() { # DIR INCLUDE
-  mkdir -p "$1/logs" "$1/tmp"
-  cat > "$1/nginx.conf" <<CONF
-worker_processes 1;
-pcre_jit on;
-pid $1/nginx.pid;
-error_log $1/logs/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $1/tmp; proxy_temp_path $1/tmp; fastcgi_temp_path $1/tmp; uwsgi_temp_path $1/tmp; scgi_temp_path $1/tmp;
-    include $2;
-}
-CONF
-}
-start() { nginx -p "$1" -c "$1/nginx.conf"; sleep 0.3; }
-stop() { kill -QUIT "$(cat "$1/nginx.pid")"; while [ -f "$1/nginx.pid" ]; do sleep 0.05; done; }
 run_wrk() { # URL -> rps
   wrk -t1 -c$conns -d"${secs}s" -H 'User-Agent: pip/24.0' -H 'Accept: text/html' "$1" > "$work/wrk.out"
   grep -q "Non-2xx or 3xx" "$work/wrk.out" && { echo "unexpected status codes for $1:" >&2; cat "$work/wrk.out" >&2; exit 1; }
   awk '/^Requests\/sec/ {print $2}' "$work/wrk.out"
 }
-med() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # --- the upstream: one project of $files wheels, and 200 small projects ------
 mkdir -p "$work/up/root/simple/big"
@@ -77,7 +60,7 @@ wrapper "$work/up" "$work/up/up.conf"
 start "$work/up"
 
 # --- the variants ------------------------------------------------------------
-log_format="log_format v1like escape=json '{\"ts\":\"\$msec\",\"id\":\"\$request_id\",\"ip\":\"\$remote_addr\",\"host\":\"\$host\",\"method\":\"\$request_method\",\"uri\":\"\$request_uri\",\"status\":\$status,\"bytes\":\$body_bytes_sent,\"rt\":\$request_time,\"ua\":\"\$http_user_agent\",\"accept\":\"\$http_accept\",\"auth\":\"none\",\"range\":\"\$http_range\",\"dnt\":\"\$http_dnt\",\"route\":\"bare\",\"upstream\":\"http://127.0.0.1:$up_port\$request_uri\",\"mode\":\"redirect\"}';"
+log_format="$(v1like_log_format "http://127.0.0.1:$up_port")"
 mkdir -p "$work/bare/root/simple/big"
 cp "$work/up/root/simple/big/index.html" "$work/bare/root/simple/big/page.html"
 cat > "$work/bare/bare.conf" <<CONF
@@ -154,7 +137,6 @@ mkdir -p "$work/many"
   for ((p = 0; p < 200; p++)); do printf 'p%d%s' "$p" "$([ $p -lt 199 ] && echo ', ')"; done
   echo ']'
 } > "$work/many/routes.yaml"
-ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 s=$(date +%s%N); "$pg" --state-dir "$work/many/state" render -c "$work/many/routes.yaml" --out "$work/many/conf" > /dev/null; first=$(ms "$s")
 s=$(date +%s%N); "$pg" --state-dir "$work/many/state" render -c "$work/many/routes.yaml" --out "$work/many/conf" > /dev/null; again=$(ms "$s")
 docs=$(find "$work/many/conf/index" -type f | wc -l)

@@ -16,6 +16,7 @@
 #               grammar (what the bound against PCRE stack exhaustion costs)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/bench/nginx-lib.sh
 n="${1:-2000}"
 for tool in valgrind nginx python3; do command -v $tool >/dev/null || { echo "$tool is not installed" >&2; exit 1; }; done
 if [ -n "${PULLGATE_BIN:-}" ]; then
@@ -40,20 +41,9 @@ mkdir -p "$work/gw" "$work/nobound/conf" "$work/barelog"
 grep -q '(?=\[^ \]{1,[0-9]*} )' "$work/gw/conf/pullgate.conf" || echo "(this config has no path bound: the last two rows are the same config)" >&2
 sed -e 's/(?=\[^ \]{1,[0-9]*} )//' -e "s|$work/gw/logs|$work/nobound/logs|" "$work/gw/conf/pullgate.conf" > "$work/nobound/conf/pullgate.conf"
 cat > "$work/barelog/bare.conf" <<CONF
-log_format v1like escape=json '{"ts":"\$msec","id":"\$request_id","ip":"\$remote_addr","host":"\$host","method":"\$request_method","uri":"\$request_uri","status":\$status,"bytes":\$body_bytes_sent,"rt":\$request_time,"ua":"\$http_user_agent","accept":"\$http_accept","auth":"none","range":"\$http_range","dnt":"\$http_dnt","route":"bare","upstream":"http://127.0.0.2:5000\$request_uri","mode":"redirect"}';
+$(v1like_log_format http://127.0.0.2:5000)
 server { listen 127.0.0.1:$port; access_log $work/barelog/logs/access.log v1like; return 307 http://127.0.0.2:5000\$request_uri; }
 CONF
-wrapper() { # DIR INCLUDE
-  mkdir -p "$1/logs" "$1/tmp"
-  cat > "$1/nginx.conf" <<CONF
-worker_processes 1;
-pcre_jit on;
-pid $1/nginx.pid;
-error_log $1/logs/error.log;
-events { worker_connections 1024; }
-http { access_log off; client_body_temp_path $1/tmp; proxy_temp_path $1/tmp; fastcgi_temp_path $1/tmp; uwsgi_temp_path $1/tmp; scgi_temp_path $1/tmp; include $2; }
-CONF
-}
 wrapper "$work/barelog" "$work/barelog/bare.conf"
 wrapper "$work/gw" "$work/gw/conf/pullgate.conf"
 wrapper "$work/nobound" "$work/nobound/conf/pullgate.conf"
