@@ -483,6 +483,21 @@ fn helm_repository() -> Result<(), String> {
     let got = downloads_by(&gw, "package,version,client", &["repository", "tag", "client"])?;
     let expected = want(&[(&["mychart", "0.1.0", "helm"], 1), (&["mychart", "0.2.0", "helm"], 1)]);
     ensure!(got == expected, "downloads by chart, version and client:\n got  {got:?}\n want {expected:?}");
+
+    // The same route in Lua mode (the compose kit's): the index and the
+    // redirects are nginx's own, beside the Lua hooks.
+    let redis = crate::support::redis::RedisServer::start(&dir.join("redis"))?;
+    let lua_dir = dir.join("lua");
+    std::fs::create_dir_all(&lua_dir).map_err(|e| e.to_string())?;
+    let lua = gateway(
+        &lua_dir,
+        &format!("  redis: {{url: \"redis://{}/0\", key: \"pg-index\"}}\n", redis.addr),
+        &format!("  - name: charts\n    kind: helm\n    upstream: {up_url}/\n"),
+    )?;
+    let served = expect(&lua, "GET", "/charts/index.yaml", 200, &allowed)?;
+    ensure!(served.text() == text, "Lua mode serves another index.yaml:\n{}", served.text());
+    let r = expect(&lua, "GET", "/charts/mychart/mychart-0.1.0.tgz", 307, &allowed)?;
+    ensure!(r.header("location") == Some(&format!("{up_url}/mychart-0.1.0.tgz")), "Lua mode: {:?}", r.headers);
     Ok(())
 }
 
