@@ -100,7 +100,8 @@ for v in "${variants[@]}"; do
   printf '  %-34s %12s %10s   %s\n' "$label" "$(med <<< "${rps[$v]}")" "$(tr ' ' '\n' <<< "${p99[$v]}" | grep . | sed 's/us$//;s/ms$/000/' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)] "us"}')" "${rps[$v]}"
 done
 # Cost per request, from the worker's own counters: steadier than throughput.
-if perf stat -e instructions true >/dev/null 2>&1; then
+# A VM without hardware counters: perf stat succeeds and says `<not supported>`.
+if perf stat -x, -e instructions true 2>&1 >/dev/null | grep -q '^[0-9]'; then
   printf '\ncost per request (perf stat on the nginx worker, %ss of wrk)\n' "$secs"
   printf '  %-34s %14s %14s\n' variant instructions cycles
   declare -A ins
@@ -120,6 +121,9 @@ if perf stat -e instructions true >/dev/null 2>&1; then
   awk -v g="${ins[gw]}" -v l="${ins[barelog]}" -v u="${ins[gwlua]}" 'BEGIN {
     printf "  instructions gateway / bare+log: %.3f (gateway adds %d per request)\n", g / l, g - l
     printf "  instructions Lua / bare+log:     %.3f (Lua mode adds %d per request)\n", u / l, u - l }'
+else
+  printf '\ncost per request: no hardware counters here (perf stat says <not supported>); by callgrind instead:\n'
+  PULLGATE_BIN="$pg" tests/bench/instructions.sh
 fi
 printf '  ratio gateway / bare (no log):   %s\n' "$(ratios gw bare)"
 printf '  ratio gateway / bare (JSON log): %s   (target >= 0.90)\n' "$(ratios gw barelog)"
