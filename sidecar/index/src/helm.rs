@@ -42,14 +42,18 @@ pub fn serve(body: &str, page: &Url, prefix: &str, charts: &[String], out: &mut 
         let mut list = Vec::new();
         for mut v in versions {
             let version = v.get("version").and_then(Value::as_str).filter(|s| VERSION.is_match(s)).map(str::to_string);
-            let target = v.get("urls").and_then(|u| u.get(0)).and_then(Value::as_str).and_then(|u| page.join(u).ok());
+            let target = v.get("urls").and_then(|u| u.get(0)).and_then(Value::as_str).and_then(|u| crate::target(page, u));
             let (Some(version), Some(target)) = (version, target) else {
                 out.refused += 1;
                 continue;
             };
-            let file = format!("{name}/{name}-{version}.tgz");
-            if v.get("name").and_then(Value::as_str) != Some(name.as_str()) || !out.link(format!("{prefix}{file}"), &target) {
+            if v.get("name").and_then(Value::as_str) != Some(name.as_str()) {
                 out.refused += 1;
+                continue;
+            }
+            let file = format!("{name}/{name}-{version}.tgz");
+            // `link` counts what it refuses.
+            if !out.link(format!("{prefix}{file}"), &target) {
                 continue;
             }
             v["urls"] = Value::Sequence(vec![Value::String(file)]);

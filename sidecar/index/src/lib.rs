@@ -59,6 +59,15 @@ pub struct Snapshot {
     pub stale: std::collections::BTreeSet<String>,
 }
 
+/// Where a document's `link` points: resolved against the document's URL
+/// `base`, without its fragment (a file's hash, never part of where it is),
+/// if that is a [`safe_target`].
+pub fn target(base: &Url, link: &str) -> Option<Url> {
+    let mut url = base.join(link).ok()?;
+    url.set_fragment(None);
+    safe_target(&url).then_some(url)
+}
+
 /// A redirect target nginx config can hold as a quoted string and a client
 /// can follow: `http(s)`, a host, no credentials, no fragment, and only
 /// characters that mean nothing to nginx (no quotes, `$`, `;`, braces,

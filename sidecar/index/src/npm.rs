@@ -83,11 +83,7 @@ impl Packument {
         let mut out = Packument { name: want.to_string(), doc: Map::new(), tarballs: Vec::new(), refused: 0 };
         let mut kept = Map::new();
         for (version, mut v) in versions {
-            let target = v
-                .pointer("/dist/tarball")
-                .and_then(Value::as_str)
-                .and_then(|t| page.join(t).ok())
-                .filter(|u| crate::safe_target(&u.clone().tap_fragment()));
+            let target = v.pointer("/dist/tarball").and_then(Value::as_str).and_then(|t| crate::target(page, t));
             let file = target.as_ref().and_then(|u| u.path_segments()?.next_back().map(str::to_string));
             match (target, file) {
                 (Some(target), Some(file)) if VERSION.is_match(&version) && TARBALL.is_match(&file) => {
@@ -152,18 +148,6 @@ impl Packument {
     }
 }
 
-trait TapFragment {
-    fn tap_fragment(self) -> Self;
-}
-
-impl TapFragment for Url {
-    /// Without its fragment, which a link may carry and a redirect never does.
-    fn tap_fragment(mut self) -> Url {
-        self.set_fragment(None);
-        self
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +184,15 @@ mod tests {
         assert_eq!(corgi["versions"]["1.0.0"]["dependencies"]["a"], "^1");
         assert!(corgi["versions"]["1.0.0"].get("scripts").is_none());
         assert_eq!(corgi["versions"]["1.0.0"]["dist"]["shasum"], "abcd");
+    }
+
+    #[test]
+    fn a_tarball_link_with_a_fragment_is_served_without_it() {
+        let p = Packument::from_json(&doc("/@acme/cli/-/cli-1.0.0.tgz#sha1"), &page(), "@acme/cli", "https://g", "/npm/").unwrap();
+        let mut served = Served::default();
+        p.serve(&mut served);
+        // The version the packument keeps is one the gateway redirects.
+        assert_eq!(served.files["/npm/@acme/cli/-/cli-1.0.0.tgz"].as_str(), "http://127.0.0.1:4873/@acme/cli/-/cli-1.0.0.tgz");
     }
 
     #[test]

@@ -139,12 +139,11 @@ impl Project {
         requires_python: Option<String>,
         yanked: Yanked,
     ) {
-        let url = page.join(link).ok().filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+        let url = crate::target(page, link);
         let hashes_ok = hashes.iter().all(|(k, v)| HASH_NAME.is_match(k) && HASH_VALUE.is_match(v));
         let duplicate = self.files.iter().any(|f| f.filename == filename);
         match url {
-            Some(mut url) if FILENAME.is_match(filename) && hashes_ok && !duplicate => {
-                url.set_fragment(None);
+            Some(url) if FILENAME.is_match(filename) && hashes_ok && !duplicate => {
                 let hashes = hashes.into_iter().map(|(k, v)| (k, v.to_ascii_lowercase())).collect();
                 self.files.push(File { filename: filename.to_string(), url, hashes, requires_python, yanked });
             }
@@ -210,7 +209,6 @@ impl Project {
         let dir = format!("{prefix}{}/", self.name);
         let mut kept = self.clone();
         kept.files.retain(|f| out.link(format!("{dir}{}", f.filename), &f.url));
-        kept.refused += self.refused;
         out.refused += self.refused;
         out.docs.insert(format!("{}/page.html", self.name), kept.to_html(&dir));
         out.docs.insert(format!("{}/page.json", self.name), kept.to_json(&dir));
