@@ -118,6 +118,7 @@ impl Applier {
         scratch: PathBuf,
         control_socket: PathBuf,
         reload: ReloadMethod,
+        indexes: IndexFeed,
     ) -> Applier {
         let publisher = Publisher::new(live_dir.clone());
         Applier {
@@ -131,7 +132,7 @@ impl Applier {
             last_good: None,
             last_source: None,
             publisher,
-            indexes: IndexFeed::start(None, Duration::from_secs(300)),
+            indexes,
             applied_indexes: Arc::default(),
             prepared_indexes: Arc::default(),
             applied_secrets: Default::default(),
@@ -230,12 +231,10 @@ impl Applier {
         let (config, rendered, _) = prepared;
         self.publisher.set_redis(config.gateway.redis.as_ref());
         nginx::write_set(&rendered, &self.live_dir)?;
-        self.applied_indexes = self.prepared_indexes.clone();
-        self.applied_secrets = self.prepared_secrets.clone();
         if let Some(table) = &rendered.table {
             self.publisher.publish(table).await?;
         }
-        self.last_good = Some((config, rendered));
+        self.remember(config, rendered);
         Ok(())
     }
 
@@ -249,9 +248,7 @@ impl Applier {
         }
         if change == Change::TableOnly {
             let table = rendered.table.as_ref().map(|t| t.version.clone()).unwrap_or_default();
-            self.last_good = Some((config, rendered));
-            self.applied_indexes = self.prepared_indexes.clone();
-            self.applied_secrets = self.prepared_secrets.clone();
+            self.remember(config, rendered);
             return Ok(Outcome::Published { table });
         }
         nginx::write_set(&rendered, &self.live_dir)?;
@@ -261,10 +258,15 @@ impl Applier {
             return Err(e);
         }
         let version = rendered.version.clone();
+        self.remember(config, rendered);
+        Ok(Outcome::Applied { version })
+    }
+
+    /// What nginx serves now, with the index snapshot and credentials it was rendered with.
+    fn remember(&mut self, config: Config, rendered: Rendered) {
         self.last_good = Some((config, rendered));
         self.applied_indexes = self.prepared_indexes.clone();
         self.applied_secrets = self.prepared_secrets.clone();
-        Ok(Outcome::Applied { version })
     }
 
     /// Put the last good set back and reload; best effort, after a failure.
@@ -357,16 +359,20 @@ pub fn render_into(
     std::fs::create_dir_all(dir).map_err(|e| NginxError::Io { path: dir.to_path_buf(), source: e })?;
     // Lua mode refers to the Lua files and the route table by absolute path.
     let abs = dir.canonicalize().map_err(|e| NginxError::Io { path: dir.to_path_buf(), source: e })?.display().to_string();
-    let mut indexes = Indexes::new(index_cache);
-    if config.routes.iter().any(|r| matches!(r.target, Target::Index(_))) {
+    // Only a config with index routes needs an HTTP client and a runtime.
+    let snapshot = if config.routes.iter().any(|r| matches!(r.target, Target::Index(_))) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| ApplyError::Task { stage: "fetch", message: e.to_string() })?;
+        let mut indexes = Indexes::new(index_cache);
         rt.block_on(indexes.sync(&config, Pass::All));
-    }
+        indexes.snapshot().clone()
+    } else {
+        Default::default()
+    };
     let secrets = crate::source::credentials(&config, &source.vars)?;
-    let options = render::Options { control_socket: None, dir: Some(&abs), indexes: Some(indexes.snapshot()), credentials: Some(&secrets) };
+    let options = render::Options { control_socket: None, dir: Some(&abs), indexes: Some(&snapshot), credentials: Some(&secrets) };
     let rendered = render::render_with(&config, options)?;
     if check {
         nginx.check(&rendered, scratch)?;

@@ -63,6 +63,8 @@ impl Serve<'_> {
         let now = pullgate_base::clock::now_secs();
         let mut status = Status { config_path: self.config.display().to_string(), started_at: Some(now), ..Status::default() };
 
+        // The index routes' documents, fetched beside the daemon's loop.
+        let indexes = IndexFeed::start(Some(self.state_dir.join("index")), self.daemon.index_refresh());
         // The first config, live or ready to start.
         let (applier, prefix, log) = match &self.nginx {
             Nginx::Own => {
@@ -70,8 +72,7 @@ impl Serve<'_> {
                     Prefix::create(self.env.nginx.clone(), self.state_dir.join("nginx")).map_err(pullgate_daemon::ApplyError::from)?;
                 let socket = prefix.root.join("control.sock");
                 let reload = ReloadMethod::PidFile(prefix.pid_file());
-                let mut applier = Applier::new(self.env.nginx.clone(), source, prefix.conf_dir(), scratch, socket.clone(), reload);
-                applier.indexes = IndexFeed::start(Some(self.state_dir.join("index")), self.daemon.index_refresh());
+                let mut applier = Applier::new(self.env.nginx.clone(), source, prefix.conf_dir(), scratch, socket.clone(), reload, indexes);
                 let prepared = applier.prepare(&Default::default()).await?.expect("nothing is live yet");
                 let (access_log, lua) = (prepared.0.gateway.access_log.clone(), prepared.1.table.is_some());
                 applier.install(prepared).await?;
@@ -82,8 +83,8 @@ impl Serve<'_> {
                 (applier, Some(prefix), Some(log))
             }
             Nginx::External { out, reload, socket, access_log } => {
-                let mut applier = Applier::new(self.env.nginx.clone(), source, out.clone(), scratch, socket.clone(), reload.clone());
-                applier.indexes = IndexFeed::start(Some(self.state_dir.join("index")), self.daemon.index_refresh());
+                let mut applier =
+                    Applier::new(self.env.nginx.clone(), source, out.clone(), scratch, socket.clone(), reload.clone(), indexes);
                 let version = match applier.apply(&Default::default()).await? {
                     Outcome::Applied { version } => version,
                     Outcome::Published { .. } | Outcome::Unchanged => unreachable!("nothing is live yet: the first change is structural"),
