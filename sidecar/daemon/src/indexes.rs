@@ -21,7 +21,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use pullgate_config::{Config, IndexKind, IndexRoute, Target};
+use pullgate_config::{Config, IndexKind, IndexRoute, Route, Target};
 use pullgate_index::{helm, npm, pypi, IndexError, Served, Snapshot};
 
 /// The largest document read (npm packuments of busy packages run to tens of MB).
@@ -89,6 +89,9 @@ pub struct Indexes {
     /// Documents asked for since start (fetched or not): an edit does not ask again.
     tried: BTreeSet<String>,
     snapshot: Snapshot,
+    /// The index routes the snapshot's routes were read for (a route's
+    /// path or host changes what its documents become).
+    read_for: Vec<Route>,
     /// Bumped whenever the snapshot changes.
     pub generation: u64,
     pub stats: IndexStats,
@@ -107,6 +110,7 @@ impl Indexes {
             docs: HashMap::new(),
             tried: BTreeSet::new(),
             snapshot: Snapshot::default(),
+            read_for: Vec::new(),
             generation: 0,
             stats: IndexStats::default(),
         }
@@ -121,12 +125,15 @@ impl Indexes {
     pub async fn sync(&mut self, config: &Config, pass: Pass) -> bool {
         let wanted = wanted(config);
         let mut failed: BTreeSet<String> = BTreeSet::new();
+        // Whether a document came, changed or went: only then are they read again.
+        let mut docs_changed = false;
         let mut to_fetch = Vec::new();
         for w in &wanted {
             let key = w.url.as_str();
             if !self.docs.contains_key(key) {
                 if let Some(c) = self.load(key) {
                     self.docs.insert(key.to_string(), c);
+                    docs_changed = true;
                 }
             }
             let held = self.docs.contains_key(key);
@@ -175,6 +182,7 @@ impl Indexes {
                     }
                     self.store(&c);
                     self.docs.insert(w.url.to_string(), c);
+                    docs_changed = true;
                 }
             }
         }
@@ -182,10 +190,26 @@ impl Indexes {
         let keep: BTreeSet<&str> = wanted.iter().map(|w| w.url.as_str()).collect();
         let dropped: Vec<String> = self.docs.keys().filter(|k| !keep.contains(k.as_str())).cloned().collect();
         for url in dropped {
+            docs_changed = true;
             self.docs.remove(&url);
             if let Some(path) = self.path_of(&url) {
                 let _ = std::fs::remove_file(path);
             }
+        }
+        // A route that failed before and was not asked again stays stale.
+        if pass != Pass::All {
+            let index_route = |name: &String| config.routes.iter().any(|r| r.name == *name && matches!(r.target, Target::Index(_)));
+            failed.extend(self.snapshot.stale.iter().filter(|s| index_route(s)).cloned());
+        }
+        let read_for = index_routes(config);
+        if !docs_changed && read_for == self.read_for {
+            // The same documents for the same routes: only staleness may have changed.
+            if failed == self.snapshot.stale {
+                return false;
+            }
+            self.snapshot.stale = failed;
+            self.generation += 1;
+            return true;
         }
 
         let mut routes: BTreeMap<String, Served> = BTreeMap::new();
@@ -204,10 +228,7 @@ impl Indexes {
             }
             routes.insert(r.name.clone(), served);
         }
-        // A route that failed before and was not asked again stays stale.
-        if pass != Pass::All {
-            failed.extend(self.snapshot.stale.iter().filter(|s| routes.contains_key(*s)).cloned());
-        }
+        self.read_for = read_for;
         let next = Snapshot { routes, stale: failed };
         if next == self.snapshot {
             return false;
@@ -255,7 +276,7 @@ pub struct IndexFeed {
     /// The last config sequence a pass finished for.
     caught_up: watch::Receiver<u64>,
     /// The index routes last sent, to send a config only when they change.
-    sent: Vec<pullgate_config::Route>,
+    sent: Vec<Route>,
     seq: u64,
     pub stats: Arc<Mutex<IndexStats>>,
 }
@@ -302,7 +323,7 @@ impl IndexFeed {
 
     /// Fetch for `config` from now on (sent only when its index routes changed).
     pub fn want(&mut self, config: &Config) {
-        let routes: Vec<pullgate_config::Route> = config.routes.iter().filter(|r| matches!(r.target, Target::Index(_))).cloned().collect();
+        let routes = index_routes(config);
         if routes == self.sent && self.seq > 0 {
             return;
         }
@@ -328,6 +349,11 @@ impl IndexFeed {
             std::future::pending::<()>().await;
         }
     }
+}
+
+/// The index routes of `config`, as they are written.
+fn index_routes(config: &Config) -> Vec<Route> {
+    config.routes.iter().filter(|r| matches!(r.target, Target::Index(_))).cloned().collect()
 }
 
 fn route_of<'a>(config: &'a Config, name: &str) -> Option<&'a IndexRoute> {
