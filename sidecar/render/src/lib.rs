@@ -201,11 +201,7 @@ pub fn render_with(config: &Config, options: Options) -> Result<Rendered, Render
             docs.extend(served.docs.iter().map(|(rel, text)| (format!("{INDEX_DIR}/{}/{rel}", r.name), text.clone())));
         }
     }
-    let mut versioned = include.clone();
-    for (name, text) in &docs {
-        versioned.push_str(&format!("\n{name}\n{}\n{text}", text.len()));
-    }
-    let version = version_of(&versioned);
+    let version = version_of(std::iter::once(("", include.as_str())).chain(docs.iter().map(|(n, t)| (n.as_str(), t.as_str()))));
     let mut include = include;
     if let Some(socket) = options.control_socket {
         let control = ControlTemplate { socket, version: &version }
@@ -218,15 +214,24 @@ pub fn render_with(config: &Config, options: Options) -> Result<Rendered, Render
     let table = plan.lua.as_ref().map(|_| {
         files.extend(LUA_FILES.iter().map(|(name, text)| (name.to_string(), text.to_string())));
         let body = plan.table_lines.concat();
-        RouteTable { version: version_of(&body), body }
+        RouteTable { version: version_of([("", body.as_str())]), body }
     });
     Ok(Rendered { files, private, version, table })
 }
 
-/// The first 16 hex digits of the SHA-256 of the rendered routes.
-fn version_of(text: &str) -> String {
+/// The first 16 hex digits of the SHA-256 of the rendered files, each
+/// after its name and length (the first, the include, unnamed), hashed in
+/// place: documents may be megabytes.
+fn version_of<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(text.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
+    let mut hash = Sha256::new();
+    for (i, (name, text)) in files.into_iter().enumerate() {
+        if i > 0 {
+            hash.update(format!("\n{name}\n{}\n", text.len()));
+        }
+        hash.update(text.as_bytes());
+    }
+    hash.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 /// A minimal nginx.conf around the include set, for `nginx -t` and `pullgate up`.
