@@ -19,8 +19,7 @@ secs="${1:-5}"
 rounds="${2:-5}"
 conns=50
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
-cargo build -q --release -p pullgate
-pg="${CARGO_TARGET_DIR:-target}/release/pullgate"
+pg="$(pullgate_bin)"
 work="$(mktemp -d /tmp/pg-bench.XXXXXX)"
 chmod 755 "$work"   # nginx workers (nobody, when run as root) read the route table
 trap 'for p in "$work"/*/nginx.pid; do [ -f "$p" ] && kill -QUIT "$(cat "$p")" 2>/dev/null; done; sleep 0.5; rm -rf "$work"' EXIT

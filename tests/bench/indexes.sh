@@ -21,12 +21,7 @@ rounds="${2:-5}"
 files="${3:-2000}"
 conns=50
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
-if [ -n "${PULLGATE_BIN:-}" ]; then
-  pg="$PULLGATE_BIN"   # nginx does the work measured here: any build renders the same config
-else
-  cargo build -q --release -p pullgate
-  pg="${CARGO_TARGET_DIR:-target}/release/pullgate"
-fi
+pg="$(pullgate_bin)"
 work="$(mktemp -d /tmp/pg-bench-index.XXXXXX)"
 chmod 755 "$work"
 trap 'for p in "$work"/*/nginx.pid; do [ -f "$p" ] && kill -QUIT "$(cat "$p")" 2>/dev/null; done; sleep 0.5; rm -rf "$work"' EXIT

@@ -19,12 +19,7 @@ cd "$(dirname "$0")/../.."
 . tests/bench/nginx-lib.sh
 n="${1:-2000}"
 for tool in valgrind nginx python3; do command -v $tool >/dev/null || { echo "$tool is not installed" >&2; exit 1; }; done
-if [ -n "${PULLGATE_BIN:-}" ]; then
-  pg="$PULLGATE_BIN"
-else
-  cargo build -q --release -p pullgate
-  pg="${CARGO_TARGET_DIR:-target}/release/pullgate"
-fi
+pg="$(pullgate_bin)"
 work="$(mktemp -d /tmp/pg-ins.XXXXXX)"
 chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT

@@ -36,3 +36,14 @@ med() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)
 
 # ms START_NS: milliseconds since START_NS (from date +%s%N).
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+
+# pullgate_bin: the pullgate to render with: $PULLGATE_BIN (another commit's,
+# say), else a release build of this tree.
+pullgate_bin() {
+  if [ -n "${PULLGATE_BIN:-}" ]; then
+    echo "$PULLGATE_BIN"
+  else
+    cargo build -q --release -p pullgate
+    echo "${CARGO_TARGET_DIR:-target}/release/pullgate"
+  fi
+}
