@@ -268,7 +268,7 @@ async fn badge_svg(State(d): State<Arc<Dashboard>>, Path(path): Path<String>, Ur
         .into_response()
 }
 
-/// Pulls, version checks and downloads by repository since the store began.
+/// 200 while the store answers a query, else 503.
 async fn healthz(State(d): State<Arc<Dashboard>>) -> Response {
     match with_store(d, |s| s.cursor("healthz")).await {
         Ok(_) => text(StatusCode::OK, "ok\n".into()),
@@ -276,6 +276,7 @@ async fn healthz(State(d): State<Arc<Dashboard>>) -> Response {
     }
 }
 
+/// Pulls, version checks and downloads by repository since the store began.
 async fn metrics(State(d): State<Arc<Dashboard>>) -> Response {
     let q = pullgate_analytics::Query::all(0, now_ms() + 3_600_000, Granularity::Total, vec![Dim::Repository]);
     let r = match with_store(d, move |s| s.report(&q)).await {

@@ -32,12 +32,12 @@ pub fn rotated_path(log: &Path) -> PathBuf {
 /// (`STATE/ship/ship.checkpoint`); `None` when the log is not shipped, and
 /// the older generation may go at once.
 pub fn rotate_if_due(log: &Path, checkpoint: Option<&Path>, max_bytes: u64) -> std::io::Result<Rotation> {
-    let size = match std::fs::metadata(log) {
-        Ok(m) => m.len(),
+    let current = match std::fs::metadata(log) {
+        Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Rotation::NotDue),
         Err(e) => return Err(e),
     };
-    if size < max_bytes {
+    if current.len() < max_bytes {
         return Ok(Rotation::NotDue);
     }
     let older = rotated_path(log);
@@ -47,7 +47,6 @@ pub fn rotate_if_due(log: &Path, checkpoint: Option<&Path>, max_bytes: u64) -> s
             if let Some(cp) = checkpoint {
                 // Done with LOG.1 means reading LOG now: the follower moves on
                 // only once the older file is read to its end and quiet.
-                let current = std::fs::metadata(log)?;
                 let at_current = tail::load_checkpoint(cp).is_some_and(|p| p.file.dev == current.dev() && p.file.ino == current.ino());
                 if !at_current {
                     return Ok(Rotation::Waiting);
