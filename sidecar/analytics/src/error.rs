@@ -12,4 +12,7 @@ pub enum AnalyticsError {
     TooNew { path: String, found: i64, known: i64 },
     #[error("{0}")]
     Query(String),
+    /// The ClickHouse store answered with an error, or could not be reached.
+    #[error("the ClickHouse store at {at}: {what}: {message}")]
+    ClickHouse { at: String, what: String, message: String },
 }

@@ -3,10 +3,12 @@
 //!
 //! `request` says what one request is, `session` turns an origin's
 //! requests for a repository into actions, `ua` names the client; a `Store`
-//! keeps them (`sqlite`, the embedded one) and answers `query::Query`s.
+//! keeps them (`sqlite`, the embedded one; `clickhouse`, for several
+//! machines and ingesters) and answers `query::Query`s.
 //! `ingest` reads the shipper's local sink into a store.
 
 pub mod class;
+mod clickhouse;
 pub mod cloudwatch;
 mod error;
 mod event;
@@ -19,6 +21,7 @@ mod store;
 pub mod time;
 pub mod ua;
 
+pub use clickhouse::{Account as ClickHouseAccount, Address as ClickHouseAddress, ClickHouse};
 pub use error::AnalyticsError;
 pub use event::Shipped;
 pub(crate) use pullgate_ship::rules::{request, session};

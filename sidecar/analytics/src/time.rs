@@ -34,6 +34,29 @@ pub fn format(ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}", secs / 3600, secs / 60 % 60)
 }
 
+/// A report's period label for the period that `t_ms` (an hour's or a day's
+/// start) is in, as the SQLite store's `strftime` writes it: `2026-11-01T13:00Z`,
+/// `2026-11-01`, the week's Monday, `2026-11`; `None` for `total`.
+pub fn period(g: crate::query::Granularity, t_ms: i64) -> Option<String> {
+    use crate::query::Granularity;
+    let day = t_ms.div_euclid(DAY_MS);
+    let date = |day: i64| {
+        let (y, m, d) = civil_from_days(day);
+        format!("{y:04}-{m:02}-{d:02}")
+    };
+    Some(match g {
+        Granularity::Hour => format!("{}T{:02}:00Z", date(day), t_ms.rem_euclid(DAY_MS) / 3_600_000),
+        Granularity::Day => date(day),
+        // 1970-01-01 was a Thursday: Monday is 0 at (days + 3) % 7.
+        Granularity::Week => date(day - (day + 3).rem_euclid(7)),
+        Granularity::Month => {
+            let (y, m, _) = civil_from_days(day);
+            format!("{y:04}-{m:02}")
+        }
+        Granularity::Total => return None,
+    })
+}
+
 /// Milliseconds since the epoch for `s`, relative ones counted back from `now_ms`.
 pub fn parse(s: &str, now_ms: i64) -> Result<i64, String> {
     let bad = || format!("{s:?}: expected `now`, `30d`, `12h`, `90m`, a date (2026-11-01) or a UTC time (2026-11-01T12:00)");
@@ -85,6 +108,12 @@ mod tests {
             assert_eq!(parse(&format(ms), now), Ok(ms), "{}", format(ms));
         }
         assert_eq!(format(1_709_164_801_000), "2024-02-29T00:00");
+        use crate::query::Granularity as G;
+        // 2024-02-29 13:05 was a Thursday.
+        let t = 1_709_164_800_000 + 13 * 3_600_000 + 300_000;
+        let p = |g| period(g, t).unwrap_or_default();
+        assert_eq!([p(G::Hour), p(G::Day), p(G::Week), p(G::Month)], ["2024-02-29T13:00Z", "2024-02-29", "2024-02-26", "2024-02"]);
+        assert_eq!(period(G::Total, t), None);
         for bad in ["yesterday", "2026-13-01", "2026-11", "2026-11-01T25:00", "-5x"] {
             assert!(parse(bad, now).is_err(), "{bad}");
         }

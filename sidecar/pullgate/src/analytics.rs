@@ -4,23 +4,48 @@
 use std::path::Path;
 use std::time::Duration;
 
-use pullgate_analytics::{ingest, Dim, Granularity, Query, Report, Settings, Sqlite};
+use pullgate_analytics::{
+    ingest, ClickHouse, ClickHouseAccount, ClickHouseAddress, Dim, Granularity, Query, Report, Settings, Sqlite, Store,
+};
 
 use crate::cli::{EnrichOpts, FormatArg, GranularityArg, ReportArgs, StoreArgs};
 use crate::error::CliError;
 
-pub fn open(store: &StoreArgs, state_dir: &Path) -> Result<Sqlite, CliError> {
+/// The store the flags name: ClickHouse with `--store`, else the SQLite file.
+pub fn open(store: &StoreArgs, state_dir: &Path) -> Result<Box<dyn Store + Send>, CliError> {
+    let settings = Settings { window_ms: i64::from(store.window_s) * 1000, raw_days: store.raw_days };
+    if let Some(url) = &store.store {
+        let address = ClickHouseAddress::parse(url).map_err(|e| CliError::Usage(format!("--store {e}")))?;
+        let account = match (&store.store_account_file, &store.account_env) {
+            (Some(file), _) => Some(account_file(file)?),
+            (None, Some((user, password))) => Some(ClickHouseAccount { user: user.clone(), password: password.clone() }),
+            (None, None) => None,
+        };
+        return Ok(Box::new(ClickHouse::open(address, account, settings)?));
+    }
     let db = store.db.clone().unwrap_or_else(|| state_dir.join("analytics.db"));
     if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(CliError::io(format!("{}", dir.display())))?;
     }
-    Ok(Sqlite::open(&db, Settings { window_ms: i64::from(store.window_s) * 1000, raw_days: store.raw_days })?)
+    Ok(Box::new(Sqlite::open(&db, settings)?))
+}
+
+/// USER:PASSWORD from a file; what is wrong with it is said, never its text.
+fn account_file(file: &Path) -> Result<ClickHouseAccount, CliError> {
+    let text = std::fs::read_to_string(file).map_err(CliError::io(format!("the store account file {}", file.display())))?;
+    let line = text.trim_end_matches(['\n', '\r']);
+    match line.split_once(':') {
+        Some((user, password)) if !user.is_empty() && !line.contains('\n') => {
+            Ok(ClickHouseAccount { user: user.to_string(), password: password.to_string() })
+        }
+        _ => Err(CliError::Usage(format!("the store account file {} must hold one line, USER:PASSWORD", file.display()))),
+    }
 }
 
 pub fn ingest_cmd(sink_dir: &Path, follow: bool, poll: Duration, store: &StoreArgs, state_dir: &Path) -> Result<(), CliError> {
     let mut db = open(store, state_dir)?;
     loop {
-        let p = ingest::local_sink(&mut db, sink_dir)?;
+        let p = ingest::local_sink(db.as_mut(), sink_dir)?;
         if p.events > 0 || !follow {
             println!("ingested {} events from {}: {} new, {} bad lines", p.events, sink_dir.display(), p.new, p.bad_lines);
         }
@@ -47,7 +72,7 @@ pub fn ingest_cloudwatch_cmd(
         let client = pullgate_ship::sink::cloudwatch::client(region, endpoint, Duration::from_secs(10)).await?;
         loop {
             let now = pullgate_base::clock::now_ms() as i64;
-            let p = pullgate_analytics::cloudwatch::ingest(&client, &mut db, cw, now).await?;
+            let p = pullgate_analytics::cloudwatch::ingest(&client, db.as_mut(), cw, now).await?;
             if p.events > 0 || !follow {
                 println!("ingested {} events from CloudWatch Logs group {}: {} new, {} bad lines", p.events, cw.group, p.new, p.bad_lines);
             }
@@ -81,7 +106,7 @@ pub fn follow_in_background(from: Follow, state_dir: &Path) -> Result<(), CliErr
         Follow::Local(sink) => Box::new(move |warn| {
             tracing::info!(sink = %sink.display(), "ingesting shipped events into the analytics store");
             loop {
-                if let Err(e) = ingest::local_sink(&mut db, &sink) {
+                if let Err(e) = ingest::local_sink(db.as_mut(), &sink) {
                     warn.say(&e);
                 }
                 std::thread::sleep(Duration::from_secs(2));
@@ -109,7 +134,7 @@ pub fn follow_in_background(from: Follow, state_dir: &Path) -> Result<(), CliErr
                     };
                     loop {
                         let now = pullgate_base::clock::now_ms() as i64;
-                        if let Err(e) = pullgate_analytics::cloudwatch::ingest(&client, &mut db, &cw, now).await {
+                        if let Err(e) = pullgate_analytics::cloudwatch::ingest(&client, db.as_mut(), &cw, now).await {
                             warn.say(&e);
                         }
                         tokio::time::sleep(Duration::from_secs(10)).await;
@@ -158,8 +183,6 @@ struct Prepared {
 /// into the store. Two stages on two threads: reading and preparing (parse,
 /// enrich, anonymise) while the store sessionises and writes the batch before.
 pub fn import_cmd(files: &[std::path::PathBuf], enrich: &EnrichOpts, store: &StoreArgs, state_dir: &Path) -> Result<(), CliError> {
-    use pullgate_analytics::Store;
-
     let started = std::time::Instant::now();
     let mut db = open(store, state_dir)?;
     let prep = pullgate_ship::Preparer::open(&enrich.prepare(state_dir.join("ship")))?;
@@ -319,7 +342,6 @@ pub fn report_cmd(args: &ReportArgs, state_dir: &Path) -> Result<(), CliError> {
         top: args.top,
         filters: Vec::new(),
     };
-    use pullgate_analytics::Store;
     let report = open(&args.store, state_dir)?.report(&query)?;
     print!("{}", render(&report, args.format));
     Ok(())

@@ -260,6 +260,21 @@ pub struct StoreArgs {
     /// The SQLite file (default STATE_DIR/analytics.db).
     #[arg(long, value_name = "FILE")]
     pub db: Option<PathBuf>,
+    /// A ClickHouse store instead of SQLite, over its HTTP interface:
+    /// clickhouse://HOST:PORT/DATABASE (clickhouses:// for HTTPS). The
+    /// database and its tables are created when missing. Several ingesters
+    /// may write one store (docs/scale.md). No account in the address: see
+    /// --store-account-file.
+    #[arg(long, value_name = "URL", env = "PULLGATE_STORE", conflicts_with = "db")]
+    pub store: Option<String>,
+    /// A file holding the ClickHouse account as USER:PASSWORD; else the
+    /// environment's PULLGATE_STORE_USER and PULLGATE_STORE_PASSWORD; else
+    /// ClickHouse's `default` user without a password.
+    #[arg(long, value_name = "FILE", env = "PULLGATE_STORE_ACCOUNT_FILE")]
+    pub store_account_file: Option<PathBuf>,
+    /// PULLGATE_STORE_USER and PULLGATE_STORE_PASSWORD (read in env.rs).
+    #[arg(skip)]
+    pub account_env: Option<(String, String)>,
     /// An action (a pull, a version check) ends after this many seconds
     /// without a request of its own.
     #[arg(long, default_value_t = StoreArgs::default().window_s, value_name = "SECONDS")]
@@ -277,7 +292,14 @@ pub struct StoreArgs {
 impl Default for StoreArgs {
     fn default() -> StoreArgs {
         let s = pullgate_analytics::Settings::default();
-        StoreArgs { db: None, window_s: (s.window_ms / 1000) as u32, raw_days: s.raw_days }
+        StoreArgs {
+            db: None,
+            store: None,
+            store_account_file: None,
+            account_env: None,
+            window_s: (s.window_ms / 1000) as u32,
+            raw_days: s.raw_days,
+        }
     }
 }
 

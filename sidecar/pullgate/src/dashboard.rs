@@ -80,7 +80,7 @@ pub async fn start(listen: SocketAddr, store: &StoreArgs, state_dir: &Path, rout
     }
     let db = crate::analytics::open(store, state_dir)?;
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(CliError::io(format!("the dashboard's address {listen}")))?;
-    let d = Arc::new(pullgate_dashboard::Dashboard::new(Box::new(db), served(routes), token));
+    let d = Arc::new(pullgate_dashboard::Dashboard::new(db, served(routes), token));
     tracing::info!(%listen, "dashboard at http://{listen}/");
     tokio::spawn(async move {
         if let Err(e) = pullgate_dashboard::serve(listener, d).await {

@@ -19,6 +19,9 @@ pub struct Env {
     /// Every variable, for the upstream credentials routes.yaml may name
     /// (`credentials: {env: NAME}`); the environment does not change while we run.
     pub vars: std::sync::Arc<std::collections::BTreeMap<String, String>>,
+    /// `PULLGATE_STORE_USER` and `PULLGATE_STORE_PASSWORD`: the ClickHouse
+    /// store's account when no account file is given (both, or neither).
+    pub store_account: Option<(String, String)>,
     home: Option<OsString>,
     xdg_state_home: Option<OsString>,
 }
@@ -52,6 +55,10 @@ impl Env {
             resolv_conf: var("PULLGATE_RESOLV_CONF").map_or_else(|| "/etc/resolv.conf".into(), PathBuf::from),
             log: var("PULLGATE_LOG").map(|v| v.to_string_lossy().into_owned()),
             vars: std::sync::Arc::new(std::env::vars().collect()),
+            store_account: var("PULLGATE_STORE_USER").map(|u| {
+                let password = var("PULLGATE_STORE_PASSWORD").unwrap_or_default();
+                (u.to_string_lossy().into_owned(), password.to_string_lossy().into_owned())
+            }),
             home: var("HOME"),
             xdg_state_home: var("XDG_STATE_HOME"),
         }

@@ -88,7 +88,8 @@ fn main() -> ExitCode {
             .run()
         }
         Command::Status { status, json } => status_cmd(status, json),
-        Command::Serve { listen, token_file, create_token, config, store } => {
+        Command::Serve { listen, token_file, create_token, config, mut store } => {
+            store.account_env = env.store_account.clone();
             let made = match (&token_file, create_token) {
                 (Some(file), true) => dashboard::create_token(file),
                 _ => Ok(()),
@@ -106,8 +107,9 @@ fn main() -> ExitCode {
             overlap_s,
             follow,
             poll_ms,
-            store,
+            mut store,
         }) => {
+            store.account_env = env.store_account.clone();
             let poll = std::time::Duration::from_millis(poll_ms);
             match cloudwatch_group {
                 Some(group) => {
@@ -136,10 +138,14 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Analytics(cli::AnalyticsCommand::Import { files, enrich, store }) => {
+        Command::Analytics(cli::AnalyticsCommand::Import { files, enrich, mut store }) => {
+            store.account_env = env.store_account.clone();
             analytics::import_cmd(&files, &enrich, &store, &state_dir)
         }
-        Command::Report(args) => analytics::report_cmd(&args, &state_dir),
+        Command::Report(mut args) => {
+            args.store.account_env = env.store_account.clone();
+            analytics::report_cmd(&args, &state_dir)
+        }
         Command::Ship { log, ship } => ship.ship_args(log, &state_dir).and_then(|args| Ok(pullgate_ship::run(args)?)),
         Command::Schema => {
             print!("{}", pullgate_config::json_schema());

@@ -159,7 +159,7 @@ fn real_clients(w: &World) -> Result<(), String> {
 }
 
 /// `tests/synth/access_log.py`: a log with known truth.
-fn synth(dir: &std::path::Path, name: &str, lines: usize, days: u32, seed: u32) -> Result<(std::path::PathBuf, Value), String> {
+pub(super) fn synth(dir: &std::path::Path, name: &str, lines: usize, days: u32, seed: u32) -> Result<(std::path::PathBuf, Value), String> {
     synth_with(dir, name, lines, days, seed, &[])
 }
 

@@ -12,6 +12,7 @@ mod lua;
 mod protocol;
 mod pulls;
 mod render;
+mod scale;
 mod ship;
 mod sidecar;
 mod upstream;
@@ -45,6 +46,7 @@ pub fn standalone() -> Vec<(String, Standalone)> {
     v.extend(dashboard::tests());
     v.extend(indexes::tests());
     v.extend(render::tests());
+    v.extend(scale::tests());
     v
 }
 

@@ -1,6 +1,7 @@
 //! Real components for the end-to-end tests, and small helpers around them.
 
 pub mod browser;
+pub mod clickhouse;
 pub mod clients;
 pub mod fake_cloudwatch;
 pub mod gateway;

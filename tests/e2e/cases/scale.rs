@@ -1,0 +1,181 @@
+//! Beyond one machine: the ClickHouse store (Debian's clickhouse-server,
+//! on loopback) gives the reports and the dashboard the embedded store
+//! gives for the same events, with one ingester or several at once.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use super::analytics::synth;
+use crate::ensure;
+use crate::support::clickhouse::{ClickHouseServer, PASSWORD, USER};
+use crate::support::gateway::{curl, pullgate_in as pullgate, PULLGATE};
+use crate::support::process::{free_port, wait_for_port, Server};
+
+pub fn tests() -> Vec<(String, super::Standalone)> {
+    vec![("scale::clickhouse_counts_as_sqlite_with_two_ingesters_at_once".to_string(), clickhouse_as_sqlite as super::Standalone)]
+}
+
+const SINCE: &str = "2026-03-01";
+const UNTIL: &str = "2026-04-01";
+
+/// Reports that cover every dimension, filter and granularity.
+const QUERIES: &[&[&str]] = &[
+    &[],
+    &["--granularity", "day"],
+    &["--granularity", "hour", "--top", "10"],
+    &["--granularity", "week", "--by", "client"],
+    &["--granularity", "month", "--by", "class,poller"],
+    &["--by", "route,repository,tag"],
+    &["--by", "client,client_version,os,arch"],
+    &["--by", "country,asn,as_org,cloud"],
+    &["--by", "weekday,hour"],
+    &["--by", "digest", "--top", "5"],
+    &["--by", "tag", "--repository", "acme/app"],
+    &["--by", "repository", "--client", "docker", "--weekday", "tue"],
+    &["--since", "2026-03-03T13:00", "--until", "2026-03-05T07:00", "--by", "class"],
+];
+
+fn clickhouse_as_sqlite() -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("pg-scale-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let ch = ClickHouseServer::start(&dir.join("clickhouse"))?;
+    let account = dir.join("store-account");
+    std::fs::write(&account, format!("{USER}:{PASSWORD}\n")).map_err(|e| e.to_string())?;
+    let account = account.to_str().unwrap().to_string();
+    let (log, truth) = synth(&dir, "week", 30_000, 7, 11)?;
+
+    // Importers key origins with the day's salt, which each state directory
+    // makes its own: give every one the same salts, as the shipper gives
+    // every event it ships one origin whichever ingester reads it.
+    for state in ["sqlite", "one", "two-a", "two-b"] {
+        let salts = dir.join(state).join("ship/salts");
+        std::fs::create_dir_all(&salts).map_err(|e| e.to_string())?;
+        // 2026-03-02 is day 20514; the log spans a week from it.
+        for day in 20_500..20_530u32 {
+            let salt: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(31) ^ (day as u8)).collect();
+            std::fs::write(salts.join(format!("{day}.salt")), salt).map_err(|e| e.to_string())?;
+        }
+    }
+    let sqlite = dir.join("sqlite");
+    let one = ["--store".to_string(), ch.store("one"), "--store-account-file".to_string(), account.clone()];
+    let two = ["--store".to_string(), ch.store("two"), "--store-account-file".to_string(), account.clone()];
+    let import = |state: &std::path::Path, files: &[&std::path::Path], store: &[String]| -> Result<String, String> {
+        let mut args = vec!["analytics", "import", "--geoip-dir", "none"];
+        args.extend(store.iter().map(String::as_str));
+        args.extend(files.iter().map(|f| f.to_str().unwrap()));
+        pullgate(state, &args)
+    };
+    import(&sqlite, &[&log], &[])?;
+    let said = import(&dir.join("one"), &[&log], &one)?;
+    ensure!(said.contains("dead letters"), "import into ClickHouse said: {said}");
+
+    // Two importers at once, into a third store, over pieces that overlap
+    // (a fifth of the log is read by both): each request counts once.
+    let text = std::fs::read_to_string(&log).map_err(|e| e.to_string())?;
+    let lines: Vec<&str> = text.lines().collect();
+    let (a_end, b_start) = (lines.len() * 3 / 5, lines.len() * 2 / 5);
+    let piece = |name: &str, part: &[&str]| -> Result<std::path::PathBuf, String> {
+        let p = dir.join(name);
+        std::fs::write(&p, part.join("\n") + "\n").map_err(|e| e.to_string())?;
+        Ok(p)
+    };
+    let (pa, pb) = (piece("a.log", &lines[..a_end])?, piece("b.log", &lines[b_start..])?);
+    let spawn = |state: &str, file: &std::path::Path| {
+        Command::new(PULLGATE)
+            .arg("--state-dir")
+            .arg(dir.join(state))
+            .args(["analytics", "import", "--geoip-dir", "none"])
+            .args(&two)
+            .arg(file)
+            .output()
+    };
+    let (ra, rb) = std::thread::scope(|s| {
+        let a = s.spawn(|| spawn("two-a", &pa));
+        let b = s.spawn(|| spawn("two-b", &pb));
+        (a.join(), b.join())
+    });
+    for r in [ra, rb] {
+        let out = r.map_err(|_| "an importer thread panicked".to_string())?.map_err(|e| e.to_string())?;
+        ensure!(out.status.success(), "an importer at once: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    let report = |state: &str, store: &[String], q: &[&str]| -> Result<Value, String> {
+        let mut args = vec!["report", "--format", "json"];
+        if !q.contains(&"--since") {
+            args.extend(["--since", SINCE, "--until", UNTIL]);
+        }
+        args.extend_from_slice(q);
+        args.extend(store.iter().map(String::as_str));
+        let text = pullgate(&dir.join(state), &args)?;
+        serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))
+    };
+    let mut rows = 0;
+    for q in QUERIES {
+        let want = report("sqlite", &[], q)?;
+        rows += want["rows"].as_array().map_or(0, Vec::len);
+        for (name, store) in [("one ingester", &one), ("two ingesters at once", &two)] {
+            let got = report("one", store, q)?;
+            ensure!(got == want, "{q:?}, ClickHouse with {name}:\n{got}\n SQLite:\n{want}");
+        }
+    }
+    let totals = report("sqlite", &[], &[])?["totals"].clone();
+    for k in ["requests", "pulls", "version_checks", "downloads", "unique_origins", "unique_ips"] {
+        ensure!(totals[k] == truth["totals"][k], "{k}: {} against the truth {}", totals[k], truth["totals"][k]);
+    }
+    ensure!(rows > 200, "the queries compared only {rows} rows");
+    // The overlap was written twice and is kept once.
+    let kept = ch.query("SELECT count() FROM two.requests FINAL")?;
+    ensure!(totals["requests"] == kept.trim(), "ClickHouse keeps {} requests, the log has {}", kept.trim(), totals["requests"]);
+
+    // The dashboard's API over either store.
+    let serve = |name: &str, store: &[String]| -> Result<(Server, std::net::SocketAddr), String> {
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap();
+        let mut cmd = Command::new(PULLGATE);
+        cmd.arg("--state-dir").arg(dir.join(name)).args(["serve", "--listen", &addr.to_string()]).args(store);
+        let mut server = Server::start("pullgate serve", cmd, &dir.join(format!("serve-{name}.log")))?;
+        wait_for_port(&mut server, addr)?;
+        Ok((server, addr))
+    };
+    let (_a, on_sqlite) = serve("sqlite", &[])?;
+    let (_b, on_clickhouse) = serve("two", &two)?;
+    for path in [
+        format!("/api/report?since={SINCE}&until={UNTIL}&by=client"),
+        format!("/api/report?since={SINCE}&until={UNTIL}&granularity=day&repository=acme/app"),
+    ] {
+        let get = |addr| -> Result<Value, String> {
+            let r = curl("GET", &format!("http://{addr}{path}"), &[])?;
+            ensure!(r.status == 200, "{path}: {}", r.status);
+            serde_json::from_slice(&r.body).map_err(|e| e.to_string())
+        };
+        let (a, b) = (get(on_sqlite)?, get(on_clickhouse)?);
+        ensure!(a == b, "{path}: the dashboard over SQLite\n{a}\n over ClickHouse\n{b}");
+    }
+
+    // A wrong password is said as the server's refusal, without the password.
+    let bad = dir.join("bad-account");
+    std::fs::write(&bad, format!("{USER}:not-{PASSWORD}\n")).map_err(|e| e.to_string())?;
+    let out = Command::new(PULLGATE)
+        .arg("--state-dir")
+        .arg(dir.join("bad"))
+        .args(["report", "--store", &ch.store("one"), "--store-account-file"])
+        .arg(&bad)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(!out.status.success() && err.contains(&ch.store("one").replace("clickhouse://", "http://")), "a wrong password: {err}");
+    ensure!(!err.contains(PASSWORD), "the error shows the password: {err}");
+    // An account in the address is refused before anything is sent.
+    let url = format!("clickhouse://{USER}:{PASSWORD}@{}/one", ch.http);
+    let out = Command::new(PULLGATE).arg("--state-dir").arg(dir.join("bad")).args(["report", "--store", &url]).output();
+    let out = out.map_err(|e| e.to_string())?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(!out.status.success() && err.contains("would be logged"), "an account in the address: {err}");
+    eprintln!(
+        "scale: {} queries, {rows} rows, the same from SQLite and from ClickHouse written by one and by two ingesters; totals {totals}",
+        QUERIES.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
