@@ -42,8 +42,13 @@ fn files(dir: &Path) -> Result<Vec<(u64, std::path::PathBuf)>, AnalyticsError> {
 }
 
 /// Read everything the sink in `dir` holds past the cursor into `store`.
-pub fn local_sink(store: &mut dyn Store, dir: &Path) -> Result<Progress, AnalyticsError> {
-    let source = format!("local:{}", dir.display());
+/// `node` names the machine when the store is shared by several (each
+/// keeps its own cursor, though their sinks may have the same path).
+pub fn local_sink(store: &mut dyn Store, dir: &Path, node: Option<&str>) -> Result<Progress, AnalyticsError> {
+    let source = match node {
+        Some(node) => format!("local:{node}:{}", dir.display()),
+        None => format!("local:{}", dir.display()),
+    };
     let (mut at_seq, mut at_offset) = match store.cursor(&source)? {
         Some(p) => p.split_once(':').and_then(|(s, o)| Some((s.parse::<u64>().ok()?, o.parse::<u64>().ok()?))).unwrap_or((0, 0)),
         None => (0, 0),

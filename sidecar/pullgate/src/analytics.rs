@@ -42,10 +42,18 @@ fn account_file(file: &Path) -> Result<ClickHouseAccount, CliError> {
     }
 }
 
+/// The node a local sink's cursor is kept under: its host name in a shared
+/// (ClickHouse) store, where every node's sink may have the same path;
+/// none in a store of its own.
+fn sink_node(store: &StoreArgs) -> Option<String> {
+    store.store.as_ref().and(store.node.clone())
+}
+
 pub fn ingest_cmd(sink_dir: &Path, follow: bool, poll: Duration, store: &StoreArgs, state_dir: &Path) -> Result<(), CliError> {
     let mut db = open(store, state_dir)?;
+    let node = sink_node(store);
     loop {
-        let p = ingest::local_sink(db.as_mut(), sink_dir)?;
+        let p = ingest::local_sink(db.as_mut(), sink_dir, node.as_deref())?;
         if p.events > 0 || !follow {
             println!("ingested {} events from {}: {} new, {} bad lines", p.events, sink_dir.display(), p.new, p.bad_lines);
         }
@@ -99,14 +107,15 @@ pub enum Follow {
 /// thread of its own, every 2 s from the local sink, every 10 s from
 /// CloudWatch Logs (starting an hour back the first time). The store opens
 /// first: a broken one is said at start.
-pub fn follow_in_background(from: Follow, state_dir: &Path) -> Result<(), CliError> {
-    let mut db = open(&StoreArgs::default(), state_dir)?;
+pub fn follow_in_background(from: Follow, store: &StoreArgs, state_dir: &Path) -> Result<(), CliError> {
+    let mut db = open(store, state_dir)?;
+    let node = sink_node(store);
     // Each way's loop, made here so that what it needs fails at start.
     let run: Box<dyn FnOnce(&mut Warn) + Send> = match from {
         Follow::Local(sink) => Box::new(move |warn| {
             tracing::info!(sink = %sink.display(), "ingesting shipped events into the analytics store");
             loop {
-                if let Err(e) = ingest::local_sink(db.as_mut(), &sink) {
+                if let Err(e) = ingest::local_sink(db.as_mut(), &sink, node.as_deref()) {
                     warn.say(&e);
                 }
                 std::thread::sleep(Duration::from_secs(2));

@@ -67,6 +67,9 @@ pub enum Command {
         /// (done every 2 s from the local sink, every 10 s from CloudWatch).
         #[arg(long)]
         no_analytics: bool,
+        /// Where the events are ingested and the dashboard reads them.
+        #[command(flatten)]
+        store: StoreArgs,
         #[command(flatten)]
         dashboard: DashboardOpts,
         #[command(flatten)]
@@ -108,6 +111,9 @@ pub enum Command {
         /// (done every 2 s from the local sink, every 10 s from CloudWatch).
         #[arg(long)]
         no_analytics: bool,
+        /// Where the events are ingested and the dashboard reads them.
+        #[command(flatten)]
+        store: StoreArgs,
         #[command(flatten)]
         dashboard: DashboardOpts,
         #[command(flatten)]
@@ -275,6 +281,10 @@ pub struct StoreArgs {
     /// PULLGATE_STORE_USER and PULLGATE_STORE_PASSWORD (read in env.rs).
     #[arg(skip)]
     pub account_env: Option<(String, String)>,
+    /// This machine's name: a shared store keeps each node's local-sink
+    /// cursor apart (every node's sink may have the same path).
+    #[arg(skip)]
+    pub node: Option<String>,
     /// An action (a pull, a version check) ends after this many seconds
     /// without a request of its own.
     #[arg(long, default_value_t = StoreArgs::default().window_s, value_name = "SECONDS")]
@@ -288,7 +298,16 @@ pub struct StoreArgs {
     pub raw_days: u32,
 }
 
-/// The analytics crate's own defaults (what `up` and `run` use too).
+impl StoreArgs {
+    /// With what the environment says: the store account, the node's name.
+    pub fn with_env(mut self, env: &crate::env::Env) -> StoreArgs {
+        self.account_env = env.store_account.clone();
+        self.node = env.hostname.clone();
+        self
+    }
+}
+
+/// The analytics crate's own defaults.
 impl Default for StoreArgs {
     fn default() -> StoreArgs {
         let s = pullgate_analytics::Settings::default();
@@ -297,6 +316,7 @@ impl Default for StoreArgs {
             store: None,
             store_account_file: None,
             account_env: None,
+            node: None,
             window_s: (s.window_ms / 1000) as u32,
             raw_days: s.raw_days,
         }

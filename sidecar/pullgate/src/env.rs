@@ -22,8 +22,18 @@ pub struct Env {
     /// `PULLGATE_STORE_USER` and `PULLGATE_STORE_PASSWORD`: the ClickHouse
     /// store's account when no account file is given (both, or neither).
     pub store_account: Option<(String, String)>,
+    /// The machine's host name (gethostname(2)), if it has one.
+    pub hostname: Option<String>,
     home: Option<OsString>,
     xdg_state_home: Option<OsString>,
+}
+
+fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname(2) writes at most `len` bytes into the buffer we own.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    (rc == 0 && end > 0).then(|| String::from_utf8_lossy(&buf[..end]).into_owned())
 }
 
 impl Env {
@@ -59,6 +69,7 @@ impl Env {
                 let password = var("PULLGATE_STORE_PASSWORD").unwrap_or_default();
                 (u.to_string_lossy().into_owned(), password.to_string_lossy().into_owned())
             }),
+            hostname: hostname(),
             home: var("HOME"),
             xdg_state_home: var("XDG_STATE_HOME"),
         }

@@ -42,7 +42,7 @@ fn main() -> ExitCode {
         )
         .map_err(CliError::from)
         .map(|names| println!("wrote {} to {}{}", names.join(", "), out.display(), if check { " (nginx -t passed)" } else { "" })),
-        Command::Up { config, daemon, no_ship, rotate, no_analytics, dashboard, ship } => serve::Serve {
+        Command::Up { config, daemon, no_ship, rotate, no_analytics, store, dashboard, ship } => serve::Serve {
             env: &env,
             config: &config.path,
             state_dir: &state_dir,
@@ -50,6 +50,7 @@ fn main() -> ExitCode {
             ship: (!no_ship).then_some(&ship),
             rotate_log_bytes: rotate.rotate_log_bytes,
             analytics: !no_analytics,
+            store: store.with_env(&env),
             dashboard: (!dashboard.no_dashboard).then_some(&dashboard),
             nginx: serve::Nginx::Own,
         }
@@ -65,6 +66,7 @@ fn main() -> ExitCode {
             no_ship,
             rotate,
             no_analytics,
+            store,
             dashboard,
             ship,
         } => {
@@ -82,14 +84,15 @@ fn main() -> ExitCode {
                 ship: (!no_ship).then_some(&ship),
                 rotate_log_bytes: rotate.rotate_log_bytes,
                 analytics: !no_analytics,
+                store: store.with_env(&env),
                 dashboard: (!dashboard.no_dashboard).then_some(&dashboard),
                 nginx: serve::Nginx::External { out, reload, socket, access_log },
             }
             .run()
         }
         Command::Status { status, json } => status_cmd(status, json),
-        Command::Serve { listen, token_file, create_token, config, mut store } => {
-            store.account_env = env.store_account.clone();
+        Command::Serve { listen, token_file, create_token, config, store } => {
+            let store = store.with_env(&env);
             let made = match (&token_file, create_token) {
                 (Some(file), true) => dashboard::create_token(file),
                 _ => Ok(()),
@@ -107,9 +110,9 @@ fn main() -> ExitCode {
             overlap_s,
             follow,
             poll_ms,
-            mut store,
+            store,
         }) => {
-            store.account_env = env.store_account.clone();
+            let store = store.with_env(&env);
             let poll = std::time::Duration::from_millis(poll_ms);
             match cloudwatch_group {
                 Some(group) => {
@@ -138,12 +141,12 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Analytics(cli::AnalyticsCommand::Import { files, enrich, mut store }) => {
-            store.account_env = env.store_account.clone();
+        Command::Analytics(cli::AnalyticsCommand::Import { files, enrich, store }) => {
+            let store = store.with_env(&env);
             analytics::import_cmd(&files, &enrich, &store, &state_dir)
         }
         Command::Report(mut args) => {
-            args.store.account_env = env.store_account.clone();
+            args.store = args.store.clone().with_env(&env);
             analytics::report_cmd(&args, &state_dir)
         }
         Command::Ship { log, ship } => ship.ship_args(log, &state_dir).and_then(|args| Ok(pullgate_ship::run(args)?)),

@@ -44,6 +44,8 @@ pub struct Serve<'a> {
     pub rotate_log_bytes: Option<u64>,
     /// Ingest what is shipped to the local sink into the analytics store.
     pub analytics: bool,
+    /// The analytics store: what the ingest writes and the dashboard reads.
+    pub store: crate::cli::StoreArgs,
     /// Serve the dashboard so.
     pub dashboard: Option<&'a crate::cli::DashboardOpts>,
     pub nginx: Nginx,
@@ -114,7 +116,7 @@ impl Serve<'_> {
                 };
                 pullgate_ship::start(args, stats.clone())?;
                 if let Some(follow) = follow.filter(|_| self.analytics) {
-                    crate::analytics::follow_in_background(follow, self.state_dir)?;
+                    crate::analytics::follow_in_background(follow, &self.store, self.state_dir)?;
                 }
                 Some(stats)
             }
@@ -140,11 +142,11 @@ impl Serve<'_> {
             }
         }
         if let Some(opts) = self.dashboard {
-            let store = crate::cli::StoreArgs::default();
+            let store = &self.store;
             let routes = Source { path: self.config.to_path_buf(), resolv_conf: self.env.resolv_conf.clone(), vars: self.env.vars.clone() };
             let token = crate::dashboard::token(opts.dashboard_token_file.as_deref())?;
             // The gateway matters more than its dashboard: a taken port is said, not fatal.
-            if let Err(e) = crate::dashboard::start(opts.dashboard_listen, &store, self.state_dir, routes, token).await {
+            if let Err(e) = crate::dashboard::start(opts.dashboard_listen, store, self.state_dir, routes, token).await {
                 tracing::warn!(error = %e, "no dashboard (give --dashboard-listen another address, or --no-dashboard)");
             }
         }

@@ -14,9 +14,9 @@ pub fn tests() -> Vec<(String, WithWorld)> {
     vec![("lua::three_nodes_follow_redis_without_reloads".to_string(), Box::new(three_nodes) as WithWorld)]
 }
 
-const OCI_ACCEPT: &str = "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
+pub(super) const OCI_ACCEPT: &str = "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
 
-fn routes(w: &World, multi_mode: &str) -> String {
+pub(super) fn routes(w: &World, multi_mode: &str) -> String {
     format!(
         "  - {{name: app, image: acme/app, upstream: \"http://{a}/acme/app\"}}\n  - {{name: multi, image: acme/multi, upstream: \"http://{a}/acme/multi\", mode: {multi_mode}}}\n",
         a = w.anon.addr
@@ -24,7 +24,7 @@ fn routes(w: &World, multi_mode: &str) -> String {
 }
 
 /// Status of a curl-as-curl request for acme/multi: 307 redirected, 200 proxied.
-fn multi(gw: &Gateway) -> Result<u16, String> {
+pub(super) fn multi(gw: &Gateway) -> Result<u16, String> {
     Ok(curl("GET", &format!("http://{}/v2/acme/multi/manifests/1.0", gw.host()), &[OCI_ACCEPT])?.status)
 }
 
@@ -32,7 +32,7 @@ fn multi(gw: &Gateway) -> Result<u16, String> {
 /// workers; the master stays), the include as written, and the config
 /// version the daemon reports serving; with the master pid, which a restart
 /// would change.
-fn fingerprint(gw: &Gateway) -> Result<(String, Vec<u32>, String, String), String> {
+pub(super) fn fingerprint(gw: &Gateway) -> Result<(String, Vec<u32>, String, String), String> {
     let pid = std::fs::read_to_string(gw.dir.join("state/nginx/nginx.pid")).map_err(|e| e.to_string())?;
     let conf = std::fs::read_to_string(gw.dir.join("state/nginx/conf/pullgate.conf")).map_err(|e| e.to_string())?;
     let workers = gw.workers();
@@ -43,7 +43,7 @@ fn fingerprint(gw: &Gateway) -> Result<(String, Vec<u32>, String, String), Strin
 }
 
 /// No node reloaded or restarted since `before`, and none counts a reload.
-fn no_reload(nodes: &[Gateway], before: &[(String, Vec<u32>, String, String)], when: &str) -> Result<(), String> {
+pub(super) fn no_reload(nodes: &[Gateway], before: &[(String, Vec<u32>, String, String)], when: &str) -> Result<(), String> {
     for (i, n) in nodes.iter().enumerate() {
         let now = fingerprint(n)?;
         ensure!(now.0 == before[i].0, "{when}: node {} restarted nginx", i + 1);
@@ -55,7 +55,7 @@ fn no_reload(nodes: &[Gateway], before: &[(String, Vec<u32>, String, String)], w
     Ok(())
 }
 
-fn all_serve(nodes: &[Gateway], want: u16, limit: Duration) -> Result<Vec<Duration>, String> {
+pub(super) fn all_serve(nodes: &[Gateway], want: u16, limit: Duration) -> Result<Vec<Duration>, String> {
     let start = Instant::now();
     let mut took = vec![None; nodes.len()];
     while start.elapsed() < limit && took.iter().any(Option::is_none) {

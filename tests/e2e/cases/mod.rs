@@ -28,13 +28,14 @@ pub fn timed(name: &str) -> bool {
     TIMED.contains(&name)
 }
 
-pub const TIMED: [&str; 6] = [
+pub const TIMED: [&str; 7] = [
     "compose::kit_serves_pulls_tls_edits_and_restarts",
     "indexes::a_silent_upstream_holds_up_no_edit",
     "live::plain_write_serves_within_1s",
     "live::atomic_rename_serves_within_1s",
     "live::symlink_swap_serves_within_1s",
     "lua::three_nodes_follow_redis_without_reloads",
+    "scale::three_nodes_one_store_a_node_lost_and_back",
 ];
 
 /// Tests that need no upstream registry.
@@ -63,5 +64,6 @@ pub fn with_world() -> Vec<(String, WithWorld)> {
     v.extend(ship::tests());
     v.extend(sidecar::tests());
     v.extend(upstream::tests());
+    v.extend(scale::with_world());
     v
 }

@@ -84,6 +84,20 @@ impl Gateway {
         Ok(gw)
     }
 
+    /// The node dies: `pullgate up`, nginx's master and its workers get
+    /// SIGKILL, as a machine losing power would stop them. What nginx
+    /// logged stays in the access log; nothing else is cleaned up.
+    pub fn crash(self) {
+        let workers = self.workers();
+        let master = std::fs::read_to_string(self.dir.join("state/nginx/nginx.pid")).unwrap_or_default();
+        let Gateway { _up, .. } = self;
+        _up.crash();
+        for pid in master.trim().parse::<u32>().into_iter().chain(workers) {
+            // SAFETY: kill(2) on a pid we read from nginx's pid file and /proc just now.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
+
     pub fn host(&self) -> String {
         self.addr.to_string()
     }
