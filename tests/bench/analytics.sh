@@ -11,16 +11,19 @@
 # With BIG_LINES, imports that many too and compares peak RSS with LINES'.
 # Then imports LINES lines spread over a year and times
 # `pullgate report --by client,os --granularity day` over that year.
+# The same import and year report again into the ClickHouse store
+# (Debian's clickhouse-server, started on a loopback port), beside SQLite's.
 # Both programs may use both cores; wall clock is what is compared.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 lines="${1:-1000000}"
 big="${2:-0}"
+. tests/bench/clickhouse-lib.sh
 for tool in goaccess python3 /usr/bin/time; do command -v $tool >/dev/null || { echo "$tool is not installed (apt-get install goaccess time)" >&2; exit 1; }; done
 cargo build -q --release -p pullgate
 pg="$(realpath "${CARGO_TARGET_DIR:-target}/release/pullgate")"
 work="$(mktemp -d /tmp/pg-analytics.XXXXXX)"
-trap 'rm -rf "$work"' EXIT
+trap 'ch_stop; rm -rf "$work"' EXIT
 
 gen() { # N FILE [DAYS]
   local s; s=$(date +%s%N)
@@ -65,3 +68,21 @@ for _ in 1 2 3 4 5; do
 done
 python3 -c "import json,sys; r=json.load(open('$work/report.json')); t=json.load(open('$work/year.log.truth.json'))['totals']; sys.exit(0 if r['totals']['pulls'] == t['pulls'] else 'the year report is wrong')"
 printf '\nreport --by client,os --granularity day over a year (%d lines, 365 days): %d ms, best of 5 (target < 200)\n' "$lines" "$best"
+
+# The ClickHouse store: the same import and the same year's report.
+ch_start "$work/clickhouse"
+read -r ch_s ch_kib < <(measure "$pg" --state-dir "$work/ch-state" analytics import --store "$CH_STORE/week" "$work/access.log")
+grep -q "$n events" "$work/out.txt" || { echo "the ClickHouse import did not take every line:" >&2; cat "$work/out.txt" >&2; exit 1; }
+"$pg" --state-dir "$work/ch-year-state" analytics import --store "$CH_STORE/year" "$work/year.log" > /dev/null
+chreport() { "$pg" --state-dir "$work/ch-year-state" report --store "$CH_STORE/year" --since 2025-03-03 --until 2026-03-03 --by client,os --granularity day --format json > "$work/ch-report.json"; }
+chreport
+chbest=""
+for _ in 1 2 3 4 5; do
+  s=$(date +%s%N); chreport; ms=$(( ($(date +%s%N) - s) / 1000000 ))
+  [ -z "$chbest" ] || [ "$ms" -lt "$chbest" ] && chbest=$ms
+done
+python3 -c "import json,sys; a=json.load(open('$work/report.json')); b=json.load(open('$work/ch-report.json')); sys.exit(0 if a['totals']['pulls'] == b['totals']['pulls'] and len(a['rows']) == len(b['rows']) else 'the ClickHouse year report differs from SQLite\'s')"
+printf '\nthe ClickHouse store (clickhouse-server %s on loopback, same machine)\n' "$(clickhouse-server --version 2>/dev/null | grep -o '[0-9][0-9.]*' | head -1)"
+printf '  %-46s %10s %12s %10s MiB\n' "import into ClickHouse (pullgate's RSS)" "$ch_s" "$(rate "$n" "$ch_s")" "$((ch_kib / 1024))"
+printf '  ratio ClickHouse / SQLite import (lines/s): %.2f\n' "$(echo "$pg_s / $ch_s" | bc -l)"
+printf '  year report: %d ms on ClickHouse, %d ms on SQLite (best of 5 each): %.2f\n' "$chbest" "$best" "$(echo "$chbest / $best" | bc -l)"

@@ -54,7 +54,27 @@ pub struct ClickHouse {
     /// Whether the recent days were checked once (a crash between an
     /// ingest and its settle leaves a day to seal).
     recovered: bool,
+    /// Groups this ingester computed, with every request they hold: a
+    /// group that no other ingester wrote to since is extended here,
+    /// without reading its requests back.
+    cache: std::collections::HashMap<Key, Cached>,
 }
+
+/// A group: (day, repository, origin).
+type Key = (i64, String, u64);
+
+struct Cached {
+    group: Group,
+    actions: Vec<crate::session::Action>,
+    pulls: u32,
+    ids: std::collections::HashSet<[u8; 16]>,
+    /// Its earliest request: where the client's agent and network come from.
+    first: EventRow,
+}
+
+/// Groups an ingester remembers; past it, it forgets them all (they are
+/// read back from the store when touched again).
+const CACHE_GROUPS: usize = 200_000;
 
 /// Groups read back per query (their keys are in the query's text).
 const GROUPS_PER_READ: usize = 500;
@@ -178,91 +198,96 @@ impl ClickHouse {
         for sql in schema::tables() {
             http.execute(&sql, "creating the tables")?;
         }
-        Ok(ClickHouse { http, settings, touched: BTreeSet::new(), recovered: false })
+        Ok(ClickHouse { http, settings, touched: BTreeSet::new(), recovered: false, cache: Default::default() })
     }
 
-    /// Sessionise the groups of `keys` again from all their requests, and
-    /// write their rows.
-    fn regroup(&self, keys: &[(i64, String, u64)]) -> Result<(), AnalyticsError> {
+    /// Sessionise the groups a batch touched and write their rows: from
+    /// the cache when the store holds exactly what the cache does plus this
+    /// batch's requests (no other ingester wrote to the group meanwhile),
+    /// else from all their requests, read back.
+    fn regroup(&mut self, mut new: std::collections::BTreeMap<Key, Vec<EventRow>>) -> Result<(), AnalyticsError> {
+        let cached: Vec<Key> = new.keys().filter(|k| self.cache.contains_key(*k)).cloned().collect();
+        let mut rows = Vec::with_capacity(new.len());
+        for chunk in cached.chunks(GROUPS_PER_READ) {
+            #[derive(Deserialize)]
+            struct Count {
+                day: i64,
+                repository: String,
+                origin: u64,
+                n: u64,
+            }
+            let counts: Vec<Count> = self.http.rows(
+                &format!(
+                    "SELECT day, repository, origin, count() AS n FROM events FINAL WHERE (day, repository, origin) IN ({})
+                     GROUP BY day, repository, origin",
+                    key_list(chunk)
+                ),
+                "counting groups",
+            )?;
+            for c in counts {
+                let key = (c.day, c.repository, c.origin);
+                let (Some(entry), Some(events)) = (self.cache.get_mut(&key), new.get(&key)) else { continue };
+                let fresh = events.iter().filter(|e| !entry.ids.contains(&group::id_bytes(&e.id))).count();
+                if c.n != (entry.ids.len() + fresh) as u64 {
+                    continue;
+                }
+                let events = new.remove(&key).unwrap_or_default();
+                let stored: Vec<Stored> = events
+                    .iter()
+                    .filter(|e| entry.ids.insert(group::id_bytes(&e.id)))
+                    .map(|e| Stored { ts_ms: e.ts_ms, id: group::id_bytes(&e.id), kind: e.kind(), route: e.route.clone() })
+                    .collect();
+                if let Some(earliest) = events.into_iter().min_by(|a, b| (a.ts_ms, &a.id).cmp(&(b.ts_ms, &b.id))) {
+                    if (earliest.ts_ms, &earliest.id) < (entry.first.ts_ms, &entry.first.id) {
+                        entry.first = earliest;
+                    }
+                }
+                let redo = entry.group.add(stored, self.settings.window_ms);
+                entry.actions.truncate(redo.from_n as usize);
+                entry.actions.extend(redo.actions);
+                entry.pulls = redo.pulls;
+                rows.push(group_row(entry, c.n));
+            }
+        }
+        // The rest: read back whole.
+        let keys: Vec<Key> = new.into_keys().collect();
+        tracing::debug!(extended = rows.len(), read_back = keys.len(), "groups sessionised again");
         for chunk in keys.chunks(GROUPS_PER_READ) {
-            let list: Vec<String> = chunk.iter().map(|(d, r, o)| format!("({d}, {}, {o})", quote(r))).collect();
             let events: Vec<EventRow> = self.http.rows(
                 &format!(
                     "SELECT day, repository, origin, id, ts_ms, route, kind, head, ref_kind, reference, ua, ip_origin,
                             country, asn, as_org, cloud
                      FROM events FINAL WHERE (day, repository, origin) IN ({})
                      ORDER BY day, repository, origin, ts_ms, id",
-                    list.join(", ")
+                    key_list(chunk)
                 ),
                 "reading groups back",
             )?;
-            let mut rows = Vec::with_capacity(chunk.len());
             let mut it = events.into_iter().peekable();
             while let Some(first) = it.next() {
+                let key = (first.day, first.repository.clone(), first.origin);
                 let mut members = vec![first];
-                while let Some(next) = it.next_if(|n| {
-                    let f = &members[0];
-                    (n.day, &n.repository, n.origin) == (f.day, &f.repository, f.origin)
-                }) {
+                while let Some(next) = it.next_if(|n| (n.day, &n.repository, n.origin) == (key.0, &key.1, key.2)) {
                     members.push(next);
                 }
-                rows.push(self.group_row(members));
+                let version = members.len() as u64;
+                let stored: Vec<Stored> = members
+                    .iter()
+                    .map(|e| Stored { ts_ms: e.ts_ms, id: group::id_bytes(&e.id), kind: e.kind(), route: e.route.clone() })
+                    .collect();
+                let ids = stored.iter().map(|r| r.id).collect();
+                let mut group = Group::default();
+                let redo = group.add(stored, self.settings.window_ms);
+                let first = members.swap_remove(0);
+                let entry = Cached { group, actions: redo.actions, pulls: redo.pulls, ids, first };
+                rows.push(group_row(&entry, version));
+                if self.cache.len() >= CACHE_GROUPS {
+                    self.cache.clear();
+                }
+                self.cache.insert(key, entry);
             }
-            self.http.insert("groups", &rows, "writing groups")?;
         }
-        Ok(())
-    }
-
-    /// A group's row from its requests (in time order).
-    fn group_row(&self, members: Vec<EventRow>) -> GroupRow {
-        let version = members.len() as u64;
-        let stored: Vec<Stored> =
-            members.iter().map(|e| Stored { ts_ms: e.ts_ms, id: group::id_bytes(&e.id), kind: e.kind(), route: e.route.clone() }).collect();
-        let first = &members[0];
-        let mut g = Group::default();
-        let redo = g.add(stored, self.settings.window_ms);
-        let client = crate::ua::parse(&first.ua);
-        let class = crate::class::class(&client, Some(first.cloud.as_str()).filter(|c| !c.is_empty()));
-        let mut row = GroupRow {
-            day: first.day,
-            repository: first.repository.clone(),
-            origin: first.origin,
-            version,
-            ip_origin: first.ip_origin,
-            first_route: redo.actions.first().map(|a| g.reqs[a.first].route.clone()).unwrap_or_default(),
-            pulls: redo.pulls,
-            client: client.family,
-            client_version: client.version,
-            os: client.os,
-            arch: client.arch,
-            country: first.country.clone(),
-            asn: first.asn.clone(),
-            as_org: first.as_org.clone(),
-            cloud: first.cloud.clone(),
-            class: class.to_string(),
-            poller: if g.poller { "yes" } else { "no" }.to_string(),
-            a_hour: Vec::new(),
-            a_kind: Vec::new(),
-            a_download: Vec::new(),
-            a_requests: Vec::new(),
-            a_route: Vec::new(),
-            a_tag: Vec::new(),
-            a_digest: Vec::new(),
-        };
-        for a in &redo.actions {
-            row.a_hour.push(a.first_ts_ms.div_euclid(HOUR_MS));
-            row.a_kind.push(match a.kind {
-                ActionKind::Pull => 0,
-                ActionKind::VersionCheck => 1,
-                ActionKind::File => 2,
-            });
-            row.a_download.push(u8::from(a.download));
-            row.a_requests.push(a.requests);
-            row.a_route.push(g.reqs[a.first].route.clone());
-            row.a_tag.push(a.tag.clone().unwrap_or_default());
-            row.a_digest.push(a.digest.clone().unwrap_or_default());
-        }
-        row
+        self.http.insert("groups", &rows, "writing groups")
     }
 
     /// Rebuild day `day`'s aggregates at its current build, unless they
@@ -356,6 +381,58 @@ impl ClickHouse {
     }
 }
 
+/// `(d, 'r', o), ...` for a tuple IN.
+fn key_list(keys: &[Key]) -> String {
+    keys.iter().map(|(d, r, o)| format!("({d}, {}, {o})", quote(r))).collect::<Vec<_>>().join(", ")
+}
+
+/// A group's row, computed from `version` requests.
+fn group_row(c: &Cached, version: u64) -> GroupRow {
+    let (g, first) = (&c.group, &c.first);
+    let client = crate::ua::parse(&first.ua);
+    let class = crate::class::class(&client, Some(first.cloud.as_str()).filter(|c| !c.is_empty()));
+    let mut row = GroupRow {
+        day: first.day,
+        repository: first.repository.clone(),
+        origin: first.origin,
+        version,
+        ip_origin: first.ip_origin,
+        first_route: c.actions.first().map(|a| g.reqs[a.first].route.clone()).unwrap_or_default(),
+        pulls: c.pulls,
+        client: client.family,
+        client_version: client.version,
+        os: client.os,
+        arch: client.arch,
+        country: first.country.clone(),
+        asn: first.asn.clone(),
+        as_org: first.as_org.clone(),
+        cloud: first.cloud.clone(),
+        class: class.to_string(),
+        poller: if g.poller { "yes" } else { "no" }.to_string(),
+        a_hour: Vec::new(),
+        a_kind: Vec::new(),
+        a_download: Vec::new(),
+        a_requests: Vec::new(),
+        a_route: Vec::new(),
+        a_tag: Vec::new(),
+        a_digest: Vec::new(),
+    };
+    for a in &c.actions {
+        row.a_hour.push(a.first_ts_ms.div_euclid(HOUR_MS));
+        row.a_kind.push(match a.kind {
+            ActionKind::Pull => 0,
+            ActionKind::VersionCheck => 1,
+            ActionKind::File => 2,
+        });
+        row.a_download.push(u8::from(a.download));
+        row.a_requests.push(a.requests);
+        row.a_route.push(g.reqs[a.first].route.clone());
+        row.a_tag.push(a.tag.clone().unwrap_or_default());
+        row.a_digest.push(a.digest.clone().unwrap_or_default());
+    }
+    row
+}
+
 impl Store for ClickHouse {
     fn ingest(&mut self, batch: &[Shipped], source: &str, position: &str) -> Result<Ingested, AnalyticsError> {
         let mut done = Ingested { events: batch.len() as u64, ..Ingested::default() };
@@ -431,11 +508,12 @@ impl Store for ClickHouse {
         self.http.insert("requests", &requests, "writing requests")?;
         self.http.insert("dnt", &dnt, "writing DNT counts")?;
         self.http.insert("events", &events, "writing counted requests")?;
-        let mut keys: Vec<(i64, String, u64)> = events.iter().map(|e| (e.day, e.repository.clone(), e.origin)).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        done.groups = keys.len() as u64;
-        self.regroup(&keys)?;
+        let mut by_group: std::collections::BTreeMap<Key, Vec<EventRow>> = std::collections::BTreeMap::new();
+        for e in events {
+            by_group.entry((e.day, e.repository.clone(), e.origin)).or_default().push(e);
+        }
+        done.groups = by_group.len() as u64;
+        self.regroup(by_group)?;
         self.touched.extend(days);
         let at = pullgate_base::clock::now_nanos() as u64;
         self.http.insert("cursors", &[serde_json::json!({ "source": source, "position": position, "at": at })], "moving the cursor")?;
