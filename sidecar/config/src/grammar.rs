@@ -296,6 +296,31 @@ pub fn redis_url(s: &str) -> Check<(String, u16, u32)> {
     Ok((upstream_host(host)?, port, db))
 }
 
+/// An analytics store: `clickhouse://HOST:PORT/DATABASE` (HTTP) or
+/// `clickhouses://...` (HTTPS); no account (URLs are logged); a database
+/// name of letters, digits and `_`.
+pub fn store_url(s: &str) -> Check<String> {
+    let rest = s
+        .strip_prefix("clickhouse://")
+        .or_else(|| s.strip_prefix("clickhouses://"))
+        .ok_or("expected `clickhouse://HOST:PORT/DATABASE` (or `clickhouses://` for HTTPS)")?;
+    if rest.contains('@') {
+        return Err("no account in the URL (it would be logged): give `account: {file: PATH}` or `{env: VARIABLE}`".into());
+    }
+    let (authority, db) = rest.split_once('/').ok_or("expected a database after the port: `clickhouse://HOST:PORT/DATABASE`")?;
+    let (host, port) = authority.rsplit_once(':').ok_or("expected `HOST:PORT` (ClickHouse's HTTP port, often 8123)")?;
+    upstream_host(host)?;
+    port.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| format!("`{port}` is not a port (1-65535)"))?;
+    let db_ok = !db.is_empty()
+        && db.len() <= 64
+        && db.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !db.as_bytes()[0].is_ascii_digit();
+    if !db_ok {
+        return Err(format!("`{db}` is not a database name: letters, digits and `_`, not starting with a digit"));
+    }
+    Ok(s.to_string())
+}
+
 /// A key prefix for Redis: letters, digits and `:_-`.
 pub fn redis_key(s: &str) -> Check<String> {
     if !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b":_-".contains(&b)) {
@@ -501,6 +526,26 @@ pub fn helm_chart(s: &str) -> Check<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn store_urls_name_a_clickhouse_database_and_no_account() {
+        assert_eq!(store_url("clickhouse://ch.internal:8123/pullgate").as_deref(), Ok("clickhouse://ch.internal:8123/pullgate"));
+        assert!(store_url("clickhouses://10.0.0.5:8443/stats_1").is_ok());
+        for bad in [
+            "clickhouse://u:p@ch:8123/db",
+            "clickhouse://ch/db",
+            "clickhouse://ch:8123/",
+            "clickhouse://ch:8123/1db",
+            "clickhouse://ch:8123/d-b",
+            "clickhouse://ch:0/db",
+            "http://ch:8123/db",
+            "clickhouse://ch ch:8123/db",
+        ] {
+            assert!(store_url(bad).is_err(), "{bad}");
+        }
+        assert!(!store_url("clickhouse://u:secret@ch:8123/db").unwrap_err().contains("secret"));
+    }
+
     use super::*;
 
     #[test]

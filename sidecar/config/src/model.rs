@@ -29,6 +29,17 @@ pub struct Defaults {
 pub struct Config {
     pub gateway: Gateway,
     pub routes: Vec<Route>,
+    /// The analytics store `up`, `run` and `serve` use unless a flag names one.
+    pub analytics: Option<AnalyticsStore>,
+}
+
+/// A ClickHouse store, as routes.yaml names it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalyticsStore {
+    /// `clickhouse://HOST:PORT/DATABASE` or `clickhouses://...`, checked by [`crate::grammar::store_url`].
+    pub url: String,
+    /// Where its `USER:PASSWORD` is.
+    pub account: Option<Credentials>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -25,6 +25,23 @@ pub struct RawFile {
     /// What the gateway serves; anything not listed here is answered 404.
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    /// Where `up`, `run` and `serve` keep and read the analytics, when no
+    /// `--store` or `--db` is given. Default: SQLite in the state directory.
+    pub analytics: Option<RawAnalytics>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub unknown: Unknown,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawAnalytics {
+    /// A ClickHouse store shared by several nodes: `clickhouse://HOST:PORT/DATABASE`
+    /// (`clickhouses://` for HTTPS). No account in the URL.
+    pub store: Option<String>,
+    /// The store's account: `{file: PATH}` or `{env: VARIABLE}`, holding
+    /// `USER:PASSWORD`; never the secret itself.
+    pub account: Option<RawCredentials>,
     #[serde(flatten)]
     #[schemars(skip)]
     pub unknown: Unknown,

@@ -10,7 +10,7 @@ use super::spans::{join_key as join, Spans};
 
 pub fn validate(raw: RawFile, spans: &Spans, defaults: &Defaults) -> Result<Config, Vec<Problem>> {
     let mut cx = Cx { spans, defaults, problems: Vec::new() };
-    cx.unknown("", "", &raw.unknown, &["version", "gateway", "routes"]);
+    cx.unknown("", "", &raw.unknown, &["version", "gateway", "routes", "analytics"]);
     match raw.version {
         Some(1) => {}
         Some(v) => cx.report("", "version", "version", format!("version {v} is not supported; expected 1")),
@@ -49,7 +49,8 @@ pub fn validate(raw: RawFile, spans: &Spans, defaults: &Defaults) -> Result<Conf
     }
     cx.overlaps(&routes);
     let (indices, routes): (Vec<usize>, Vec<Route>) = routes.into_iter().unzip();
-    let config = Config { gateway, routes };
+    let analytics = raw.analytics.and_then(|a| cx.analytics(a));
+    let config = Config { gateway, routes, analytics };
     cx.cross_checks(&config, &indices);
     if cx.problems.is_empty() {
         Ok(config)
@@ -417,6 +418,37 @@ impl Cx<'_> {
         let (origin, upstream_path) = upstream.and_then(|v| self.check(s, &p("upstream"), "upstream", v, grammar::url_template))?;
         let path = path?;
         self.file_vars(s, base, "upstream", path, origin, upstream_path, mode)
+    }
+
+    /// The analytics store and where its account is.
+    fn analytics(&mut self, a: RawAnalytics) -> Option<AnalyticsStore> {
+        const S: &str = "analytics";
+        self.unknown(S, S, &a.unknown, &["store", "account"]);
+        let Some(url) = a.store.as_deref() else {
+            self.report(S, S, "store", "missing; give `store: clickhouse://HOST:PORT/DATABASE`, or drop `analytics` for SQLite");
+            return None;
+        };
+        let url = self.check(S, "analytics.store", "store", url, grammar::store_url);
+        let account = match &a.account {
+            None => Some(None),
+            Some(c) => {
+                let at = "analytics.account";
+                self.unknown(S, at, &c.unknown, &["file", "env"]);
+                match (&c.file, &c.env) {
+                    (Some(f), None) => self
+                        .check(S, &join(at, "file"), "account.file", f, |v| grammar::file_path(v, true))
+                        .map(|f| Some(Credentials::File(f))),
+                    (None, Some(e)) => {
+                        self.check(S, &join(at, "env"), "account.env", e, grammar::env_name).map(|e| Some(Credentials::Env(e)))
+                    }
+                    _ => {
+                        self.report(S, at, "account", "give one of `file: PATH` or `env: VARIABLE`, holding `USER:PASSWORD`");
+                        None
+                    }
+                }
+            }
+        };
+        Some(AnalyticsStore { url: url?, account: account? })
     }
 
     /// Where the upstream account is: a file or a variable, and a token endpoint to use it on.

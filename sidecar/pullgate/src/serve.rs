@@ -100,6 +100,8 @@ impl Serve<'_> {
         if let Some(config) = applier.config() {
             tokio::spawn(warn_silent_resolvers(config.gateway.resolver.clone(), config.gateway.resolver_from_system));
         }
+        // The store the flags name, else routes.yaml's `analytics`, else SQLite.
+        let store = store_args(self.store.clone(), applier.config().and_then(|c| c.analytics.as_ref()), &self.env.vars)?;
 
         let ship = match (self.ship, log.clone()) {
             (Some(opts), Some(log)) => {
@@ -116,7 +118,7 @@ impl Serve<'_> {
                 };
                 pullgate_ship::start(args, stats.clone())?;
                 if let Some(follow) = follow.filter(|_| self.analytics) {
-                    crate::analytics::follow_in_background(follow, &self.store, self.state_dir)?;
+                    crate::analytics::follow_in_background(follow, &store, self.state_dir)?;
                 }
                 Some(stats)
             }
@@ -142,7 +144,7 @@ impl Serve<'_> {
             }
         }
         if let Some(opts) = self.dashboard {
-            let store = &self.store;
+            let store = &store;
             let routes = Source { path: self.config.to_path_buf(), resolv_conf: self.env.resolv_conf.clone(), vars: self.env.vars.clone() };
             let token = crate::dashboard::token(opts.dashboard_token_file.as_deref())?;
             // The gateway matters more than its dashboard: a taken port is said, not fatal.
@@ -274,4 +276,32 @@ async fn warn_silent_resolvers(list: Vec<String>, from_system: bool) {
         let whence = if from_system { " (from /etc/resolv.conf)" } else { "" };
         tracing::warn!(resolver = %r, "the DNS server{whence} does not answer: proxied requests to upstream host names will fail; set `gateway.resolver`");
     }
+}
+
+/// The store flags, completed from routes.yaml's `analytics` when they name
+/// none: its URL, and its account from a file or one of the sidecar's
+/// variables (said by name when missing, never by value).
+fn store_args(
+    mut store: crate::cli::StoreArgs,
+    from_config: Option<&pullgate_config::AnalyticsStore>,
+    vars: &std::collections::BTreeMap<String, String>,
+) -> Result<crate::cli::StoreArgs, CliError> {
+    let Some(a) = from_config.filter(|_| store.store.is_none() && store.db.is_none()) else { return Ok(store) };
+    store.store = Some(a.url.clone());
+    match &a.account {
+        Some(pullgate_config::Credentials::File(f)) if store.store_account_file.is_none() => store.store_account_file = Some(f.into()),
+        Some(pullgate_config::Credentials::Env(name)) => {
+            let value = vars
+                .get(name)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| CliError::Usage(format!("routes.yaml: analytics.account.env names {name}, which is not set")))?;
+            let (user, password) = value
+                .split_once(':')
+                .filter(|(u, _)| !u.is_empty())
+                .ok_or_else(|| CliError::Usage(format!("routes.yaml: analytics.account.env: {name} must hold USER:PASSWORD")))?;
+            store.account_env = Some((user.to_string(), password.to_string()));
+        }
+        _ => {}
+    }
+    Ok(store)
 }

@@ -93,6 +93,8 @@ fn validate_broken() -> Result<(), String> {
             (43, 16, "route \"js\": packages: expected an npm package name"),
             (48, 19, "route \"anon-creds\": credentials: are used on the upstream's token endpoint"),
             (48, 24, "route \"anon-creds\": credentials.env: expected an environment variable name"),
+            (50, 10, "analytics: store: no account in the URL (it would be logged)"),
+            (51, 19, "analytics: account.file: expected an absolute path"),
         ],
     )
 }

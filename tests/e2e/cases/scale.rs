@@ -218,23 +218,19 @@ fn three_nodes(w: &crate::world::World) -> Result<(), String> {
     let launch = |i: usize| -> Result<Gateway, String> {
         let node = dir.join(format!("node{}", i + 1));
         let routes_path = node.join("routes.yaml");
+        // Nodes 1 and 2 name the store by flags, node 3 in routes.yaml.
+        let analytics = format!("analytics:\n  store: \"{store}\"\n  account: {{file: \"{}\"}}\n", account.display());
+        let (flags, in_yaml) = if i < 2 { (true, String::new()) } else { (false, analytics) };
         if !routes_path.exists() {
             std::fs::create_dir_all(&node).map_err(|e| e.to_string())?;
-            std::fs::write(&routes_path, Gateway::yaml(addrs[i], &extra, &routes(w, "redirect"))).map_err(|e| e.to_string())?;
+            let yaml = Gateway::yaml(addrs[i], &extra, &routes(w, "redirect")) + &in_yaml;
+            std::fs::write(&routes_path, yaml).map_err(|e| e.to_string())?;
         }
         let stream = format!("node-{}", i + 1);
-        let args = [
-            "--cloudwatch-group",
-            GROUP,
-            "--cloudwatch-stream",
-            &stream,
-            "--geoip-dir",
-            "none",
-            "--store",
-            &store,
-            "--store-account-file",
-            account.to_str().unwrap(),
-        ];
+        let mut args = vec!["--cloudwatch-group", GROUP, "--cloudwatch-stream", &stream, "--geoip-dir", "none"];
+        if flags {
+            args.extend(["--store", &store, "--store-account-file", account.to_str().unwrap()]);
+        }
         Gateway::launch_with(&node.join("gw"), addrs[i], &routes_path, &args, |cmd| crate::support::moto::aws_env(cmd, &moto.endpoint()))
     };
     let mut nodes: Vec<Option<Gateway>> = (0..3).map(|i| launch(i).map(Some)).collect::<Result<_, _>>()?;
