@@ -21,6 +21,9 @@ use crate::store::Store;
 #[derive(Debug, Clone)]
 pub struct CloudWatchSettings {
     pub group: String,
+    /// Only the streams whose names begin so: one ingester of a pool that
+    /// splits the group by stream (each prefix its own cursor).
+    pub stream_prefix: Option<String>,
     /// Where to start when the group was never read (ms since the epoch).
     pub start_ms: i64,
     /// How far before the cursor each run starts again.
@@ -34,7 +37,10 @@ const ATTEMPTS: u32 = 8;
 
 /// Read the group from its cursor (less the overlap) up to `now_ms` into `store`.
 pub async fn ingest(client: &Client, store: &mut dyn Store, s: &CloudWatchSettings, now_ms: i64) -> Result<Progress, AnalyticsError> {
-    let source = format!("cloudwatch:{}", s.group);
+    let source = match &s.stream_prefix {
+        Some(p) => format!("cloudwatch:{}:{p}", s.group),
+        None => format!("cloudwatch:{}", s.group),
+    };
     let mut from = match store.cursor(&source)? {
         Some(c) => {
             c.parse::<i64>().map_err(|_| AnalyticsError::Query(format!("the cursor of {source} is not a time: {c}")))? - s.overlap_ms
@@ -50,7 +56,14 @@ pub async fn ingest(client: &Client, store: &mut dyn Store, s: &CloudWatchSettin
         let mut token: Option<String> = None;
         loop {
             let out = with_retries(|| {
-                client.filter_log_events().log_group_name(&s.group).start_time(from).end_time(to).set_next_token(token.clone()).send()
+                client
+                    .filter_log_events()
+                    .log_group_name(&s.group)
+                    .set_log_stream_name_prefix(s.stream_prefix.clone())
+                    .start_time(from)
+                    .end_time(to)
+                    .set_next_token(token.clone())
+                    .send()
             })
             .await?;
             for e in out.events() {

@@ -137,6 +137,7 @@ pub fn follow_in_background(from: Follow, store: &StoreArgs, state_dir: &Path) -
                     let now = pullgate_base::clock::now_ms() as i64;
                     let cw = pullgate_analytics::cloudwatch::CloudWatchSettings {
                         group,
+                        stream_prefix: None,
                         start_ms: now - 3_600_000,
                         overlap_ms: 300_000,
                         window_ms: 3_600_000,

@@ -195,6 +195,11 @@ pub enum AnalyticsCommand {
         /// per gateway node). Credentials come from the standard chain.
         #[arg(long, env = "PULLGATE_CLOUDWATCH_GROUP", value_name = "NAME")]
         cloudwatch_group: Option<String>,
+        /// Only the group's streams whose names begin with PREFIX: a pool of
+        /// ingesters splits a group by stream, one prefix each (node-1,
+        /// node-2, ...); each prefix keeps a cursor of its own.
+        #[arg(long, value_name = "PREFIX", requires = "cloudwatch_group")]
+        cloudwatch_stream_prefix: Option<String>,
         /// Region (default: the standard chain, e.g. AWS_REGION).
         #[arg(long, value_name = "REGION")]
         aws_region: Option<String>,

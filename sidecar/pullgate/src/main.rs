@@ -104,6 +104,7 @@ fn main() -> ExitCode {
         Command::Analytics(cli::AnalyticsCommand::Ingest {
             sink_dir,
             cloudwatch_group,
+            cloudwatch_stream_prefix,
             aws_region,
             cloudwatch_endpoint,
             since,
@@ -120,6 +121,7 @@ fn main() -> ExitCode {
                     pullgate_analytics::time::parse(&since, now).map_err(error::CliError::Usage).and_then(|start_ms| {
                         let cw = pullgate_analytics::cloudwatch::CloudWatchSettings {
                             group,
+                            stream_prefix: cloudwatch_stream_prefix,
                             start_ms,
                             overlap_ms: i64::from(overlap_s) * 1000,
                             window_ms: 3_600_000,

@@ -311,6 +311,40 @@ fn three_nodes(w: &crate::world::World) -> Result<(), String> {
     let kept = ch.query("SELECT count() FROM three.requests FINAL")?;
     let written = ch.query("SELECT count() FROM three.requests")?;
     ensure!(kept.trim() == logged.to_string(), "ClickHouse keeps {} request ids, the nodes logged {logged}", kept.trim());
+    // A pool of ingesters splitting the group by stream, at once, into another database.
+    let pool = ch.store("pool");
+    let outs: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (1..=3)
+            .map(|n| {
+                let (pool, account, moto) = (&pool, &account, &moto);
+                let state = dir.join(format!("pool-{n}"));
+                s.spawn(move || {
+                    let mut cmd = Command::new(PULLGATE);
+                    cmd.arg("--state-dir").arg(&state).args(["analytics", "ingest", "--cloudwatch-group", GROUP]);
+                    cmd.args(["--cloudwatch-stream-prefix", &format!("node-{n}"), "--since", "1h", "--store", pool]);
+                    cmd.arg("--store-account-file").arg(account);
+                    crate::support::moto::aws_env(&mut cmd, &moto.endpoint());
+                    cmd.output()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join()).collect()
+    });
+    for out in outs {
+        let out = out.map_err(|_| "a pool ingester panicked".to_string())?.map_err(|e| e.to_string())?;
+        ensure!(out.status.success(), "a pool ingester: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let pooled: Value = serde_json::from_str(&pullgate(
+        &dir.join("reader"),
+        &["report", "--since", "1h", "--format", "json", "--store", &pool, "--store-account-file", account.to_str().unwrap()],
+    )?)
+    .map_err(|e| e.to_string())?;
+    ensure!(
+        pooled["totals"] == report(&[])?["totals"],
+        "a pool split by stream: {}\n against the nodes' store {}",
+        pooled["totals"],
+        report(&[])?["totals"]
+    );
     eprintln!(
         "three nodes: {logged} requests logged ({answered} of {sent} answered while node 2 was lost and back), each once in the store \
          ({} rows written by three ingesters, {} kept) {:?} after the traffic; a target change reached the nodes in {took:?}, no reload",
