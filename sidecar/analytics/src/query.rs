@@ -213,6 +213,27 @@ pub struct Concentration {
 }
 
 impl Concentration {
+    /// From how many origins made how many pulls: `(pulls, origins)`, most pulls first.
+    pub fn from_counts(counts: &[(u64, u64)]) -> Concentration {
+        let origins: u64 = counts.iter().map(|(_, n)| n).sum();
+        let all: u64 = counts.iter().map(|(p, n)| p * n).sum();
+        // Pulls made by the busiest `top` origins.
+        let top = |mut top: u64| -> f64 {
+            let mut sum = 0;
+            for (pulls, n) in counts {
+                let take = top.min(*n);
+                sum += pulls * take;
+                top -= take;
+            }
+            if all == 0 {
+                0.0
+            } else {
+                sum as f64 / all as f64
+            }
+        };
+        Concentration { origins, top_1_percent: top(origins.div_ceil(100)), top_10: top(10), top_20: top(20) }
+    }
+
     /// `of 4 origins that pulled, the top 1% made 33% of the pulls, the top
     /// 10 100%, the top 20 100%`, or `None` when no origin pulled.
     pub fn describe(&self) -> Option<String> {

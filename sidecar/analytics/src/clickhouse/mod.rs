@@ -94,6 +94,13 @@ struct Facet {
     repository: String,
     tag: String,
     digest: String,
+    #[serde(flatten)]
+    who: Who,
+}
+
+/// What is known of the client: the same for every request of a group.
+#[derive(Serialize, Default, Clone)]
+struct Who {
     client: String,
     client_version: String,
     os: String,
@@ -104,6 +111,25 @@ struct Facet {
     cloud: String,
     class: String,
     poller: String,
+}
+
+impl Who {
+    fn of(ua: &str, country: String, asn: String, as_org: String, cloud: String, poller: bool) -> Who {
+        let client = crate::ua::parse(ua);
+        let class = crate::class::class(&client, Some(cloud.as_str()).filter(|c| !c.is_empty())).to_string();
+        Who {
+            client: client.family,
+            client_version: client.version,
+            os: client.os,
+            arch: client.arch,
+            country,
+            asn,
+            as_org,
+            cloud,
+            class,
+            poller: if poller { "yes" } else { "no" }.to_string(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -171,16 +197,8 @@ struct GroupRow {
     ip_origin: u64,
     first_route: String,
     pulls: u32,
-    client: String,
-    client_version: String,
-    os: String,
-    arch: String,
-    country: String,
-    asn: String,
-    as_org: String,
-    cloud: String,
-    class: String,
-    poller: String,
+    #[serde(flatten)]
+    who: Who,
     a_hour: Vec<i64>,
     a_kind: Vec<u8>,
     a_download: Vec<u8>,
@@ -389,8 +407,6 @@ fn key_list(keys: &[Key]) -> String {
 /// A group's row, computed from `version` requests.
 fn group_row(c: &Cached, version: u64) -> GroupRow {
     let (g, first) = (&c.group, &c.first);
-    let client = crate::ua::parse(&first.ua);
-    let class = crate::class::class(&client, Some(first.cloud.as_str()).filter(|c| !c.is_empty()));
     let mut row = GroupRow {
         day: first.day,
         repository: first.repository.clone(),
@@ -399,16 +415,7 @@ fn group_row(c: &Cached, version: u64) -> GroupRow {
         ip_origin: first.ip_origin,
         first_route: c.actions.first().map(|a| g.reqs[a.first].route.clone()).unwrap_or_default(),
         pulls: c.pulls,
-        client: client.family,
-        client_version: client.version,
-        os: client.os,
-        arch: client.arch,
-        country: first.country.clone(),
-        asn: first.asn.clone(),
-        as_org: first.as_org.clone(),
-        cloud: first.cloud.clone(),
-        class: class.to_string(),
-        poller: if g.poller { "yes" } else { "no" }.to_string(),
+        who: Who::of(&first.ua, first.country.clone(), first.asn.clone(), first.as_org.clone(), first.cloud.clone(), g.poller),
         a_hour: Vec::new(),
         a_kind: Vec::new(),
         a_download: Vec::new(),
@@ -454,30 +461,15 @@ impl Store for ClickHouse {
             let Some(origin) = &e.origin else {
                 // DNT/GPC: counted as the shipper says, never in the uniques.
                 if let Some(d) = e.dnt_counts {
-                    let client = crate::ua::parse(&e.ua);
-                    let cloud = e.cloud.clone().unwrap_or_default();
-                    let class = crate::class::class(&client, Some(cloud.as_str()).filter(|c| !c.is_empty()));
                     let hour = d.hour_ms.div_euclid(HOUR_MS);
                     days.insert(hour.div_euclid(24));
+                    let (country, as_org) = (e.country.clone().unwrap_or_default(), e.as_org.clone().unwrap_or_default());
+                    let who = Who::of(&e.ua, country, asn, as_org, e.cloud.clone().unwrap_or_default(), false);
                     dnt.push(DntRow {
                         day: hour.div_euclid(24),
                         hour,
                         id: &e.id,
-                        facet: Facet {
-                            route: e.route.clone(),
-                            repository: c.repository,
-                            client: client.family,
-                            client_version: client.version,
-                            os: client.os,
-                            arch: client.arch,
-                            country: e.country.clone().unwrap_or_default(),
-                            asn,
-                            as_org: e.as_org.clone().unwrap_or_default(),
-                            cloud,
-                            class: class.to_string(),
-                            poller: "no".to_string(),
-                            ..Facet::default()
-                        },
+                        facet: Facet { route: e.route.clone(), repository: c.repository, who, ..Facet::default() },
                         pulls: d.pulls,
                         checks: d.version_checks,
                         downloads: d.downloads,

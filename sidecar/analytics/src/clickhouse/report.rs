@@ -210,20 +210,5 @@ fn concentration(http: &Http, q: &Query) -> Result<Concentration, AnalyticsError
         ),
         "reporting",
     )?;
-    let origins: u64 = counts.iter().map(|c| c.n).sum();
-    let all: u64 = counts.iter().map(|c| c.pulls * c.n).sum();
-    let top = |mut top: u64| -> f64 {
-        let mut sum = 0;
-        for c in &counts {
-            let take = top.min(c.n);
-            sum += c.pulls * take;
-            top -= take;
-        }
-        if all == 0 {
-            0.0
-        } else {
-            sum as f64 / all as f64
-        }
-    };
-    Ok(Concentration { origins, top_1_percent: top(origins.div_ceil(100)), top_10: top(10), top_20: top(20) })
+    Ok(Concentration::from_counts(&counts.iter().map(|c| (c.pulls, c.n)).collect::<Vec<_>>()))
 }

@@ -272,21 +272,5 @@ fn concentration(conn: &Connection, q: &Query, weekday: Option<i64>) -> Result<C
         .prepare(&sql)?
         .query_map(params_from_iter(&args), |r| Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get::<_, i64>(1)?.max(0) as u64)))?
         .collect::<Result<_, _>>()?;
-    let origins: u64 = counts.iter().map(|(_, n)| n).sum();
-    let all: u64 = counts.iter().map(|(p, n)| p * n).sum();
-    // Pulls made by the busiest `top` origins.
-    let top = |mut top: u64| -> f64 {
-        let mut sum = 0;
-        for (pulls, n) in &counts {
-            let take = top.min(*n);
-            sum += pulls * take;
-            top -= take;
-        }
-        if all == 0 {
-            0.0
-        } else {
-            sum as f64 / all as f64
-        }
-    };
-    Ok(Concentration { origins, top_1_percent: top(origins.div_ceil(100)), top_10: top(10), top_20: top(20) })
+    Ok(Concentration::from_counts(&counts))
 }
