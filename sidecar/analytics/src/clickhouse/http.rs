@@ -112,6 +112,7 @@ impl Http {
             req = req.set("Authorization", a);
         }
         let err = |message: String| AnalyticsError::ClickHouse { at: self.address.to_string(), what: what.to_string(), message };
+        let _took = Took(what, std::time::Instant::now());
         match req.send_string(body) {
             Ok(resp) => resp.into_string().map_err(|e| err(e.to_string())),
             Err(ureq::Error::Status(code, resp)) => {
@@ -159,6 +160,15 @@ impl Http {
             body.push('\n');
         }
         self.post(Some(&format!("INSERT INTO {table} FORMAT JSONEachRow")), &body, what).map(|_| ())
+    }
+}
+
+/// Logs (at trace level) how long a request took, when dropped.
+struct Took<'a>(&'a str, std::time::Instant);
+
+impl Drop for Took<'_> {
+    fn drop(&mut self) {
+        tracing::trace!(what = self.0, ms = self.1.elapsed().as_secs_f64() * 1000.0, "clickhouse");
     }
 }
 

@@ -77,7 +77,7 @@ struct Cached {
 const CACHE_GROUPS: usize = 200_000;
 
 /// Groups read back per query (their keys are in the query's text).
-const GROUPS_PER_READ: usize = 500;
+const GROUPS_PER_READ: usize = 5_000;
 
 #[derive(Serialize)]
 struct RequestRow<'a> {
@@ -144,7 +144,7 @@ struct DntRow<'a> {
     downloads: i8,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Clone)]
 struct EventRow {
     day: i64,
     repository: String,
@@ -219,14 +219,19 @@ impl ClickHouse {
         Ok(ClickHouse { http, settings, touched: BTreeSet::new(), recovered: false, cache: Default::default() })
     }
 
-    /// Sessionise the groups a batch touched and write their rows: from
-    /// the cache when the store holds exactly what the cache does plus this
-    /// batch's requests (no other ingester wrote to the group meanwhile),
-    /// else from all their requests, read back.
+    /// Sessionise the groups a batch touched and write their rows. When
+    /// the store holds exactly what this ingester knows of a group (what it
+    /// cached, if anything, plus this batch's requests: no other ingester
+    /// wrote to it meanwhile), from what it knows; else from all the
+    /// group's requests, read back.
     fn regroup(&mut self, mut new: std::collections::BTreeMap<Key, Vec<EventRow>>) -> Result<(), AnalyticsError> {
-        let cached: Vec<Key> = new.keys().filter(|k| self.cache.contains_key(*k)).cloned().collect();
+        let touched: Vec<Key> = new.keys().cloned().collect();
+        if self.cache.len() + touched.len() > CACHE_GROUPS {
+            // Forgotten groups are read back when touched again.
+            self.cache.clear();
+        }
         let mut rows = Vec::with_capacity(new.len());
-        for chunk in cached.chunks(GROUPS_PER_READ) {
+        for chunk in touched.chunks(GROUPS_PER_READ) {
             #[derive(Deserialize)]
             struct Count {
                 day: i64,
@@ -244,15 +249,30 @@ impl ClickHouse {
             )?;
             for c in counts {
                 let key = (c.day, c.repository, c.origin);
-                let (Some(entry), Some(events)) = (self.cache.get_mut(&key), new.get(&key)) else { continue };
-                let fresh = events.iter().filter(|e| !entry.ids.contains(&group::id_bytes(&e.id))).count();
-                if c.n != (entry.ids.len() + fresh) as u64 {
+                let Some(events) = new.get(&key) else { continue };
+                let known = self.cache.get(&key).map(|e| &e.ids);
+                let mut fresh: std::collections::HashSet<[u8; 16]> =
+                    events.iter().map(|e| group::id_bytes(&e.id)).filter(|id| known.is_none_or(|k| !k.contains(id))).collect();
+                if c.n != (known.map_or(0, |k| k.len()) + fresh.len()) as u64 {
                     continue;
                 }
                 let events = new.remove(&key).unwrap_or_default();
+                let entry = match self.cache.entry(key) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        let Some(first) = events.iter().min_by(|a, b| (a.ts_ms, &a.id).cmp(&(b.ts_ms, &b.id))) else { continue };
+                        v.insert(Cached {
+                            group: Group::default(),
+                            actions: Vec::new(),
+                            pulls: 0,
+                            ids: Default::default(),
+                            first: first.clone(),
+                        })
+                    }
+                };
                 let stored: Vec<Stored> = events
                     .iter()
-                    .filter(|e| entry.ids.insert(group::id_bytes(&e.id)))
+                    .filter(|e| fresh.remove(&group::id_bytes(&e.id)) && entry.ids.insert(group::id_bytes(&e.id)))
                     .map(|e| Stored { ts_ms: e.ts_ms, id: group::id_bytes(&e.id), kind: e.kind(), route: e.route.clone() })
                     .collect();
                 if let Some(earliest) = events.into_iter().min_by(|a, b| (a.ts_ms, &a.id).cmp(&(b.ts_ms, &b.id))) {
@@ -267,9 +287,20 @@ impl ClickHouse {
                 rows.push(group_row(entry, c.n));
             }
         }
+        self.regroup_rest(new, rows, touched.len())
+    }
+
+    /// The groups `regroup` could not extend: read back whole, then every
+    /// row written.
+    fn regroup_rest(
+        &mut self,
+        new: std::collections::BTreeMap<Key, Vec<EventRow>>,
+        mut rows: Vec<GroupRow>,
+        touched: usize,
+    ) -> Result<(), AnalyticsError> {
         // The rest: read back whole.
         let keys: Vec<Key> = new.into_keys().collect();
-        tracing::debug!(extended = rows.len(), read_back = keys.len(), "groups sessionised again");
+        tracing::debug!(touched, read_back = keys.len(), "groups sessionised again");
         for chunk in keys.chunks(GROUPS_PER_READ) {
             let events: Vec<EventRow> = self.http.rows(
                 &format!(
