@@ -23,7 +23,12 @@ for tool in wrk curl python3; do command -v $tool >/dev/null || { echo "$tool is
 pg="$(realpath "$(pullgate_bin)")"
 work="$(mktemp -d /tmp/pg-pipeline.XXXXXX)"
 up="" ingester="" prober=""
-cleanup() { kill $prober $ingester 2>/dev/null || true; [ -n "$up" ] && kill "$up" 2>/dev/null && wait "$up" 2>/dev/null; ch_stop; rm -rf "$work"; }
+cleanup() {
+  kill $prober $ingester 2>/dev/null || true
+  [ -n "$up" ] && kill "$up" 2>/dev/null && wait "$up" 2>/dev/null
+  ch_stop
+  if [ -n "${KEEP:-}" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
+}
 trap cleanup EXIT
 ticks=$(getconf CLK_TCK)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -33,7 +38,7 @@ version: 1
 gateway:
   listen: ["127.0.0.1:$port"]
 routes:
-  - {name: app, image: acme/app, upstream: "https://ghcr.io/acme-org/app", mode: redirect}
+  - {name: app, image: acme/app, upstream: "https://ghcr.io/acme/app", mode: redirect}
 EOF
 store=()
 if [ "$store_kind" = clickhouse ]; then
@@ -76,7 +81,7 @@ ingester=$!
 api="http://127.0.0.1:$dash/api/report?since=1h"
 if [ "$store_kind" = clickhouse ]; then
   # The dashboard of `up` reads SQLite; the prober asks ClickHouse's report.
-  seen() { "$pg" --state-dir "$work/state" report --since 1h --format json --by tag "${store[@]}" | grep -q "\"tag\":\"probe-$1\""; }
+  seen() { "$pg" --state-dir "$work/state" report --since 1h --format csv --by tag "${store[@]}" | grep -q "^probe-$1,"; }
 else
   seen() { curl -s "$api&tag=probe-$1" | grep -q '"requests":[1-9]'; }
 fi
@@ -87,7 +92,7 @@ fi
     k=$((k + 1))
     t0=$(date +%s%N)
     curl -s -o /dev/null -A "docker/27.3.1 go/go1.22.7 os/linux arch/amd64" "http://127.0.0.1:$port/v2/acme/app/manifests/probe-$k"
-    until seen "$k"; do sleep 0.1; done
+    until seen "$k"; do sleep 0.5; done
     echo $(( ($(date +%s%N) - t0) / 1000000 )) >> "$work/lag.txt"
     sleep 1
   done
@@ -102,6 +107,9 @@ wall=$(( $(date +%s%N) - t0 ))
 up_cpu=$(echo "$(cpu_s "$up") - $up_cpu0" | bc -l); in_cpu=$(echo "$(cpu_s "$ingester") - $in_cpu0" | bc -l)
 kill $prober 2>/dev/null || true; wait $prober 2>/dev/null || true; prober=""
 sent=$(awk '/requests in/ {print $1}' "$work/run.txt")
+calibration=$(awk '/requests in/ {print $1}' "$work/cal.txt")
+touch "$work/lag.txt"
+probes=$(( $(wc -l < "$work/lag.txt") + 1 ))
 # Everything nginx logged reaches the store.
 logged() { cat "$work/state/nginx/logs/pullgate.access.log"* 2>/dev/null | wc -l; }
 stored() {
@@ -115,11 +123,12 @@ caught=$(date +%s)
 until [ "$(stored)" -ge "$(logged)" ]; do sleep 1; done
 caught=$(( $(date +%s) - caught ))
 
-lag_p() { sort -n "$work/lag.txt" | awk -v p="$1" '{a[NR]=$1} END {i=int(NR*p); if (i<1) i=1; print a[i]}'; }
+lag_p() { sort -n "$work/lag.txt" | awk -v p="$1" '{a[NR]=$1} END {i=int(NR*p); if (i<NR*p) i++; if (i<1) i=1; print a[i]}'; }
 w=$(echo "$wall / 1000000000" | bc -l)
 printf '\npipeline: %s requests by wrk in %.0f s through pullgate up (shipping to the local sink), ingest into %s\n' "$sent" "$w" "$store_kind"
 printf '  sustained: %s requests/s; %s with shipping and ingest off: ratio %.2f\n' "$(rps "$work/run.txt")" "$base" "$(echo "$(rps "$work/run.txt") / $base" | bc -l)"
 printf '  CPU: sidecar (shipper) %.1f%% of one core, ingester %.1f%% of one core (2 cores in all)\n' \
   "$(echo "100 * $up_cpu / $w" | bc -l)" "$(echo "100 * $in_cpu / $w" | bc -l)"
 printf '  lag from request to report: p50 %s ms, p99 %s ms (%s probes)\n' "$(lag_p 0.5)" "$(lag_p 0.99)" "$(wc -l < "$work/lag.txt")"
-printf '  counts: wrk %s, nginx logged %s, the store %s; caught up %s s after wrk stopped\n' "$sent" "$(logged)" "$(stored)" "$caught"
+printf '  counts: wrk %s (and %s calibrating), up to %s probes; nginx logged %s, the store counts %s; caught up %s s after wrk stopped\n' \
+  "$sent" "$calibration" "$probes" "$(logged)" "$(stored)" "$caught"

@@ -48,6 +48,7 @@ pub async fn ingest(client: &Client, store: &mut dyn Store, s: &CloudWatchSettin
         None => s.start_ms,
     };
     let mut progress = Progress::default();
+    let mut settler = crate::ingest::Settler::new();
     while from < now_ms {
         let to = (from + s.window_ms).min(now_ms);
         // Batches within a window keep the cursor where it was; the last one moves it to the window's end.
@@ -79,6 +80,7 @@ pub async fn ingest(client: &Client, store: &mut dyn Store, s: &CloudWatchSettin
                 let done = store.ingest(&batch, &source, &before)?;
                 (progress.events, progress.new) = (progress.events + done.events, progress.new + done.new);
                 batch.clear();
+                settler.maybe(store)?;
             }
             token = out.next_token().map(str::to_string);
             if token.is_none() {
@@ -89,9 +91,9 @@ pub async fn ingest(client: &Client, store: &mut dyn Store, s: &CloudWatchSettin
         (progress.events, progress.new) = (progress.events + done.events, progress.new + done.new);
         from = to;
     }
-    if progress.new > 0 {
-        store.settle()?;
-    }
+    // Also when nothing came: what an earlier run left pending. A caller
+    // that stops after this run settles the store.
+    store.tidy()?;
     Ok(progress)
 }
 

@@ -24,6 +24,28 @@ pub struct Progress {
 /// Events per transaction.
 pub const BATCH: usize = 5_000;
 
+/// A long pass (a backlog after a restart, a node that ships faster than
+/// the store takes) settles this often, so that reports lag by this much
+/// at most rather than by the whole pass.
+pub const SETTLE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Settles the store when [`SETTLE_EVERY`] has passed since it last did.
+pub(crate) struct Settler(std::time::Instant);
+
+impl Settler {
+    pub(crate) fn new() -> Settler {
+        Settler(std::time::Instant::now())
+    }
+
+    pub(crate) fn maybe(&mut self, store: &mut dyn Store) -> Result<(), AnalyticsError> {
+        if self.0.elapsed() >= SETTLE_EVERY {
+            store.tidy()?;
+            self.0 = std::time::Instant::now();
+        }
+        Ok(())
+    }
+}
+
 fn files(dir: &Path) -> Result<Vec<(u64, std::path::PathBuf)>, AnalyticsError> {
     let io = |source| AnalyticsError::Io { what: "the local sink", path: dir.display().to_string(), source };
     let mut out: Vec<(u64, std::path::PathBuf)> = match std::fs::read_dir(dir) {
@@ -41,7 +63,8 @@ fn files(dir: &Path) -> Result<Vec<(u64, std::path::PathBuf)>, AnalyticsError> {
     Ok(out)
 }
 
-/// Read everything the sink in `dir` holds past the cursor into `store`.
+/// Read everything the sink in `dir` holds past the cursor into `store`,
+/// tidying as it goes; a caller that stops after it settles the store.
 /// `node` names the machine when the store is shared by several (each
 /// keeps its own cursor, though their sinks may have the same path).
 pub fn local_sink(store: &mut dyn Store, dir: &Path, node: Option<&str>) -> Result<Progress, AnalyticsError> {
@@ -54,6 +77,7 @@ pub fn local_sink(store: &mut dyn Store, dir: &Path, node: Option<&str>) -> Resu
         None => (0, 0),
     };
     let mut progress = Progress::default();
+    let mut settler = Settler::new();
     for (seq, path) in files(dir)? {
         if seq < at_seq {
             continue;
@@ -86,6 +110,7 @@ pub fn local_sink(store: &mut dyn Store, dir: &Path, node: Option<&str>) -> Resu
                 progress.events += done.events;
                 progress.new += done.new;
                 batch.clear();
+                settler.maybe(store)?;
             }
         }
         let done = store.ingest(&batch, &source, &format!("{seq}:{pos}"))?;
@@ -93,8 +118,7 @@ pub fn local_sink(store: &mut dyn Store, dir: &Path, node: Option<&str>) -> Resu
         progress.new += done.new;
         (at_seq, at_offset) = (seq, pos);
     }
-    if progress.new > 0 {
-        store.settle()?;
-    }
+    // Also when nothing came: what an earlier pass left pending.
+    store.tidy()?;
     Ok(progress)
 }

@@ -27,6 +27,13 @@ pub trait Store {
     /// requests that are past the raw window. Ingesting callers call it when
     /// a run (or a burst) ends; a report does it first when it must.
     fn settle(&mut self) -> Result<(), AnalyticsError>;
+    /// What a long-running ingester calls between passes and during a
+    /// long one: bring the aggregates up to date as often as the store can
+    /// afford (ClickHouse rebuilds a day at a time, so at most every few
+    /// seconds per day); `settle` when a run ends.
+    fn tidy(&mut self) -> Result<(), AnalyticsError> {
+        self.settle()
+    }
     fn cursor(&self, source: &str) -> Result<Option<String>, AnalyticsError>;
     fn report(&mut self, query: &Query) -> Result<Report, AnalyticsError>;
     /// The rows `report` gives by each of `dims` alone over the whole

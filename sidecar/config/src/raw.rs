@@ -25,7 +25,7 @@ pub struct RawFile {
     /// What the gateway serves; anything not listed here is answered 404.
     #[serde(default)]
     pub routes: Vec<RawRoute>,
-    /// Where `up`, `run` and `serve` keep and read the analytics, when no
+    /// Where `up` and `run` (and their dashboard) keep and read the analytics, when no
     /// `--store` or `--db` is given. Default: SQLite in the state directory.
     pub analytics: Option<RawAnalytics>,
     #[serde(flatten)]

@@ -58,7 +58,7 @@ pub fn ingest_cmd(sink_dir: &Path, follow: bool, poll: Duration, store: &StoreAr
             println!("ingested {} events from {}: {} new, {} bad lines", p.events, sink_dir.display(), p.new, p.bad_lines);
         }
         if !follow {
-            return Ok(());
+            return Ok(db.settle()?);
         }
         std::thread::sleep(poll);
     }
@@ -85,7 +85,7 @@ pub fn ingest_cloudwatch_cmd(
                 println!("ingested {} events from CloudWatch Logs group {}: {} new, {} bad lines", p.events, cw.group, p.new, p.bad_lines);
             }
             if !follow {
-                return Ok(());
+                return Ok(db.settle()?);
             }
             tokio::time::sleep(poll).await;
         }

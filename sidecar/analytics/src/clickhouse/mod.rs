@@ -51,6 +51,9 @@ pub struct ClickHouse {
     settings: Settings,
     /// Days whose aggregates the batches since the last settle changed.
     touched: BTreeSet<i64>,
+    /// When each day may be sealed again by `tidy`: a while after its
+    /// last seal, in proportion to how long that took.
+    next_seal: std::collections::HashMap<i64, std::time::Instant>,
     /// Whether the recent days were checked once (a crash between an
     /// ingest and its settle leaves a day to seal).
     recovered: bool,
@@ -216,7 +219,14 @@ impl ClickHouse {
         for sql in schema::tables() {
             http.execute(&sql, "creating the tables")?;
         }
-        Ok(ClickHouse { http, settings, touched: BTreeSet::new(), recovered: false, cache: Default::default() })
+        Ok(ClickHouse {
+            http,
+            settings,
+            touched: BTreeSet::new(),
+            next_seal: Default::default(),
+            recovered: false,
+            cache: Default::default(),
+        })
     }
 
     /// Sessionise the groups a batch touched and write their rows. When
@@ -414,6 +424,32 @@ impl ClickHouse {
         self.http.insert("seals", &[serde_json::json!({ "day": day, "build": build })], what)
     }
 
+    /// Seal the days touched since their last seal: all of them, or only
+    /// those whose last seal was long enough ago (at least 5 s, and four
+    /// times what it took: a big day's rebuild takes at most a fifth of
+    /// the time).
+    fn seal_due(&mut self, all: bool) -> Result<(), AnalyticsError> {
+        if !self.recovered {
+            let recent = self.recent_days()?;
+            self.touched.extend(recent);
+            self.recovered = true;
+        }
+        let now = std::time::Instant::now();
+        let due: Vec<i64> = self.touched.iter().copied().filter(|d| all || self.next_seal.get(d).is_none_or(|t| *t <= now)).collect();
+        for day in due {
+            let started = std::time::Instant::now();
+            self.seal(day)?;
+            self.touched.remove(&day);
+            let pause = (started.elapsed() * 4).max(std::time::Duration::from_secs(5));
+            self.next_seal.insert(day, std::time::Instant::now() + pause);
+        }
+        // Days long gone are not touched again.
+        if self.next_seal.len() > 64 {
+            self.next_seal.retain(|_, t| *t > now);
+        }
+        Ok(())
+    }
+
     /// Days with requests in the raw window (at least today and
     /// yesterday): sealed once when a store is first settled, for a run
     /// that stopped between an ingest and its settle.
@@ -544,16 +580,11 @@ impl Store for ClickHouse {
     }
 
     fn settle(&mut self) -> Result<(), AnalyticsError> {
-        if !self.recovered {
-            let recent = self.recent_days()?;
-            self.touched.extend(recent);
-            self.recovered = true;
-        }
-        while let Some(day) = self.touched.first().copied() {
-            self.seal(day)?;
-            self.touched.remove(&day);
-        }
-        Ok(())
+        self.seal_due(true)
+    }
+
+    fn tidy(&mut self) -> Result<(), AnalyticsError> {
+        self.seal_due(false)
     }
 
     fn cursor(&self, source: &str) -> Result<Option<String>, AnalyticsError> {
