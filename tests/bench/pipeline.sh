@@ -120,7 +120,8 @@ stored() {
   fi | python3 -c 'import json,sys; print(json.load(sys.stdin)["totals"]["requests"])'
 }
 caught=$(date +%s)
-until [ "$(stored)" -ge "$(logged)" ]; do sleep 1; done
+lines=$(logged) # the log grows no more: count its lines once
+until [ "$(stored)" -ge "$lines" ]; do sleep 1; done
 caught=$(( $(date +%s) - caught ))
 
 lag_p() { sort -n "$work/lag.txt" | awk -v p="$1" '{a[NR]=$1} END {i=int(NR*p); if (i<NR*p) i++; if (i<1) i=1; print a[i]}'; }
@@ -131,4 +132,4 @@ printf '  CPU: sidecar (shipper) %.1f%% of one core, ingester %.1f%% of one core
   "$(echo "100 * $up_cpu / $w" | bc -l)" "$(echo "100 * $in_cpu / $w" | bc -l)"
 printf '  lag from request to report: p50 %s ms, p99 %s ms (%s probes)\n' "$(lag_p 0.5)" "$(lag_p 0.99)" "$(wc -l < "$work/lag.txt")"
 printf '  counts: wrk %s (and %s calibrating), up to %s probes; nginx logged %s, the store counts %s; caught up %s s after wrk stopped\n' \
-  "$sent" "$calibration" "$probes" "$(logged)" "$(stored)" "$caught"
+  "$sent" "$calibration" "$probes" "$lines" "$(stored)" "$caught"
