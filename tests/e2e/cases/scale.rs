@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::analytics::synth;
 use crate::ensure;
-use crate::support::clickhouse::{ClickHouseServer, PASSWORD, USER};
+use crate::support::clickhouse::{ClickHouseServer, PASSWORD, READER, READER_PASSWORD, USER};
 use crate::support::gateway::{curl, pullgate_in as pullgate, PULLGATE};
 use crate::support::process::{free_port, wait_for_port, Server};
 
@@ -161,6 +161,16 @@ fn clickhouse_as_sqlite() -> Result<(), String> {
         let (a, b) = (get(on_sqlite)?, get(on_clickhouse)?);
         ensure!(a == b, "{path}: the dashboard over SQLite\n{a}\n over ClickHouse\n{b}");
     }
+
+    // A reader's account (readonly = 2) reports from the store it cannot write.
+    let reader = dir.join("reader-account");
+    std::fs::write(&reader, format!("{READER}:{READER_PASSWORD}\n")).map_err(|e| e.to_string())?;
+    let as_reader = ["--store".to_string(), ch.store("two"), "--store-account-file".to_string(), reader.to_str().unwrap().to_string()];
+    ensure!(report("reader", &as_reader, &[])? == report("sqlite", &[], &[])?, "a reader's report differs");
+    // ... and cannot create a store (the account really is read-only).
+    let mut cannot = as_reader.clone();
+    cannot[1] = ch.store("nothing");
+    ensure!(report("reader", &cannot, &[]).is_err(), "a read-only account created a store");
 
     // A wrong password is said as the server's refusal, without the password.
     let bad = dir.join("bad-account");

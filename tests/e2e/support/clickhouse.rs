@@ -10,6 +10,9 @@ use super::process::{free_port, require, wait_for_port, Server};
 
 pub const USER: &str = "pullgate";
 pub const PASSWORD: &str = "ch-test-pw-9137";
+/// An account that may read and change settings but write nothing (`readonly = 2`).
+pub const READER: &str = "reader";
+pub const READER_PASSWORD: &str = "ch-reader-pw-2213";
 
 pub struct ClickHouseServer {
     /// Stopped when dropped.
@@ -47,10 +50,11 @@ impl ClickHouseServer {
         );
         let users = format!(
             "<yandex>
-  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
+  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default><reader><readonly>2</readonly></reader></profiles>
   <users>
     <default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default>
     <{USER}><password>{PASSWORD}</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></{USER}>
+    <{READER}><password>{READER_PASSWORD}</password><networks><ip>127.0.0.1</ip></networks><profile>reader</profile><quota>default</quota></{READER}>
   </users>
   <quotas><default></default></quotas>
 </yandex>

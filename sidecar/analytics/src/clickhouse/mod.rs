@@ -215,9 +215,19 @@ impl ClickHouse {
     /// Connect, and create the database and tables that are missing.
     pub fn open(address: Address, account: Option<Account>, settings: Settings) -> Result<ClickHouse, AnalyticsError> {
         let http = Http::new(address, account);
-        http.create_database()?;
-        for sql in schema::tables() {
-            http.execute(&sql, "creating the tables")?;
+        // Only what is missing is created: a reader's account (`readonly = 2`)
+        // opens a store that exists without the right to create anything.
+        #[derive(Deserialize)]
+        struct Table {
+            name: String,
+        }
+        let present: Vec<Table> =
+            http.rows("SELECT name FROM system.tables WHERE database = currentDatabase()", "listing the tables").unwrap_or_default();
+        if schema::NAMES.iter().any(|n| !present.iter().any(|t| t.name == *n)) {
+            http.create_database()?;
+            for sql in schema::tables() {
+                http.execute(&sql, "creating the tables")?;
+            }
         }
         Ok(ClickHouse {
             http,

@@ -18,6 +18,9 @@ pub const FACET_COLUMNS: &str =
 /// Partitions of 32 days: old ones can be dropped whole once sealed.
 const PARTITION: &str = "PARTITION BY intDiv(day, 32)";
 
+/// The tables [`tables`] creates.
+pub const NAMES: [&str; 10] = ["requests", "dnt", "events", "groups", "agg", "agg_dnt", "agg_requests", "agg_pulls", "seals", "cursors"];
+
 pub fn tables() -> Vec<String> {
     vec![
         // Every request once, pings and 404s included: the requests total.
@@ -74,4 +77,16 @@ pub fn tables() -> Vec<String> {
          ENGINE = ReplacingMergeTree(at) ORDER BY source"
             .to_string(),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_table_created_is_named() {
+        let created: Vec<String> = super::tables()
+            .iter()
+            .map(|sql| sql.split_whitespace().nth(5).expect("CREATE TABLE IF NOT EXISTS name").trim_end_matches('(').to_string())
+            .collect();
+        assert_eq!(created, super::NAMES);
+    }
 }
