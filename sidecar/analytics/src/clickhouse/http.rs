@@ -78,6 +78,9 @@ impl std::fmt::Debug for Account {
     }
 }
 
+/// What every request but one carrying external data sends.
+const TEXT: &str = "text/plain; charset=utf-8";
+
 pub struct Http {
     agent: ureq::Agent,
     address: Address,
@@ -97,56 +100,57 @@ impl Http {
         Http { agent, address, authorization }
     }
 
-    fn post(&self, query: Option<&str>, body: &str, what: &str) -> Result<String, AnalyticsError> {
-        self.post_in(&self.address.database, query, body, what)
-    }
-
-    fn post_in(&self, database: &str, query: Option<&str>, body: &str, what: &str) -> Result<String, AnalyticsError> {
+    /// POST `body` to database `database` with the URL parameters
+    /// `params` besides the settings every request carries; the answer's
+    /// text, or the server's exception.
+    fn send(&self, database: &str, params: &[(&str, &str)], content_type: &str, body: &str, what: &str) -> Result<String, AnalyticsError> {
         let mut url = format!("{}?database={database}&output_format_json_quote_64bit_integers=0&max_query_size=1048576", self.address.base);
-        if let Some(q) = query {
-            url.push_str("&query=");
-            url.extend(url::form_urlencoded::byte_serialize(q.as_bytes()));
+        for (name, value) in params {
+            url.push_str(&format!("&{name}="));
+            url.extend(url::form_urlencoded::byte_serialize(value.as_bytes()));
         }
-        let mut req = self.agent.post(&url).set("Content-Type", "text/plain; charset=utf-8");
+        let mut req = self.agent.post(&url).set("Content-Type", content_type);
         if let Some(a) = &self.authorization {
             req = req.set("Authorization", a);
         }
-        let err = |message: String| AnalyticsError::ClickHouse { at: self.address.to_string(), what: what.to_string(), message };
         let _took = Took(what, std::time::Instant::now());
         match req.send_string(body) {
-            Ok(resp) => resp.into_string().map_err(|e| err(e.to_string())),
+            Ok(resp) => resp.into_string().map_err(|e| self.error(what, e.to_string())),
             Err(ureq::Error::Status(code, resp)) => {
                 let text = resp.into_string().unwrap_or_default();
-                Err(err(format!("HTTP {code}: {}", text.trim())))
+                Err(self.error(what, format!("HTTP {code}: {}", text.trim())))
             }
-            Err(e) => Err(err(e.to_string())),
+            Err(e) => Err(self.error(what, e.to_string())),
         }
+    }
+
+    fn error(&self, what: &str, message: String) -> AnalyticsError {
+        AnalyticsError::ClickHouse { at: self.address.to_string(), what: what.to_string(), message }
+    }
+
+    /// One `T` per line of a JSONEachRow answer.
+    fn parse<T: DeserializeOwned>(&self, text: &str, what: &str) -> Result<Vec<T>, AnalyticsError> {
+        text.lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_str(l).map_err(|e| self.error(what, format!("an answer that does not read: {e}: {l}"))))
+            .collect()
     }
 
     /// Run a statement that answers nothing (DDL, INSERT ... SELECT).
     pub fn execute(&self, sql: &str, what: &str) -> Result<(), AnalyticsError> {
-        self.post(None, sql, what).map(|_| ())
+        self.send(&self.address.database, &[], TEXT, sql, what).map(|_| ())
     }
 
     /// Create the store's database (in `default`: it may not exist yet).
     pub fn create_database(&self) -> Result<(), AnalyticsError> {
         let sql = format!("CREATE DATABASE IF NOT EXISTS {}", self.address.database);
-        self.post_in("default", None, &sql, "creating the database").map(|_| ())
+        self.send("default", &[], TEXT, &sql, "creating the database").map(|_| ())
     }
 
     /// Rows of a SELECT (the caller's SQL without its FORMAT), one `T` each.
     pub fn rows<T: DeserializeOwned>(&self, sql: &str, what: &str) -> Result<Vec<T>, AnalyticsError> {
-        let text = self.post(None, &format!("{sql} FORMAT JSONEachRow"), what)?;
-        text.lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                serde_json::from_str(l).map_err(|e| AnalyticsError::ClickHouse {
-                    at: self.address.to_string(),
-                    what: what.to_string(),
-                    message: format!("an answer that does not read: {e}: {l}"),
-                })
-            })
-            .collect()
+        let text = self.send(&self.address.database, &[], TEXT, &format!("{sql} FORMAT JSONEachRow"), what)?;
+        self.parse(&text, what)
     }
 
     /// Rows of a SELECT that reads an external table `keys` (ClickHouse's
@@ -154,32 +158,13 @@ impl Http {
     /// keys cost no SQL parsing) of `structure` (`day Int64, ...`).
     pub fn rows_with<T: DeserializeOwned>(&self, sql: &str, structure: &str, tsv: &str, what: &str) -> Result<Vec<T>, AnalyticsError> {
         const BOUNDARY: &str = "pullgate-external-data-7d1c";
-        let mut url =
-            format!("{}?database={}&output_format_json_quote_64bit_integers=0&keys_structure=", self.address.base, self.address.database);
-        url.extend(url::form_urlencoded::byte_serialize(structure.as_bytes()));
-        url.push_str("&query=");
-        url.extend(url::form_urlencoded::byte_serialize(format!("{sql} FORMAT JSONEachRow").as_bytes()));
+        let query = format!("{sql} FORMAT JSONEachRow");
         let body = format!(
             "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"keys\"; filename=\"keys\"\r\nContent-Type: application/octet-stream\r\n\r\n{tsv}\r\n--{BOUNDARY}--\r\n"
         );
-        let mut req = self.agent.post(&url).set("Content-Type", &format!("multipart/form-data; boundary={BOUNDARY}"));
-        if let Some(a) = &self.authorization {
-            req = req.set("Authorization", a);
-        }
-        let err = |message: String| AnalyticsError::ClickHouse { at: self.address.to_string(), what: what.to_string(), message };
-        let _took = Took(what, std::time::Instant::now());
-        let text = match req.send_string(&body) {
-            Ok(resp) => resp.into_string().map_err(|e| err(e.to_string()))?,
-            Err(ureq::Error::Status(code, resp)) => {
-                let text = resp.into_string().unwrap_or_default();
-                return Err(err(format!("HTTP {code}: {}", text.trim())));
-            }
-            Err(e) => return Err(err(e.to_string())),
-        };
-        text.lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_str(l).map_err(|e| err(format!("an answer that does not read: {e}: {l}"))))
-            .collect()
+        let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
+        let text = self.send(&self.address.database, &[("keys_structure", structure), ("query", &query)], &content_type, &body, what)?;
+        self.parse(&text, what)
     }
 
     /// Insert rows (each serialised as one JSON object) into `table`.
@@ -192,7 +177,8 @@ impl Http {
             body.push_str(&serde_json::to_string(r).expect("rows serialise"));
             body.push('\n');
         }
-        self.post(Some(&format!("INSERT INTO {table} FORMAT JSONEachRow")), &body, what).map(|_| ())
+        let query = format!("INSERT INTO {table} FORMAT JSONEachRow");
+        self.send(&self.address.database, &[("query", &query)], TEXT, &body, what).map(|_| ())
     }
 }
 
