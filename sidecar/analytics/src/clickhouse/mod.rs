@@ -75,6 +75,26 @@ struct Cached {
     first: EventRow,
 }
 
+impl Cached {
+    fn new(first: EventRow) -> Cached {
+        Cached { group: Group::default(), actions: Vec::new(), pulls: 0, ids: Default::default(), first }
+    }
+
+    /// Add the requests it does not hold yet and sessionise what they change.
+    fn extend(&mut self, events: Vec<EventRow>, window_ms: i64) {
+        let stored: Vec<Stored> = events.iter().filter(|e| self.ids.insert(group::id_bytes(&e.id))).map(EventRow::stored).collect();
+        if let Some(earliest) = events.into_iter().min_by(|a, b| (a.ts_ms, &a.id).cmp(&(b.ts_ms, &b.id))) {
+            if (earliest.ts_ms, &earliest.id) < (self.first.ts_ms, &self.first.id) {
+                self.first = earliest;
+            }
+        }
+        let redo = self.group.add(stored, window_ms);
+        self.actions.truncate(redo.from_n as usize);
+        self.actions.extend(redo.actions);
+        self.pulls = redo.pulls;
+    }
+}
+
 /// Groups an ingester remembers; past it, it forgets them all (they are
 /// read back from the store when touched again).
 const CACHE_GROUPS: usize = 200_000;
@@ -170,6 +190,10 @@ struct EventRow {
 }
 
 impl EventRow {
+    fn stored(&self) -> Stored {
+        Stored { ts_ms: self.ts_ms, id: group::id_bytes(&self.id), kind: self.kind(), route: self.route.clone() }
+    }
+
     fn kind(&self) -> Kind {
         match (self.kind, self.ref_kind) {
             (0, 2) => Kind::Manifest { head: self.head == 1, reference: Reference::Digest(self.reference.clone()) },
@@ -271,56 +295,26 @@ impl ClickHouse {
                 let key = (c.day, c.repository, c.origin);
                 let Some(events) = new.get(&key) else { continue };
                 let known = self.cache.get(&key).map(|e| &e.ids);
-                let mut fresh: std::collections::HashSet<[u8; 16]> =
+                let fresh: std::collections::HashSet<[u8; 16]> =
                     events.iter().map(|e| group::id_bytes(&e.id)).filter(|id| known.is_none_or(|k| !k.contains(id))).collect();
                 if c.n != (known.map_or(0, |k| k.len()) + fresh.len()) as u64 {
                     continue;
                 }
                 let events = new.remove(&key).unwrap_or_default();
-                let entry = match self.cache.entry(key) {
-                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        let Some(first) = events.iter().min_by(|a, b| (a.ts_ms, &a.id).cmp(&(b.ts_ms, &b.id))) else { continue };
-                        v.insert(Cached {
-                            group: Group::default(),
-                            actions: Vec::new(),
-                            pulls: 0,
-                            ids: Default::default(),
-                            first: first.clone(),
-                        })
-                    }
-                };
-                let stored: Vec<Stored> = events
-                    .iter()
-                    .filter(|e| fresh.remove(&group::id_bytes(&e.id)) && entry.ids.insert(group::id_bytes(&e.id)))
-                    .map(|e| Stored { ts_ms: e.ts_ms, id: group::id_bytes(&e.id), kind: e.kind(), route: e.route.clone() })
-                    .collect();
-                if let Some(earliest) = events.into_iter().min_by(|a, b| (a.ts_ms, &a.id).cmp(&(b.ts_ms, &b.id))) {
-                    if (earliest.ts_ms, &earliest.id) < (entry.first.ts_ms, &entry.first.id) {
-                        entry.first = earliest;
-                    }
-                }
-                let redo = entry.group.add(stored, self.settings.window_ms);
-                entry.actions.truncate(redo.from_n as usize);
-                entry.actions.extend(redo.actions);
-                entry.pulls = redo.pulls;
+                let Some(first) = events.first().cloned() else { continue };
+                let entry = self.cache.entry(key).or_insert_with(|| Cached::new(first));
+                entry.extend(events, self.settings.window_ms);
                 rows.push(group_row(entry, c.n));
             }
         }
-        self.regroup_rest(new, rows, touched.len())
+        tracing::debug!(touched = touched.len(), read_back = new.len(), "groups sessionised again");
+        self.regroup_rest(new, rows)
     }
 
     /// The groups `regroup` could not extend: read back whole, then every
     /// row written.
-    fn regroup_rest(
-        &mut self,
-        new: std::collections::BTreeMap<Key, Vec<EventRow>>,
-        mut rows: Vec<GroupRow>,
-        touched: usize,
-    ) -> Result<(), AnalyticsError> {
-        // The rest: read back whole.
+    fn regroup_rest(&mut self, new: std::collections::BTreeMap<Key, Vec<EventRow>>, mut rows: Vec<GroupRow>) -> Result<(), AnalyticsError> {
         let keys: Vec<Key> = new.into_keys().collect();
-        tracing::debug!(touched, read_back = keys.len(), "groups sessionised again");
         for chunk in keys.chunks(GROUPS_PER_READ) {
             let mut events: Vec<EventRow> = self.http.rows_with(
                 "SELECT day, repository, origin, id, ts_ms, route, kind, head, ref_kind, reference, ua, ip_origin,
@@ -340,20 +334,10 @@ impl ClickHouse {
                 while let Some(next) = it.next_if(|n| (n.day, &n.repository, n.origin) == (key.0, &key.1, key.2)) {
                     members.push(next);
                 }
-                let version = members.len() as u64;
-                let stored: Vec<Stored> = members
-                    .iter()
-                    .map(|e| Stored { ts_ms: e.ts_ms, id: group::id_bytes(&e.id), kind: e.kind(), route: e.route.clone() })
-                    .collect();
-                let ids = stored.iter().map(|r| r.id).collect();
-                let mut group = Group::default();
-                let redo = group.add(stored, self.settings.window_ms);
-                let first = members.swap_remove(0);
-                let entry = Cached { group, actions: redo.actions, pulls: redo.pulls, ids, first };
-                rows.push(group_row(&entry, version));
-                if self.cache.len() >= CACHE_GROUPS {
-                    self.cache.clear();
-                }
+                let mut entry = Cached::new(members[0].clone());
+                entry.extend(members, self.settings.window_ms);
+                rows.push(group_row(&entry, entry.ids.len() as u64));
+                // `regroup` made room for every group of the batch.
                 self.cache.insert(key, entry);
             }
         }
