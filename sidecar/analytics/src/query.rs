@@ -59,6 +59,20 @@ pub enum Dim {
 
 pub const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
+/// A weekday's number, Monday 0 (what a store's `(days + 3) % 7` gives).
+pub(crate) fn weekday_number(w: &str) -> Result<i64, crate::AnalyticsError> {
+    WEEKDAYS
+        .iter()
+        .position(|d| *d == w)
+        .map(|n| n as i64)
+        .ok_or_else(|| crate::AnalyticsError::Query(format!("weekday {w:?}: expected one of {}", WEEKDAYS.join(", "))))
+}
+
+/// `a / b` rounded up (`b` > 0): the first whole period at or after `a`.
+pub(crate) fn ceil_div(a: i64, b: i64) -> i64 {
+    a.div_euclid(b) + i64::from(a.rem_euclid(b) != 0)
+}
+
 impl Dim {
     pub const ALL: [(&'static str, Dim); 16] = [
         ("route", Dim::Route),

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::http::{quote, Http};
 use crate::error::AnalyticsError;
 use crate::group::{DAY_MS, HOUR_MS};
-use crate::query::{indexmap_like::Ordered, Concentration, Counters, Dim, Granularity, Query, Report, Row, WEEKDAYS};
+use crate::query::{ceil_div, indexmap_like::Ordered, weekday_number, Concentration, Counters, Dim, Granularity, Query, Report, Row};
 
 /// The SQL expression of a dimension over an aggregate row: fixed text.
 fn dim_sql(d: Dim) -> &'static str {
@@ -36,10 +36,6 @@ fn dim_sql(d: Dim) -> &'static str {
     }
 }
 
-fn ceil_div(a: i64, b: i64) -> i64 {
-    a.div_euclid(b) + i64::from(a.rem_euclid(b) != 0)
-}
-
 /// The range's hours, the days they touch, and the filter over aggregate rows.
 struct Range {
     h0: i64,
@@ -51,28 +47,30 @@ struct Range {
 
 fn range(q: &Query) -> Result<Range, AnalyticsError> {
     let (h0, h1) = (ceil_div(q.since_ms, HOUR_MS), ceil_div(q.until_ms, HOUR_MS).max(ceil_div(q.since_ms, HOUR_MS)));
-    let (d0, d1) = (h0.div_euclid(24), ceil_div(h1, 24));
-    let sealed = format!("(day, build) IN (SELECT day, max(build) FROM seals WHERE day >= {d0} AND day < {d1} GROUP BY day)");
     let mut filter = format!("hour >= {h0} AND hour < {h1}");
-    for (col, v) in [("route", &q.route), ("repository", &q.repository), ("client", &q.client)] {
-        if let Some(v) = v {
-            filter.push_str(&format!(" AND {col} = {}", quote(v)));
-        }
-    }
-    if let Some(w) = &q.weekday {
-        filter.push_str(&format!(" AND (day + 3) % 7 = {}", weekday(w)?));
-    }
+    narrow(&mut filter, &[("route", &q.route), ("repository", &q.repository), ("client", &q.client)], &q.weekday)?;
     for (dim, v) in &q.filters {
         filter.push_str(&format!(" AND {} = {}", dim_sql(*dim), quote(v)));
     }
-    Ok(Range { h0, h1, sealed, filter })
+    Ok(Range { h0, h1, sealed: sealed(h0.div_euclid(24), ceil_div(h1, 24)), filter })
 }
 
-fn weekday(w: &str) -> Result<usize, AnalyticsError> {
-    WEEKDAYS
-        .iter()
-        .position(|d| *d == w)
-        .ok_or_else(|| AnalyticsError::Query(format!("weekday {w:?}: expected one of {}", WEEKDAYS.join(", "))))
+/// `(day, build) IN (...)`: each day of `[d0, d1)` at its highest sealed build.
+fn sealed(d0: i64, d1: i64) -> String {
+    format!("(day, build) IN (SELECT day, max(build) FROM seals WHERE day >= {d0} AND day < {d1} GROUP BY day)")
+}
+
+/// Add ` AND column = 'value'` for each value given, and the weekday of the row's day.
+fn narrow(filter: &mut String, equal: &[(&str, &Option<String>)], weekday: &Option<String>) -> Result<(), AnalyticsError> {
+    for (column, value) in equal {
+        if let Some(v) = value {
+            filter.push_str(&format!(" AND {column} = {}", quote(v)));
+        }
+    }
+    if let Some(w) = weekday {
+        filter.push_str(&format!(" AND (day + 3) % 7 = {}", weekday_number(w)?));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -189,14 +187,7 @@ pub fn run(http: &Http, q: &Query) -> Result<Report, AnalyticsError> {
 fn concentration(http: &Http, q: &Query) -> Result<Concentration, AnalyticsError> {
     let (d0, d1) = (q.since_ms.div_euclid(DAY_MS), ceil_div(q.until_ms, DAY_MS));
     let mut filter = format!("day >= {d0} AND day < {d1} AND repository = {}", quote(q.repository.as_deref().unwrap_or("")));
-    for (col, v) in [("route", &q.route), ("client", &q.client)] {
-        if let Some(v) = v {
-            filter.push_str(&format!(" AND {col} = {}", quote(v)));
-        }
-    }
-    if let Some(w) = &q.weekday {
-        filter.push_str(&format!(" AND (day + 3) % 7 = {}", weekday(w)?));
-    }
+    narrow(&mut filter, &[("route", &q.route), ("client", &q.client)], &q.weekday)?;
     #[derive(Deserialize)]
     struct C {
         pulls: u64,
@@ -205,8 +196,9 @@ fn concentration(http: &Http, q: &Query) -> Result<Concentration, AnalyticsError
     let counts: Vec<C> = http.rows(
         &format!(
             "SELECT pulls, sum(origins) AS n FROM agg_pulls FINAL
-             WHERE (day, build) IN (SELECT day, max(build) FROM seals WHERE day >= {d0} AND day < {d1} GROUP BY day) AND {filter}
-             GROUP BY pulls ORDER BY pulls DESC"
+             WHERE {} AND {filter}
+             GROUP BY pulls ORDER BY pulls DESC",
+            sealed(d0, d1)
         ),
         "reporting",
     )?;

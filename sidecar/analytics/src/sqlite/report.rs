@@ -11,7 +11,7 @@ use rusqlite::{params_from_iter, Connection};
 
 use crate::error::AnalyticsError;
 use crate::group::{DAY_MS, HOUR_MS};
-use crate::query::{Concentration, Counters, Dim, Granularity, Query, Report, Row, WEEKDAYS};
+use crate::query::{ceil_div, weekday_number, Concentration, Counters, Dim, Granularity, Query, Report, Row};
 use crate::sketch::Union;
 
 /// `pg_uniq(sketch)`: how many members the union of the sketches has.
@@ -72,10 +72,6 @@ fn period_sql(g: Granularity) -> Option<&'static str> {
     })
 }
 
-fn ceil_div(a: i64, b: i64) -> i64 {
-    a.div_euclid(b) + i64::from(a.rem_euclid(b) != 0)
-}
-
 /// The rows a query reads (`r`: day, start `t`, facet, counters,
 /// sketches), the filter over them and the facet `f`, and their arguments.
 struct Source {
@@ -86,16 +82,7 @@ struct Source {
 }
 
 fn source(q: &Query) -> Result<Source, AnalyticsError> {
-    let weekday = match &q.weekday {
-        Some(w) => Some(
-            WEEKDAYS
-                .iter()
-                .position(|d| d == w)
-                .ok_or_else(|| AnalyticsError::Query(format!("weekday {w:?}: expected one of {}", WEEKDAYS.join(", "))))?
-                as i64,
-        ),
-        None => None,
-    };
+    let weekday = q.weekday.as_deref().map(weekday_number).transpose()?;
     // Hours whose start is in the range; whole days among them.
     let (h0, h1) = (ceil_div(q.since_ms, HOUR_MS), ceil_div(q.until_ms, HOUR_MS));
     let hourly = q.granularity == Granularity::Hour || q.by.contains(&Dim::Hour);
