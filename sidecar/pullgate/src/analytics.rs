@@ -33,12 +33,18 @@ pub fn open(store: &StoreArgs, state_dir: &Path) -> Result<Box<dyn Store + Send>
 /// USER:PASSWORD from a file; what is wrong with it is said, never its text.
 fn account_file(file: &Path) -> Result<ClickHouseAccount, CliError> {
     let text = std::fs::read_to_string(file).map_err(CliError::io(format!("the store account file {}", file.display())))?;
+    account(&text, &format!("the store account file {}", file.display()))
+}
+
+/// A store account: one line, `USER:PASSWORD` (a line end after it is
+/// dropped), from a file or a variable that `from` names when it is not.
+pub fn account(text: &str, from: &str) -> Result<ClickHouseAccount, CliError> {
     let line = text.trim_end_matches(['\n', '\r']);
     match line.split_once(':') {
         Some((user, password)) if !user.is_empty() && !line.contains('\n') => {
             Ok(ClickHouseAccount { user: user.to_string(), password: password.to_string() })
         }
-        _ => Err(CliError::Usage(format!("the store account file {} must hold one line, USER:PASSWORD", file.display()))),
+        _ => Err(CliError::Usage(format!("{from} must hold one line, USER:PASSWORD"))),
     }
 }
 

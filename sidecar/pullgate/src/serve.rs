@@ -295,11 +295,8 @@ fn store_args(
                 .get(name)
                 .filter(|v| !v.is_empty())
                 .ok_or_else(|| CliError::Usage(format!("routes.yaml: analytics.account.env names {name}, which is not set")))?;
-            let (user, password) = value
-                .split_once(':')
-                .filter(|(u, _)| !u.is_empty())
-                .ok_or_else(|| CliError::Usage(format!("routes.yaml: analytics.account.env: {name} must hold USER:PASSWORD")))?;
-            store.account_env = Some((user.to_string(), password.to_string()));
+            let account = crate::analytics::account(value, &format!("routes.yaml: analytics.account.env: {name}"))?;
+            store.account_env = Some((account.user, account.password));
         }
         _ => {}
     }
