@@ -4,13 +4,17 @@
 #
 #   ch_start DIR   sets CH_STORE (clickhouse://127.0.0.1:PORT) and CH_PID
 #   ch_stop
+#   free_port
+
+# free_port: a TCP port nothing listens on now, on loopback.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 ch_start() {
   command -v clickhouse-server >/dev/null || { echo "clickhouse-server is not installed (apt-get install clickhouse-server)" >&2; exit 1; }
   local dir="$1" port tcp
   mkdir -p "$dir"
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  tcp=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  port=$(free_port)
+  tcp=$(free_port)
   cat > "$dir/config.xml" <<XML
 <yandex>
   <logger><level>warning</level><log>$dir/server.log</log><errorlog>$dir/error.log</errorlog><size>10M</size><count>1</count></logger>

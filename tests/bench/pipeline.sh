@@ -31,8 +31,8 @@ cleanup() {
 }
 trap cleanup EXIT
 ticks=$(getconf CLK_TCK)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-dash=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
+dash=$(free_port)
 cat > "$work/routes.yaml" <<EOF
 version: 1
 gateway:
