@@ -288,12 +288,47 @@ impl Applier {
         }
     }
 
+    /// Reload, and return once only workers of `want` accept connections.
+    ///
+    /// nginx's master starts the new workers, pauses 100 ms, and only then
+    /// tells the old ones to stop accepting: for that pause a new
+    /// connection may still reach the old config after a new worker has
+    /// answered. So, with the master's pid known, wait until every worker
+    /// that was accepting before the reload has left or is shutting down
+    /// (its title says so before it closes its listeners); without it,
+    /// wait out the pause.
     async fn reload_and_verify(&self, want: &str) -> Result<(), ApplyError> {
         let started = Instant::now();
+        let old = self.accepting_workers();
         self.signal_reload().await?;
         self.wait_for_version(want).await?;
+        match old {
+            Some((master, mut old)) => loop {
+                let now = accepting(master);
+                old.retain(|pid| now.contains(pid));
+                if old.is_empty() {
+                    break;
+                }
+                if started.elapsed() > self.verify_timeout {
+                    tracing::warn!(?old, "old nginx workers still accept connections after the reload");
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            },
+            None => tokio::time::sleep(MASTER_PAUSE).await,
+        }
         tracing::debug!(reload_and_verify = ?started.elapsed(), "reloaded");
         Ok(())
+    }
+
+    /// nginx's master and its workers that accept connections now, where
+    /// the master is known by its pid file (none yet: none accept).
+    fn accepting_workers(&self) -> Option<(i32, Vec<i32>)> {
+        let ReloadMethod::PidFile(path) = &self.reload else { return None };
+        match pullgate_base::process::read_pid_file(path) {
+            Ok(master) => Some((master, accepting(master))),
+            Err(_) => Some((0, Vec::new())),
+        }
     }
 
     async fn signal_reload(&self) -> Result<(), ApplyError> {
@@ -339,6 +374,17 @@ impl Applier {
         }
         Err(ApplyError::Verify { want: want.to_string(), got, waited: start.elapsed() })
     }
+}
+
+/// How long nginx's master waits between starting new workers and
+/// telling the old ones to stop (100 ms in ngx_master_process_cycle), with
+/// a margin.
+const MASTER_PAUSE: Duration = Duration::from_millis(150);
+
+/// The workers of nginx's `master` that accept connections: those not yet
+/// told to shut down.
+fn accepting(master: i32) -> Vec<i32> {
+    pullgate_base::process::children(master).into_iter().filter(|(_, title)| title == "nginx: worker process").map(|(pid, _)| pid).collect()
 }
 
 /// `pullgate render`: render routes.yaml for the include set in `dir`, check
