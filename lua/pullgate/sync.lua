@@ -1,7 +1,8 @@
 -- pullgate route table sync: keeps the shared dict `pullgate` holding the
 -- newest route table, from the local file the sidecar writes (routes.tsv)
 -- and from Redis, where any node's sidecar publishes it. Never on the
--- request path: at worker start, then from a timer in worker 0.
+-- request path: at worker start, then from timers in worker 0, which also
+-- listens for the sidecar's PUBLISH of each new version.
 --
 -- A table is text: a header `pullgate-routes 1 VERSION STAMP` and one line
 -- per route. A table replaces the current one when its version differs and
@@ -19,6 +20,7 @@ local ngx_null = ngx.null
 local timer_at = ngx.timer.at
 local timer_every = ngx.timer.every
 local worker_id = ngx.worker.id
+local worker_exiting = ngx.worker.exiting
 local ERR, WARN, NOTICE = ngx.ERR, ngx.WARN, ngx.NOTICE
 
 local _M = {}
@@ -75,15 +77,27 @@ function _M.load_file(path)
     f:close()
 end
 
-local function poll_redis(opts)
+-- A connection to Redis with the sync's timeouts, on the table's database,
+-- or nil once the failure is warned about. set_timeout, not set_timeouts:
+-- Debian's lua-resty-redis (0.27) has only the first, and sends any other
+-- name to Redis as a command.
+local function connect(opts)
     local red = redis:new()
-    red:set_timeouts(opts.timeout_ms, opts.timeout_ms, opts.timeout_ms)
+    red:set_timeout(opts.timeout_ms)
     local ok, err = red:connect(opts.host, opts.port)
     if not ok then
         return warn("redis ", opts.host, ":", opts.port, " unreachable (", err, "); serving the last known routes")
     end
     if opts.db ~= 0 then
         red:select(opts.db)
+    end
+    return red
+end
+
+local function poll_redis(opts)
+    local red = connect(opts)
+    if not red then
+        return
     end
     local version = red:get(opts.version_key)
     if version and version ~= ngx_null and version ~= dict:get("version") then
@@ -108,16 +122,53 @@ local function tick(premature, opts)
     end
 end
 
+-- Worker 0 listens on the sidecar's channel (opts.events_key): a message
+-- names a new version, fetched at once rather than at the next poll. The
+-- read waits opts.listen_s (1) at most, so that a worker told to exit stops
+-- listening; a lost connection is made again a second later. Polling goes
+-- on beside it: a message missed while the connection was down is not lost.
+function _M.listen(premature, opts)
+    if premature or worker_exiting() then
+        return
+    end
+    local red = connect(opts)
+    local subscribed = red and red:subscribe(opts.events_key)
+    if subscribed then
+        red:set_timeout((opts.listen_s or 1) * 1000)
+        while not worker_exiting() do
+            local message, err = red:read_reply()
+            if message then
+                if message[1] == "message" and message[3] ~= dict:get("version") then
+                    local ok, failed = pcall(poll_redis, opts)
+                    if not ok then
+                        warn("redis fetch failed: ", failed)
+                    end
+                end
+            elseif err ~= "timeout" then
+                warn("redis subscription lost (", err, "); listening again in 1 s")
+                break
+            end
+        end
+    end
+    if red then
+        red:close()
+    end
+    if not worker_exiting() then
+        timer_at(1, _M.listen, opts)
+    end
+end
+
 -- From init_worker_by_lua: every worker loads the local table before it
 -- serves (so new workers after a reload have the table their config needs)
--- and rebuilds its own copy every 100 ms if the shared one changed;
--- worker 0 keeps polling (opts.interval seconds: one small GET of the
--- version; the table itself only when the version changes).
+-- and rebuilds its own copy when the shared one changes (checked every
+-- opts.refresh_s, default 0.02: one shared-memory read); worker 0 keeps
+-- polling (opts.interval seconds: one small GET of the version; the table
+-- itself only when the version changes) and listens for new versions.
 function _M.start(opts)
     _M.load_file(opts.file)
     local route = require "pullgate.route"
     route.refresh()
-    timer_every(0.1, function(premature)
+    timer_every(opts.refresh_s or 0.02, function(premature)
         if not premature then
             route.refresh()
         end
@@ -125,6 +176,9 @@ function _M.start(opts)
     if worker_id() == 0 then
         timer_at(0, tick, opts)
         timer_every(opts.interval or 0.25, tick, opts)
+        if opts.host and opts.events_key then
+            timer_at(0, _M.listen, opts)
+        end
     end
 end
 

@@ -51,7 +51,7 @@ function M.install()
         at = function(delay, f, ...) table.insert(ngx.timers, { delay = delay, f = f, args = { ... } }); return true end,
         every = function(delay, f, ...) table.insert(ngx.timers, { every = delay, f = f, args = { ... } }); return true end,
     }
-    ngx.worker = { id = function() return ngx.worker_id or 0 end }
+    ngx.worker = { id = function() return ngx.worker_id or 0 end, exiting = function() return ngx.exiting == true end }
     _G.ngx = ngx
     -- Modules cache `ngx` when loaded: load them again for each fake.
     package.loaded["pullgate.route"] = nil
@@ -59,20 +59,30 @@ function M.install()
     return ngx
 end
 
--- A fake `nginx.redis` whose server holds `store`; `down` refuses connections.
+-- A fake `nginx.redis` whose server holds `store`; `down` refuses
+-- connections. A subscriber reads `messages` in order; once they are read,
+-- a read times out and tells the worker to exit (ending the listen loop).
+-- Only the methods of Debian's lua-resty-redis (0.27) exist: the real one
+-- sends any other name to Redis as a command, which fails unnoticed.
 function M.redis(store)
-    local server = { store = store or {}, down = false, gets = 0 }
-    package.loaded["nginx.redis"] = {
-        new = function()
-            return {
-                set_timeouts = function() end,
-                connect = function() if server.down then return nil, "connection refused" end return true end,
-                select = function() return true end,
-                get = function(_, k) server.gets = server.gets + 1; local v = server.store[k]; if v == nil then return ngx.null end return v end,
-                set_keepalive = function() return true end,
-            }
+    local server = { store = store or {}, down = false, gets = 0, messages = {}, subscribed = {} }
+    local methods = {
+        set_timeout = function() return true end,
+        connect = function() if server.down then return nil, "connection refused" end return true end,
+        select = function() return true end,
+        get = function(_, k) server.gets = server.gets + 1; local v = server.store[k]; if v == nil then return ngx.null end return v end,
+        subscribe = function(_, channel) table.insert(server.subscribed, channel); return { "subscribe", channel, 1 } end,
+        read_reply = function()
+            local m = table.remove(server.messages, 1)
+            if m then return m end
+            ngx.exiting = true
+            return nil, "timeout"
         end,
+        set_keepalive = function() return true end,
+        close = function() return true end,
     }
+    local strict = { __index = function(_, name) return methods[name] or error("lua-resty-redis 0.27 has no method " .. name, 2) end }
+    package.loaded["nginx.redis"] = { new = function() return setmetatable({}, strict) end }
     return server
 end
 

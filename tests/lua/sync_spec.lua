@@ -69,7 +69,7 @@ describe("route table sync", function()
         assert.are.equal(1, #ngx.timers, "worker 1 only refreshes its copy")
         ngx.worker_id = 0
         sync.start(opts)
-        assert.are.equal(4, #ngx.timers)
+        assert.are.equal(4, #ngx.timers, "no listener without an events channel")
         local tick = ngx.timers[3]
         tick.f(false, table.unpack(tick.args))
         assert.are.equal("remote", dict:get("version"))
@@ -98,5 +98,36 @@ describe("route table sync", function()
             if l.level == "warn" then warnings = warnings + 1 end
         end
         assert.are.equal(2, warnings)
+    end)
+
+    it("worker 0 listens for new versions and fetches each at once", function()
+        local opts = { file = "/nonexistent", host = "127.0.0.1", port = 6379, db = 0, table_key = "pg:table",
+            version_key = "pg:version", events_key = "pg:events" }
+        sync.offer(table_text("v1", 1), "file")
+        ngx.worker_id = 0
+        sync.start(opts)
+        local listen = ngx.timers[#ngx.timers]
+        assert.are.equal(sync.listen, listen.f, "the listener starts with the worker")
+        redis.store["pg:version"] = "v2"
+        redis.store["pg:table"] = table_text("v2", 5)
+        redis.messages = { { "message", "pg:events", "v1" }, { "message", "pg:events", "v2" } }
+        listen.f(false, table.unpack(listen.args))
+        assert.are.same({ "pg:events" }, redis.subscribed)
+        assert.are.equal("v2", dict:get("version"), "a message names the version to fetch")
+        assert.are.equal(2, redis.gets, "the version it had already was not fetched")
+        assert.are.equal(sync.listen, listen.f)
+        local timers = #ngx.timers
+        listen.f(false, table.unpack(listen.args))
+        assert.are.equal(timers, #ngx.timers, "a worker told to exit stops listening")
+    end)
+
+    it("listens again a second after Redis refused or dropped the subscription", function()
+        local opts = { file = "/nonexistent", host = "127.0.0.1", port = 1, db = 0, table_key = "k:table",
+            version_key = "k:version", events_key = "k:events" }
+        redis.down = true
+        sync.listen(false, opts)
+        local again = ngx.timers[#ngx.timers]
+        assert.are.same({ 1, sync.listen }, { again.delay, again.f })
+        assert.matches("unreachable", ngx.logs[#ngx.logs].text)
     end)
 end)
