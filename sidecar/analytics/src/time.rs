@@ -57,25 +57,30 @@ pub fn period(g: crate::query::Granularity, t_ms: i64) -> Option<String> {
     })
 }
 
-/// Milliseconds since the epoch for `s`, relative ones counted back from `now_ms`.
+/// Times are within this many milliseconds of the epoch (the year 10000).
+const LIMIT_MS: i64 = 253_402_300_800_000;
+
+/// Milliseconds since the epoch for `s`, relative ones counted back from
+/// `now_ms`; years 0 to 9999.
 pub fn parse(s: &str, now_ms: i64) -> Result<i64, String> {
     let bad = || format!("{s:?}: expected `now`, `30d`, `12h`, `90m`, a date (2026-11-01) or a UTC time (2026-11-01T12:00)");
     if s == "now" {
         return Ok(now_ms);
     }
-    if let Some(n) = s.strip_suffix('d').and_then(|n| n.parse::<i64>().ok()) {
-        return Ok(now_ms - n * DAY_MS);
-    }
-    if let Some(n) = s.strip_suffix('h').and_then(|n| n.parse::<i64>().ok()) {
-        return Ok(now_ms - n * 3_600_000);
-    }
-    if let Some(n) = s.strip_suffix('m').and_then(|n| n.parse::<i64>().ok()) {
-        return Ok(now_ms - n * 60_000);
+    // A span's arithmetic is checked: the dashboard takes these from anyone.
+    let back = |n: &str, unit: i64| {
+        let t = n.parse::<i64>().ok()?.checked_mul(unit).and_then(|span| now_ms.checked_sub(span))?;
+        (-LIMIT_MS..LIMIT_MS).contains(&t).then_some(t)
+    };
+    for (suffix, unit) in [('d', DAY_MS), ('h', 3_600_000), ('m', 60_000)] {
+        if let Some(n) = s.strip_suffix(suffix).filter(|n| n.parse::<i64>().is_ok()) {
+            return back(n, unit).ok_or_else(|| format!("{s:?}: further from now than the year 10000"));
+        }
     }
     let (date, time) = s.split_once('T').unwrap_or((s, ""));
     let d: Vec<i64> = date.split('-').map(|p| p.parse::<i64>()).collect::<Result<_, _>>().map_err(|_| bad())?;
     let [y, m, d] = d[..] else { return Err(bad()) };
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    if !(0..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return Err(bad());
     }
     let t: Vec<i64> = if time.is_empty() {
@@ -93,6 +98,17 @@ pub fn parse(s: &str, now_ms: i64) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_and_years_beyond_any_calendar_are_refused_not_overflowed() {
+        // Found by tests/fuzz (report_filter): the multiplication overflowed.
+        let now = 1_795_347_790_000;
+        for s in ["44444444444733h", "-9223372036854775808d", "9223372036854775807m", "3000000d", "10000-01-01", "-1-01-01"] {
+            assert!(parse(s, now).is_err(), "{s}");
+        }
+        assert_eq!(parse("-5h", now), Ok(now + 5 * 3_600_000));
+        assert_eq!(parse("9999-12-31", now), Ok(LIMIT_MS - DAY_MS));
+    }
 
     #[test]
     fn dates_times_and_relative_spans() {
