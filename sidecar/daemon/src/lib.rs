@@ -76,7 +76,7 @@ impl Daemon {
         loop {
             // Only cancellation-safe waits race here; a batch is gathered after.
             let n = tokio::select! {
-                alive = events.first() => Some(if alive { events.rest(self.debounce).await } else { 0 }),
+                first = events.first() => Some(match first { Some(whole) => events.rest(self.debounce, whole).await, None => 0 }),
                 _ = self.health.changed.notified() => None,
                 _ = resync.tick() => {
                     self.applier.publisher.resync().await;
