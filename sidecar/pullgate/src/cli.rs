@@ -535,7 +535,8 @@ pub struct DaemonArgs {
     /// Serve /metrics (Prometheus) and /status (JSON) here; `off` to disable.
     #[arg(long, default_value = "127.0.0.1:9477", value_name = "ADDR|off")]
     pub status_listen: Listen,
-    /// A burst of file events ends after this many milliseconds without one.
+    /// A burst of file events ends after this many milliseconds without one
+    /// (at once when a writer closes routes.yaml or a rename puts it in place).
     #[arg(long, default_value_t = 100, value_name = "MS")]
     pub debounce_ms: u64,
     /// ... or this many milliseconds after it began, whichever is first.
