@@ -2,8 +2,9 @@
 //!
 //! One loop: wait for a debounced batch of file-system events, then apply the
 //! file as it is now. Applies never overlap (at most one reload in flight),
-//! start at least `min_interval` apart, and read the file when they start, so
-//! the latest edit wins and a burst of edits costs one reload.
+//! reloads start at least `min_interval` apart (a change that only publishes
+//! the route table waits for none), and applies read the file when they
+//! start, so the latest edit wins and a burst of edits costs one reload.
 
 mod apply;
 mod health;
@@ -69,7 +70,8 @@ impl Daemon {
     pub async fn run(mut self, mut events: Events, stop: impl Future<Output = ()>) {
         tokio::pin!(stop);
         self.publish(&self.health.snapshot());
-        let mut last_start: Option<Instant> = None;
+        // When the last reload began: reloads, not table publishes, are spaced.
+        let mut last_reload: Option<Instant> = None;
         // Redis may have missed a publish (down) or lost the table (restarted).
         let mut resync = tokio::time::interval(Duration::from_secs(1));
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -98,12 +100,19 @@ impl Daemon {
                 s.watch_events += n as u64;
                 s.watch_batches += 1;
             }
-            if let Some(t) = last_start {
+            if let Some(t) = last_reload {
                 tokio::time::sleep_until(t + self.min_interval).await;
             }
-            last_start = Some(Instant::now());
+            let started = Instant::now();
             let health = self.health.snapshot();
             let result = self.applier.apply(&health).await;
+            let reloaded = match &result {
+                Ok(outcome) => matches!(outcome, Outcome::Applied { .. }),
+                Err(e) => matches!(e.stage(), "reload" | "verify"),
+            };
+            if reloaded {
+                last_reload = Some(started);
+            }
             self.health.watch(self.applier.failover_origins());
             self.record(result, batch_at);
             self.publish(&health);
