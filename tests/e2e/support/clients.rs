@@ -59,6 +59,13 @@ pub struct Engine {
     _dockerd: Option<Server>,
 }
 
+/// The test images share their content under many names. With one case
+/// pulling a name while another removes the last other name of the same
+/// image, the engine removed the image under the pull: `docker image
+/// inspect` then found no image just after `docker pull` succeeded (seen
+/// once in CI). The cases' pull, inspect and removal take turns.
+static DOCKER_IMAGES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 impl Engine {
     /// Use the running docker engine, or start `dockerd` from Debian's docker.io.
     pub fn find_or_start(work: &Path) -> Result<Engine, String> {
@@ -114,6 +121,7 @@ impl Engine {
 
     /// `docker pull`; returns the repo digest the engine recorded, and removes the image.
     pub fn docker_pull(&self, reference: &str) -> Result<String, String> {
+        let _one_at_a_time = DOCKER_IMAGES.lock().unwrap_or_else(|e| e.into_inner());
         run(self.docker().args(["pull", "--quiet", reference]))?;
         let out = run(self.docker().args(["image", "inspect", "--format", "{{range .RepoDigests}}{{println .}}{{end}}", reference]))?;
         let _ = run(self.docker().args(["rmi", "--force", reference]));
@@ -130,8 +138,12 @@ impl Engine {
     /// `docker pull`, then after `pause` the same pull again (up to date by
     /// then: a re-pull), then the image is removed.
     pub fn docker_repull(&self, reference: &str, pause: std::time::Duration) -> Result<(), String> {
-        run(self.docker().args(["pull", "--quiet", reference]))?;
+        {
+            let _one_at_a_time = DOCKER_IMAGES.lock().unwrap_or_else(|e| e.into_inner());
+            run(self.docker().args(["pull", "--quiet", reference]))?;
+        }
         std::thread::sleep(pause);
+        let _one_at_a_time = DOCKER_IMAGES.lock().unwrap_or_else(|e| e.into_inner());
         let again = run(self.docker().args(["pull", "--quiet", reference]));
         let _ = run(self.docker().args(["rmi", "--force", reference]));
         again.map(|_| ())
