@@ -60,6 +60,10 @@ impl World {
             add(oci::push_simple(&layouts, &t, &format!("acme/{c}-t"), "1.0", seed + 1)?, "authed");
             add(oci::push_simple(&layouts, &t, &format!("acme-org/{c}-r"), "1.0", seed + 2)?, "authed");
             add(oci::push_multi(&layouts, &t, &format!("acme-org/{c}-m"), "1.0", seed + 3)?, "authed");
+            // For the analytics test alone: content no other case pulls, so
+            // that no engine or content store has its layer already (a pull
+            // that downloads nothing counts as a version check).
+            add(oci::push_simple(&layouts, &a, &format!("acme/{c}-a"), "1.0", seed + 4)?, "anon");
         }
         let engine = Engine::find_or_start(&work);
         Ok(World { work, anon, token, authed, images, engine })

@@ -46,16 +46,16 @@ fn real_clients(w: &World) -> Result<(), String> {
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
 
     // skopeo: a single-platform image and a two-platform index (all platforms).
-    skopeo_copy(&format!("{host}/acme/skopeo:1.0"), &work.join("s1"), false)?;
+    skopeo_copy(&format!("{host}/acme/skopeo-a:1.0"), &work.join("s1"), false)?;
     skopeo_copy(&format!("{host}/acme/multi:1.0"), &work.join("s2"), true)?;
     // podman: a pull, and after the window a re-pull (it GETs the tag and the config blob again).
-    podman_pull(&format!("{host}/acme/podman:1.0"), &work.join("p"))?;
+    podman_pull(&format!("{host}/acme/podman-a:1.0"), &work.join("p"))?;
     std::thread::sleep(REPULL_AFTER);
-    podman_pull(&format!("{host}/acme/podman:1.0"), &work.join("p"))?;
+    podman_pull(&format!("{host}/acme/podman-a:1.0"), &work.join("p"))?;
     // containerd's ctr: one pull.
-    engine.ctr_pull("analytics", &format!("{host}/acme/ctr:1.0"))?;
+    engine.ctr_pull("analytics", &format!("{host}/acme/ctr-a:1.0"))?;
     // docker: a pull, and after the window a re-pull when up to date: a HEAD only.
-    engine.docker_repull(&format!("{host}/acme/docker:1.0"), REPULL_AFTER)?;
+    engine.docker_repull(&format!("{host}/acme/docker-a:1.0"), REPULL_AFTER)?;
     // curl: a version check by hand.
     let r = curl("HEAD", &format!("http://{host}/v2/acme/app/manifests/1.0"), &["Accept: application/vnd.oci.image.manifest.v1+json"])?;
     ensure!(r.status == 200, "curl HEAD: {}", r.status);
