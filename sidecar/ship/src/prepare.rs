@@ -75,3 +75,33 @@ pub fn is_gzip(path: &Path) -> std::io::Result<bool> {
     let mut f = std::fs::File::open(path)?;
     Ok(std::io::Read::read(&mut f, &mut magic)? == 2 && magic == [0x1f, 0x8b])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_s_bytes_that_are_not_utf8_are_shipped_as_replacement_characters() {
+        // Found by tests/bench/hostile.sh: such requests were dead letters, out of every count.
+        let state = pullgate_base::fs::scratch_dir("prepare-utf8");
+        let settings = PrepareSettings { state, geoip_dir: None, mmdb: Vec::new(), cloud_ranges: Vec::new(), max_line: 16384 };
+        let mut p = Preparer::open(&settings).unwrap();
+        let line = br#"{"ts":"1795347790.304","id":"b1e10aa14e207fbb9e1fabf8f527754f","ip":"203.0.113.9","host":"get.acme.dev","method":"GET","uri":"/v2/acme/PATH/manifests/1","status":404,"bytes":86,"rt":0.000,"ua":"AGENT storm","accept":"","auth":"none","range":"","dnt":"","route":"","upstream":"","mode":"local"}"#;
+        let line = String::from_utf8_lossy(line).replace("PATH", "\u{1}").replace("AGENT", "\u{2}");
+        let line: Vec<u8> = line
+            .bytes()
+            .flat_map(|b| match b {
+                1 => vec![0xff, 0xfe],
+                2 => vec![0xc3, 0x28],
+                b => vec![b],
+            })
+            .collect();
+        let out = p.lines(vec![line, b"\xff\xfe not JSON".to_vec()]).unwrap();
+        assert_eq!(out.events.len(), 1, "dead: {:?}", out.dead);
+        let event: serde_json::Value = serde_json::from_str(&out.events[0]).unwrap();
+        assert_eq!((event["uri"].as_str(), event["ua"].as_str()), (Some("/v2/acme/\u{fffd}\u{fffd}/manifests/1"), Some("\u{fffd}( storm")));
+        assert!(!out.events[0].contains("203.0.113.9"));
+        assert_eq!(out.dead.len(), 1);
+        assert!(out.dead[0].contains("not a schema v1 line"), "{:?}", out.dead);
+    }
+}

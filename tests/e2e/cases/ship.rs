@@ -233,7 +233,9 @@ fn bad_input(w: &World) -> Result<(), String> {
     let reasons: Vec<String> =
         dead.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["reason"].as_str().map(str::to_string)).collect();
     ensure!(reasons.len() == 4, "dead letters: {reasons:?}");
-    for (want, n) in [("not UTF-8", 2), ("over the bound", 1), ("not a schema v1 line", 1)] {
+    // Bytes that are not UTF-8 are read as U+FFFD: those two lines are then
+    // not JSON of schema v1 either (a valid line with such bytes ships).
+    for (want, n) in [("over the bound", 1), ("not a schema v1 line", 3)] {
         let found = reasons.iter().filter(|r| r.contains(want)).count();
         ensure!(found == n, "{found} dead letters for {want:?}, expected {n}: {reasons:?}");
     }

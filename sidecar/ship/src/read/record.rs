@@ -99,6 +99,9 @@ pub fn text(raw: &RawValue) -> &str {
     s.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(s)
 }
 
+/// How [`Record::parse`]'s reason for a line that is not UTF-8 begins.
+pub const NOT_UTF8: &str = "not UTF-8";
+
 /// Why a line was not shipped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadLine(pub String);
@@ -106,7 +109,7 @@ pub struct BadLine(pub String);
 impl<'a> Record<'a> {
     pub fn parse(line: &'a [u8]) -> Result<Record<'a>, BadLine> {
         let text_of = text;
-        let text = std::str::from_utf8(line).map_err(|e| BadLine(format!("not UTF-8: {e}")))?;
+        let text = std::str::from_utf8(line).map_err(|e| BadLine(format!("{NOT_UTF8}: {e}")))?;
         let mut r: Record = serde_json::from_str(text).map_err(|e| BadLine(format!("not a schema v1 line: {e}")))?;
         let strings = [
             ("ts", r.ts),
