@@ -3,19 +3,21 @@
 # through Redis and the Lua hooks (target changes, no reload).
 #
 #   tests/bench/reload.sh [EDITS] [SIZES...]     (default 20 edits; 10 1000 10000 100000 routes)
+#   PULLGATE_BIN=/path/to/other/pullgate tests/bench/reload.sh ...   (another build, for a before/after)
 #
 # For each size: `pullgate up` on N routes, then EDITS edits (atomic rename,
 # as editors save). Reload path: each edit adds or removes a route. Redis
 # path: each edit switches one route between redirect and proxy. Each is
 # timed from the rename to the first request that sees the change (curl
-# polling every ms); the script prints p50, p99 and max.
+# polling every ms); the script prints p50, p99 and max, and the daemon's
+# resident memory after the edits and at its peak.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 edits="${1:-20}"; shift || true
 sizes=("${@:-10 1000 10000 100000}")
 read -r -a sizes <<< "${sizes[*]}"
-cargo build -q --release -p pullgate
-pg="${CARGO_TARGET_DIR:-target}/release/pullgate"
+. tests/bench/nginx-lib.sh   # pullgate_bin: $PULLGATE_BIN (another commit's, say), else a release build
+pg="$(realpath "$(pullgate_bin)")"
 work="$(mktemp -d /tmp/pg-reload.XXXXXX)"
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; kill "$(cat "$work/redis.pid" 2>/dev/null)" 2>/dev/null; sleep 1; rm -rf "$work"' EXIT
@@ -69,11 +71,14 @@ measure() { # PATH N
     echo $(( ($(date +%s%N) - t0) / 1000000 )) >> "$d/times"
   done
   reloads=$(grep -c "new config is serving" "$d/up.log" || true)
-  printf '%8s %8d %8s %8s %8s %12s %8s\n' "$path" "$n" "$(pct 50 < "$d/times")" "$(pct 99 < "$d/times")" "$(pct 100 < "$d/times")" "$(awk -v s="$startup" 'BEGIN {printf "%.1f", s / 1000}')" "$reloads"
+  # The daemon's memory: now, and at its peak (nginx's is its own).
+  rss=$(awk '/^VmRSS/ {printf "%d", $2 / 1024}' "/proc/${pids[-1]}/status")
+  hwm=$(awk '/^VmHWM/ {printf "%d", $2 / 1024}' "/proc/${pids[-1]}/status")
+  printf '%8s %8d %8s %8s %8s %12s %8s %12s\n' "$path" "$n" "$(pct 50 < "$d/times")" "$(pct 99 < "$d/times")" "$(pct 100 < "$d/times")" "$(awk -v s="$startup" 'BEGIN {printf "%.1f", s / 1000}')" "$reloads" "$rss/$hwm"
   kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 }
 
-printf '%8s %8s %8s %8s %8s %12s %8s\n' path routes p50_ms p99_ms max_ms startup_s reloads_logged
+printf '%8s %8s %8s %8s %8s %12s %8s %12s\n' path routes p50_ms p99_ms max_ms startup_s reloads_logged rss/peak_MiB
 for n in "${sizes[@]}"; do
   measure redis "$n"
   measure reload "$n"
