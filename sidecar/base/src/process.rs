@@ -28,7 +28,10 @@ pub fn children(parent: i32) -> Vec<(i32, String)> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
     dir.filter_map(|entry| {
         let pid: i32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-        (parent_of(pid)? == parent).then(|| Some((pid, title(pid)?))).flatten()
+        if parent_of(pid)? != parent {
+            return None;
+        }
+        Some((pid, title(pid)?))
     })
     .collect()
 }
