@@ -94,7 +94,7 @@ local function connect(opts)
     return red
 end
 
-local function poll_redis(opts)
+local function fetch(opts)
     local red = connect(opts)
     if not red then
         return
@@ -109,16 +109,22 @@ local function poll_redis(opts)
     red:set_keepalive(60000, 1)
 end
 
+-- Fetch the table from Redis if its version is new (for a poll and for a
+-- message alike); a failure is warned about, never raised.
+local function poll_redis(opts)
+    local ok, err = pcall(fetch, opts)
+    if not ok then
+        warn("redis poll failed: ", err)
+    end
+end
+
 local function tick(premature, opts)
     if premature then
         return
     end
     _M.load_file(opts.file)
     if opts.host then
-        local ok, err = pcall(poll_redis, opts)
-        if not ok then
-            warn("redis poll failed: ", err)
-        end
+        poll_redis(opts)
     end
 end
 
@@ -139,10 +145,7 @@ function _M.listen(premature, opts)
             local message, err = red:read_reply()
             if message then
                 if message[1] == "message" and message[3] ~= dict:get("version") then
-                    local ok, failed = pcall(poll_redis, opts)
-                    if not ok then
-                        warn("redis fetch failed: ", failed)
-                    end
+                    poll_redis(opts)
                 end
             elseif err ~= "timeout" then
                 warn("redis subscription lost (", err, "); listening again in 1 s")
