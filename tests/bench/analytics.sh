@@ -18,6 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 lines="${1:-1000000}"
 big="${2:-0}"
+. tests/bench/nginx-lib.sh
 . tests/bench/clickhouse-lib.sh
 for tool in goaccess python3 /usr/bin/time; do command -v $tool >/dev/null || { echo "$tool is not installed (apt-get install goaccess time)" >&2; exit 1; }; done
 cargo build -q --release -p pullgate

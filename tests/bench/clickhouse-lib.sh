@@ -4,10 +4,9 @@
 #
 #   ch_start DIR   sets CH_STORE (clickhouse://127.0.0.1:PORT) and CH_PID
 #   ch_stop
-#   free_port
+#
+# Needs nginx-lib.sh's free_port: the caller sources that first.
 
-# free_port: a TCP port nothing listens on now, on loopback.
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 ch_start() {
   command -v clickhouse-server >/dev/null || { echo "clickhouse-server is not installed (apt-get install clickhouse-server)" >&2; exit 1; }

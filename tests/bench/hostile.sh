@@ -17,7 +17,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/bench/nginx-lib.sh
-. tests/bench/clickhouse-lib.sh   # free_port
 unknown="${1:-5000}"
 slow="${2:-200}"
 for tool in skopeo docker-registry curl python3; do command -v $tool >/dev/null || { echo "$tool is not installed" >&2; exit 1; }; done

@@ -1,5 +1,6 @@
 # Shared by the benchmark scripts (sourced, not run): the same nginx wrapper,
-# start and stop, and medians, so that every script compares like with like.
+# start and stop, and medians, so that every script compares like with like;
+# free ports and the pullgate under test.
 
 # wrapper DIR INCLUDE [lua]: DIR/nginx.conf, one worker (the other core is
 # wrk's), access log off at the http level, INCLUDE inside http {}.
@@ -47,3 +48,6 @@ pullgate_bin() {
     echo "${CARGO_TARGET_DIR:-target}/release/pullgate"
   fi
 }
+
+# free_port: a TCP port nothing listens on now, on loopback.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
