@@ -23,22 +23,14 @@ fn replay(target: &str, check: fn(&[u8])) {
     eprintln!("{target}: {n} inputs");
 }
 
-#[test]
-fn routes() {
-    replay("routes", pullgate_fuzz::routes);
+/// One test per target, named after it.
+macro_rules! replay_tests {
+    ($($target:ident),*) => {$(
+        #[test]
+        fn $target() {
+            replay(stringify!($target), pullgate_fuzz::$target);
+        }
+    )*};
 }
 
-#[test]
-fn access_log() {
-    replay("access_log", pullgate_fuzz::access_log);
-}
-
-#[test]
-fn user_agent() {
-    replay("user_agent", pullgate_fuzz::user_agent);
-}
-
-#[test]
-fn report_filter() {
-    replay("report_filter", pullgate_fuzz::report_filter);
-}
+replay_tests!(routes, access_log, user_agent, report_filter);
