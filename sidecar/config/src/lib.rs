@@ -9,6 +9,7 @@ mod grammar;
 mod model;
 mod problem;
 mod raw;
+mod reparse;
 mod resolv;
 mod spans;
 mod validate;
@@ -20,6 +21,7 @@ pub mod names {
     pub use super::grammar::{helm_chart, npm_package, pypi_project};
 }
 pub use problem::{ConfigError, Problem};
+pub use reparse::Reparser;
 pub use resolv::nameservers;
 pub use spans::Pos;
 use spans::Spans;
@@ -31,11 +33,21 @@ pub fn parse(src: &str, file: &str) -> Result<Config, ConfigError> {
 
 /// Validate routes.yaml text, with `defaults` where it is silent.
 pub fn parse_with(src: &str, file: &str, defaults: &Defaults) -> Result<Config, ConfigError> {
+    parse_from(src, file, defaults, None)
+}
+
+/// [`parse_with`] for a file read before by the same `reparser`: only route
+/// items whose text changed since go through the YAML parser again.
+pub fn reparse_with(src: &str, file: &str, defaults: &Defaults, reparser: &mut Reparser) -> Result<Config, ConfigError> {
+    parse_from(src, file, defaults, Some(reparser))
+}
+
+fn parse_from(src: &str, file: &str, defaults: &Defaults, reparser: Option<&mut Reparser>) -> Result<Config, ConfigError> {
     let invalid = |problems| ConfigError::Invalid { file: file.to_string(), problems };
-    let raw: raw::RawFile = if src.trim().is_empty() {
-        raw::RawFile::default()
-    } else {
-        serde_yaml::from_str(src).map_err(|e| invalid(vec![yaml_problem(&e)]))?
+    let raw: raw::RawFile = match reparser.and_then(|r| r.raw(src)) {
+        Some(raw) => raw,
+        None if src.trim().is_empty() => raw::RawFile::default(),
+        None => serde_yaml::from_str(src).map_err(|e| invalid(vec![yaml_problem(&e)]))?,
     };
     // Positions are needed only to report problems: validate without them
     // first (a second parse of a large file costs as much as the first), and

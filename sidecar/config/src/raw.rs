@@ -117,7 +117,7 @@ pub struct RawTls {
     pub unknown: Unknown,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct RawRoute {
     /// Unique route name; appears in the access log and in analytics.
@@ -172,7 +172,7 @@ pub struct RawRoute {
     pub unknown: Unknown,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct RawCredentials {
     /// A file holding one line `USER:TOKEN` (absolute path).
@@ -185,7 +185,7 @@ pub struct RawCredentials {
 }
 
 /// `404` or `upstream`, as a number or a word.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum RawAnswer {
     Status(u16),
@@ -201,7 +201,7 @@ impl RawAnswer {
     }
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum RawAuth {
     /// `none`: the upstream serves anonymously without tokens.
@@ -210,7 +210,7 @@ pub enum RawAuth {
     Token(RawTokenAuth),
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct RawTokenAuth {
     /// Token endpoint URL (the `realm` of the upstream's Bearer challenge).

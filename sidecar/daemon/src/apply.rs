@@ -98,6 +98,8 @@ pub struct Applier {
     last_good: Option<(Config, Rendered)>,
     /// routes.yaml as last read successfully, before health is applied.
     last_source: Option<Config>,
+    /// The route items of the last read, so that the next parses only what changed.
+    reparser: pullgate_config::Reparser,
     pub publisher: Publisher,
     /// The index routes' upstream documents, fetched in a task of their own.
     pub indexes: IndexFeed,
@@ -131,6 +133,7 @@ impl Applier {
             verify_timeout: Duration::from_secs(10),
             last_good: None,
             last_source: None,
+            reparser: Default::default(),
             publisher,
             indexes,
             applied_indexes: Arc::default(),
@@ -182,7 +185,8 @@ impl Applier {
     /// of every change. `None`: nothing to do.
     pub async fn prepare(&mut self, health: &HealthMap) -> Result<Option<(Config, Rendered, Change)>, ApplyError> {
         let started = Instant::now();
-        let source = self.source.load()?;
+        let source = self.source.reload(&mut self.reparser)?;
+        let loaded_at = started.elapsed();
         let config = source.with_health(|o| health.is_healthy(o));
         self.indexes.want(&source);
         if self.last_good.is_none() {
@@ -209,6 +213,8 @@ impl Applier {
             credentials: Some(&secrets),
         };
         let rendered = render::render_with(&config, options)?;
+        let rendered_at = started.elapsed();
+        tracing::debug!(load = ?loaded_at, render = ?(rendered_at - loaded_at), "rendered");
         if let Some((_, good)) = &self.last_good {
             if good.version == rendered.version {
                 if good.table == rendered.table {
@@ -217,7 +223,6 @@ impl Applier {
                 return Ok(Some((config, rendered, Change::TableOnly)));
             }
         }
-        let rendered_at = started.elapsed();
         let (staged, scratch, nginx) = (rendered.clone(), self.scratch.clone(), self.nginx.clone());
         tokio::task::spawn_blocking(move || nginx.check(&staged, &scratch))
             .await
@@ -244,7 +249,9 @@ impl Applier {
         self.publisher.set_redis(config.gateway.redis.as_ref());
         // The table first: the workers a reload starts read it before serving.
         if let Some(table) = &rendered.table {
+            let started = Instant::now();
             self.publisher.publish(table).await?;
+            tracing::debug!(publish = ?started.elapsed(), "table published");
         }
         if change == Change::TableOnly {
             let table = rendered.table.as_ref().map(|t| t.version.clone()).unwrap_or_default();

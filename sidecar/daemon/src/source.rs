@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use base64::Engine;
-use pullgate_config::{Config, ConfigError, Credentials, Defaults, Target};
+use pullgate_config::{Config, ConfigError, Credentials, Defaults, Reparser, Target};
 
 #[derive(Debug, Clone)]
 pub struct Source {
@@ -22,6 +22,15 @@ impl Source {
     pub fn load(&self) -> Result<Config, ConfigError> {
         let src = std::fs::read_to_string(&self.path).map_err(|source| ConfigError::Read { path: self.path.clone(), source })?;
         pullgate_config::parse_with(&src, &self.path.display().to_string(), &self.defaults())
+    }
+
+    /// [`Source::load`] for a daemon that reads the file at every change:
+    /// only routes whose text changed since `reparser`'s last read are parsed.
+    pub fn reload(&self, reparser: &mut Reparser) -> Result<Config, ConfigError> {
+        let src = std::fs::read_to_string(&self.path).map_err(|source| ConfigError::Read { path: self.path.clone(), source })?;
+        let config = pullgate_config::reparse_with(&src, &self.path.display().to_string(), &self.defaults(), reparser);
+        tracing::debug!(routes_parsed = ?reparser.last_parsed, "routes.yaml read (None: the whole file)");
+        config
     }
 
     /// What the machine supplies; an unreadable resolv.conf supplies nothing.

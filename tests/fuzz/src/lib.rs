@@ -12,13 +12,19 @@ use std::sync::{Mutex, OnceLock};
 
 use pullgate_config::Target;
 
-/// routes.yaml: validation never panics (positions included), and every
-/// accepted file renders an include set in which every directive is one the
+/// routes.yaml: validation never panics (positions included); the
+/// daemon's incremental re-read (which keeps the last input's routes) says
+/// exactly what a whole-file read says; and every accepted file renders an include set in which every directive is one the
 /// templates write, every map entry is an entry, and every Lua block is a
 /// template's code with only its string values changed.
 pub fn routes(data: &[u8]) {
+    static REPARSER: OnceLock<Mutex<pullgate_config::Reparser>> = OnceLock::new();
     let Ok(src) = std::str::from_utf8(data) else { return };
-    let Ok(config) = pullgate_config::parse(src, "routes.yaml") else { return };
+    let whole = pullgate_config::parse(src, "routes.yaml");
+    let mut reparser = REPARSER.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let again = pullgate_config::reparse_with(src, "routes.yaml", &Default::default(), &mut reparser);
+    assert_eq!(format!("{again:?}"), format!("{whole:?}"), "the incremental read differs\n--- routes.yaml\n{src}");
+    let Ok(config) = whole else { return };
     let credentials: BTreeMap<String, String> = config
         .routes
         .iter()
