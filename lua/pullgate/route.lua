@@ -27,40 +27,86 @@ local cached_version, routes = nil, {}
 local FIELDS = 10
 local MODES = { redirect = true, proxy = true, auto = true }
 
+-- A route line's fields as a route, or nil when the line is not one (another
+-- number of fields, an unknown mode or glob flag, no name or base).
+local function route_of(line)
+    local f = {}
+    for field in (line .. "\t"):gmatch("([^\t]*)\t") do
+        f[#f + 1] = field
+    end
+    if #f == FIELDS and f[1] ~= "" and MODES[f[2]] and (f[4] == "1" or f[4] == "0") and f[3] ~= "" then
+        return f[1], {
+            mode = f[2], base = f[3], glob = f[4] == "1", origin = f[5], ua = f[6],
+            fallback_base = f[7], fallback_origin = f[8], token = f[9], prefix = f[10],
+        }
+    end
+end
+
+local function warn_skipped(skipped)
+    if skipped > 0 then
+        ngx_log(ERR, "pullgate: skipped ", skipped, " malformed route table lines")
+    end
+end
+
 -- A table's text as routes by name. Lines that are not routes (the header,
--- a line with another number of fields, an unknown mode or glob flag) are
--- skipped and counted: a malformed line never becomes a route.
+-- a malformed line) are skipped and counted: a malformed line never becomes
+-- a route.
 function _M.parse(text)
     local t, skipped = {}, 0
     for line in text:gmatch("[^\n]+") do
         if not line:find("^pullgate%-routes ") then
-            local f = {}
-            for field in (line .. "\t"):gmatch("([^\t]*)\t") do
-                f[#f + 1] = field
-            end
-            if #f == FIELDS and f[1] ~= "" and MODES[f[2]] and (f[4] == "1" or f[4] == "0") and f[3] ~= "" then
-                t[f[1]] = {
-                    mode = f[2], base = f[3], glob = f[4] == "1", origin = f[5], ua = f[6],
-                    fallback_base = f[7], fallback_origin = f[8], token = f[9], prefix = f[10],
-                }
+            local name, route = route_of(line)
+            if name then
+                t[name] = route
             else
                 skipped = skipped + 1
             end
         end
     end
-    if skipped > 0 then
-        ngx_log(ERR, "pullgate: skipped ", skipped, " malformed route table lines")
-    end
+    warn_skipped(skipped)
     return t, skipped
 end
 
--- Rebuild this worker's table if the shared one changed (init_worker and a timer).
+-- Apply a delta (`pullgate-delta 1 FROM TO STAMP`, then whole lines of
+-- routes added or changed, and names alone of routes removed) to `t` in
+-- place, if it leads from version `from` to version `to`. Returns whether
+-- it did; a malformed line is skipped and counted, as in parse.
+function _M.apply_delta(t, delta, from, to)
+    local d_from, d_to = delta:match("^pullgate%-delta 1 (%S+) (%S+) %d+\n")
+    if d_from ~= from or d_to ~= to then
+        return false
+    end
+    local skipped = 0
+    for line in delta:gmatch("[^\n]+") do
+        if not line:find("^pullgate%-delta ") then
+            if not line:find("\t", 1, true) then
+                t[line] = nil
+            else
+                local name, route = route_of(line)
+                if name then
+                    t[name] = route
+                else
+                    skipped = skipped + 1
+                end
+            end
+        end
+    end
+    warn_skipped(skipped)
+    return true
+end
+
+-- Rebuild this worker's table if the shared one changed (init_worker and a
+-- timer): from the delta when it starts at the version held here, else
+-- from the whole table.
 function _M.refresh()
     local version = dict:get("version")
     if version ~= cached_version then
-        local text = dict:get("table")
-        if text then
-            routes = _M.parse(text)
+        local delta = cached_version and dict:get("delta")
+        if not (delta and _M.apply_delta(routes, delta, cached_version, version)) then
+            local text = dict:get("table")
+            if text then
+                routes = _M.parse(text)
+            end
         end
         cached_version = version
     end

@@ -42,9 +42,10 @@ function _M.header(text)
     return version, tonumber(stamp)
 end
 
--- Offer a table; keep it if it is new and not older than the current one.
--- Returns whether it was taken.
-function _M.offer(text, source)
+-- Offer a table, with its delta from the table before when there is one;
+-- keep it if it is new and not older than the current one. Returns whether
+-- it was taken.
+function _M.offer(text, source, delta)
     local version, stamp = _M.header(text)
     if not version then
         ngx_log(ERR, "pullgate: ignoring a route table without a format 1 header from ", source)
@@ -53,8 +54,14 @@ function _M.offer(text, source)
     if version == dict:get("version") or stamp < (dict:get("stamp") or 0) then
         return false
     end
-    -- The version goes last: readers rebuild when it changes.
+    -- The version goes last: readers rebuild when it changes (from the
+    -- delta when it leads from the version they hold to this one).
     dict:set("table", text)
+    if delta then
+        dict:set("delta", delta)
+    else
+        dict:delete("delta")
+    end
     dict:set("stamp", stamp)
     dict:set("version", version)
     ngx_log(NOTICE, "pullgate: route table ", version, " from ", source)
@@ -102,8 +109,9 @@ local function fetch(opts)
     local version = red:get(opts.version_key)
     if version and version ~= ngx_null and version ~= dict:get("version") then
         local text = red:get(opts.table_key)
+        local delta = opts.delta_key and red:get(opts.delta_key)
         if text and text ~= ngx_null then
-            _M.offer(text, "redis")
+            _M.offer(text, "redis", delta ~= ngx_null and delta or nil)
         end
     end
     red:set_keepalive(60000, 1)

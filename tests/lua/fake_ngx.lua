@@ -7,6 +7,7 @@ local function shared_dict()
     return {
         get = function(_, k) return data[k] end,
         set = function(_, k, v) data[k] = v; return true end,
+        delete = function(_, k) data[k] = nil end,
         data = data,
     }
 end

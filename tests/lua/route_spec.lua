@@ -134,6 +134,37 @@ describe("route lookups", function()
         assert.matches("pullgate%-anonymous", ngx.said[#ngx.said])
     end)
 
+    it("applies a delta that starts at the version it holds, else reads the whole table", function()
+        dict:set("table", HEADER .. REDIRECT .. PROXY)
+        dict:set("version", "v1")
+        route.refresh()
+        local changed = line { "app", "proxy", "http://up2/v2/acme/app", "0", "http://up2", "", "", "", "", "acme/app" }
+        -- The whole table also holds a route the delta does not: it must not be read.
+        dict:set("table", "pullgate-routes 1 v2 200\n" .. changed .. line { "only", "redirect", "http://o/v2/o", "0", "http://o", "", "", "", "", "o" })
+        dict:set("delta", "pullgate-delta 1 v1 v2 200\n" .. changed .. "prox\n" .. "bad\tline\n")
+        dict:set("version", "v2")
+        route.refresh()
+        ngx.var.pg_route, ngx.var.pg_tail = "app", "manifests/1"
+        route.registry()
+        assert.are.equal("http://up2/v2/acme/app/manifests/1", ngx.var.pg_target, "changed by the delta")
+        assert.are.equal("proxy", ngx.var.pg_log_mode)
+        assert.matches("skipped 1 malformed", ngx.logs[#ngx.logs].text)
+        for _, name in ipairs { "prox", "only" } do
+            ngx.exited = nil
+            ngx.var.pg_route = name
+            route.registry()
+            assert.are.equal(503, ngx.exited, name .. " is not in the table the delta made")
+        end
+        -- A delta from another version than the one held: the whole table.
+        dict:set("delta", "pullgate-delta 1 v9 v3 300\nprox\n")
+        dict:set("table", "pullgate-routes 1 v3 300\n" .. PROXY)
+        dict:set("version", "v3")
+        route.refresh()
+        ngx.exited, ngx.var.pg_route = nil, "prox"
+        route.registry()
+        assert.is_nil(ngx.exited, "prox is back from the whole table")
+    end)
+
     it("rebuilds its table only when the version changes", function()
         dict:set("table", HEADER .. PROXY)
         route.refresh()

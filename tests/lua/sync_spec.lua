@@ -34,6 +34,26 @@ describe("route table sync", function()
         assert.are.equal(table_text("v2", 100), dict:get("table"))
     end)
 
+    it("keeps a delta with the table it leads to, and no delta with a table that has none", function()
+        assert.is_true(sync.offer(table_text("v1", 1), "test"))
+        local delta = "pullgate-delta 1 v1 v2 2\napp\n"
+        assert.is_true(sync.offer(table_text("v2", 2), "redis", delta))
+        assert.are.equal(delta, dict:get("delta"))
+        assert.is_true(sync.offer(table_text("v3", 3), "file"))
+        assert.is_nil(dict:get("delta"))
+        -- From Redis: the delta key beside the table.
+        redis.store["pg:version"] = "v4"
+        redis.store["pg:table"] = table_text("v4", 4)
+        redis.store["pg:delta"] = "pullgate-delta 1 v3 v4 4\n"
+        ngx.worker_id = 0
+        sync.start({ file = "/nonexistent", host = "127.0.0.1", port = 6379, db = 0, table_key = "pg:table",
+            version_key = "pg:version", delta_key = "pg:delta" })
+        local tick = ngx.timers[3]
+        tick.f(false, table.unpack(tick.args))
+        assert.are.equal("v4", dict:get("version"))
+        assert.are.equal("pullgate-delta 1 v3 v4 4\n", dict:get("delta"))
+    end)
+
     it("refuses a table without a format 1 header, and says so", function()
         assert.is_false(sync.offer("app\tredirect\n", "redis"))
         assert.is_false(sync.offer("pullgate-routes 2 v9 999\n", "redis"))

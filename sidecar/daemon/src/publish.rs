@@ -1,6 +1,6 @@
 //! Publishing the route table (Lua mode): to the file beside the include,
 //! which this node's Lua hooks read, and to Redis, which every node's hooks
-//! poll. Redis is best effort: a publish that cannot reach it is retried,
+//! poll, with its delta from the table Redis held before. Redis is best effort: a publish that cannot reach it is retried,
 //! and the file keeps this node serving the table meanwhile.
 
 use std::path::PathBuf;
@@ -44,15 +44,17 @@ pub struct RedisState {
 pub struct Publisher {
     pub dir: PathBuf,
     redis: Option<(RedisKeys, Redis, redis::Client)>,
-    /// A table Redis has not received yet.
-    pending: Option<String>,
+    /// A table Redis has not received yet, as text, and its stamp.
+    pending: Option<(String, u64)>,
     current: Option<RouteTable>,
+    /// The table Redis last took from this node: the next delta is from it.
+    in_redis: Option<RouteTable>,
     pub state: RedisState,
 }
 
 impl Publisher {
     pub fn new(dir: PathBuf) -> Publisher {
-        Publisher { dir, redis: None, pending: None, current: None, state: RedisState::default() }
+        Publisher { dir, redis: None, pending: None, current: None, in_redis: None, state: RedisState::default() }
     }
 
     /// Use this Redis from now on (None: Lua mode is off).
@@ -69,14 +71,16 @@ impl Publisher {
             }
         });
         self.state = RedisState { url: redis.map(Redis::url).unwrap_or_default(), ..RedisState::default() };
+        self.in_redis = None;
     }
 
     /// Write the table to the local file, then to Redis.
     pub async fn publish(&mut self, table: &RouteTable) -> Result<(), PublishError> {
-        let text = table.text(pullgate_base::clock::now_ms());
+        let stamp = pullgate_base::clock::now_ms();
+        let text = table.text(stamp);
         pullgate_nginx::write_file(&self.dir.join(TABLE_FILE), &text)?;
         self.current = Some(table.clone());
-        self.pending = Some(text);
+        self.pending = Some((text, stamp));
         self.flush().await;
         Ok(())
     }
@@ -93,35 +97,42 @@ impl Publisher {
                     self.state.ok = Some(true);
                     return;
                 }
-                Ok(None) => tracing::warn!("redis has no route table; publishing ours again"),
+                Ok(None) => {
+                    tracing::warn!("redis has no route table; publishing ours again");
+                    self.in_redis = None;
+                }
                 Err(e) => {
                     self.note_failure(e);
                     return;
                 }
             }
             let Some(table) = &self.current else { return };
-            self.pending = Some(table.text(pullgate_base::clock::now_ms()));
+            let stamp = pullgate_base::clock::now_ms();
+            self.pending = Some((table.text(stamp), stamp));
         }
         self.flush().await;
     }
 
     async fn flush(&mut self) {
-        let (Some((keys, _, client)), Some(text)) = (&self.redis, &self.pending) else { return };
-        let version = self.current.as_ref().map(|t| t.version.clone()).unwrap_or_default();
+        let (Some((keys, _, client)), Some((text, stamp)), Some(table)) = (&self.redis, &self.pending, &self.current) else { return };
+        let version = table.version.clone();
+        // Nodes that hold the table Redis had apply this delta, not the whole table.
+        let delta = self.in_redis.as_ref().map(|old| table.delta_from(old, *stamp));
         let (keys, text2, v2) = (keys.clone(), text.clone(), version.clone());
         let result: Result<(), RedisFailure> = exchange(client, |mut c| async move {
-            redis::pipe()
-                .atomic()
-                .set(&keys.table, text2)
-                .set(&keys.version, &v2)
-                .publish(&keys.events, &v2)
-                .query_async::<()>(&mut c)
-                .await
+            let mut pipe = redis::pipe();
+            pipe.atomic().set(&keys.table, text2);
+            match delta {
+                Some(d) => pipe.set(&keys.delta, d),
+                None => pipe.del(&keys.delta),
+            };
+            pipe.set(&keys.version, &v2).publish(&keys.events, &v2).query_async::<()>(&mut c).await
         })
         .await;
         match result {
             Ok(()) => {
                 self.pending = None;
+                self.in_redis = self.current.clone();
                 self.state.ok = Some(true);
                 self.state.last_error = None;
                 self.state.published_version = Some(version);

@@ -214,7 +214,7 @@ pub fn render_with(config: &Config, options: Options) -> Result<Rendered, Render
     let table = plan.lua.as_ref().map(|_| {
         files.extend(LUA_FILES.iter().map(|(name, text)| (name.to_string(), text.to_string())));
         let body = plan.table_lines.concat();
-        RouteTable { version: version_of([("", body.as_str())]), body }
+        RouteTable { version: version_of([("", body.as_str())]), body: body.into() }
     });
     Ok(Rendered { files, private, version, table })
 }
