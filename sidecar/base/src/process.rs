@@ -1,6 +1,19 @@
-//! Processes named by a pid file, and their children as /proc shows them.
+//! Processes named by a pid file, and their children as /proc shows them;
+//! and a thread's CPU priority.
 
 use std::path::Path;
+
+/// Run the calling thread only on CPU time that nothing else wants
+/// (Linux `SCHED_IDLE`): for work that may lag, such as shipping the access
+/// log, on a machine whose cores nginx may need. Its threads keep it.
+pub fn idle_priority() -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler(2) reads `param` only; pid 0 is the calling thread.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
 
 /// The pid in `pid_file`. A missing file is an error of kind `NotFound`, a
 /// file with no pid in it one of kind `InvalidData`.
@@ -73,5 +86,18 @@ mod tests {
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(found.contains(&(child.id() as i32, "sleep 30".to_string())), "{found:?}");
+    }
+
+    #[test]
+    fn idle_priority_is_the_calling_threads_alone() {
+        let policy = || unsafe { libc::sched_getscheduler(0) };
+        let idle = std::thread::spawn(move || {
+            idle_priority().unwrap();
+            policy()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(idle, libc::SCHED_IDLE);
+        assert_eq!(policy(), libc::SCHED_OTHER, "the thread that spawned it keeps its own");
     }
 }

@@ -113,7 +113,8 @@ pub enum Follow {
 /// thread of its own, every 2 s from the local sink, every 10 s from
 /// CloudWatch Logs (starting an hour back the first time). The store opens
 /// first: a broken one is said at start.
-pub fn follow_in_background(from: Follow, store: &StoreArgs, state_dir: &Path) -> Result<(), CliError> {
+/// With `idle`, the thread runs at idle priority, as shipping does.
+pub fn follow_in_background(from: Follow, store: &StoreArgs, state_dir: &Path, idle: bool) -> Result<(), CliError> {
     let mut db = open(store, state_dir)?;
     let node = sink_node(store);
     // Each way's loop, made here so that what it needs fails at start.
@@ -161,7 +162,14 @@ pub fn follow_in_background(from: Follow, store: &StoreArgs, state_dir: &Path) -
     };
     std::thread::Builder::new()
         .name("analytics".into())
-        .spawn(move || run(&mut Warn::default()))
+        .spawn(move || {
+            if idle {
+                if let Err(e) = pullgate_base::process::idle_priority() {
+                    tracing::warn!(error = %e, "the analytics ingest runs at normal priority: SCHED_IDLE refused");
+                }
+            }
+            run(&mut Warn::default())
+        })
         .map_err(CliError::io("the analytics thread"))?;
     Ok(())
 }

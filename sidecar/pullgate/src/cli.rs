@@ -426,8 +426,21 @@ pub struct ShipOpts {
     /// larger batches (less CPU, fewer requests), and events later.
     #[arg(long, default_value_t = 250, value_name = "MS")]
     pub poll_ms: u64,
+    /// CPU priority of shipping (and, in `up` and `run`, of the analytics
+    /// ingest). `normal` shares the CPU with nginx as any process does.
+    /// `idle` runs only on CPU time nothing else wants (Linux SCHED_IDLE):
+    /// nginx is never slowed by it, but while every core stays busy shipping
+    /// waits, lagging (see `status`: lag_bytes) until the load passes.
+    #[arg(long, default_value = "normal", env = "PULLGATE_SHIP_PRIORITY", value_name = "normal|idle")]
+    pub ship_priority: Priority,
     #[command(flatten)]
     pub enrich: EnrichOpts,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Priority {
+    Idle,
+    Normal,
 }
 
 /// How lines become events: their bound, and the data that enriches them.
@@ -518,6 +531,7 @@ impl ShipOpts {
             geoip_dir: (self.enrich.geoip_dir != "none").then(|| self.enrich.geoip_dir.clone().into()),
             mmdb: self.enrich.mmdb.clone(),
             cloud_ranges: self.enrich.cloud_ranges.clone(),
+            idle: self.ship_priority == Priority::Idle,
         })
     }
 }

@@ -116,9 +116,10 @@ impl Serve<'_> {
                     }),
                     pullgate_ship::sink::Settings::Null => None,
                 };
+                let idle = args.idle;
                 pullgate_ship::start(args, stats.clone())?;
                 if let Some(follow) = follow.filter(|_| self.analytics) {
-                    crate::analytics::follow_in_background(follow, &store, self.state_dir)?;
+                    crate::analytics::follow_in_background(follow, &store, self.state_dir, idle)?;
                 }
                 Some(stats)
             }

@@ -4,7 +4,8 @@
 //!
 //! Two threads: the reader (tail, parse, enrich, anonymise: CPU work) and the
 //! sink (I/O, retries). Between them a queue of two batches: when the sink is
-//! slow or down, reading pauses, and memory stays bounded.
+//! slow or down, reading pauses, and memory stays bounded. Optionally both
+//! run at idle priority: nginx has the CPU first, and shipping catches up.
 
 mod ascii;
 mod batch;
@@ -50,6 +51,18 @@ pub struct ShipArgs {
     pub mmdb: Vec<PathBuf>,
     /// Cloud providers' published range files.
     pub cloud_ranges: Vec<PathBuf>,
+    /// Run on CPU time nothing else wants (nginx first): under a load that
+    /// keeps every core busy, shipping waits, and catches up afterwards.
+    pub idle: bool,
+}
+
+/// Lower the calling thread's priority when shipping runs idle.
+fn yield_to_gateway(idle: bool) {
+    if idle {
+        if let Err(e) = pullgate_base::process::idle_priority() {
+            tracing::warn!(error = %e, "shipping runs at normal priority: SCHED_IDLE refused");
+        }
+    }
 }
 
 /// The shipper's checkpoint, under its state directory (`ShipArgs::state`).
@@ -86,9 +99,11 @@ pub fn start(args: ShipArgs, stats: Arc<Stats>) -> Result<std::thread::JoinHandl
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let sink_stats = stats.clone();
     let settings = args.sink.clone();
+    let idle = args.idle;
     let sink_thread = std::thread::Builder::new()
         .name("ship-sink".into())
         .spawn(move || {
+            yield_to_gateway(idle);
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => return drop(ready_tx.send(Err(ShipError::Thread(e.to_string())))),
@@ -110,6 +125,7 @@ pub fn start(args: ShipArgs, stats: Arc<Stats>) -> Result<std::thread::JoinHandl
     std::thread::Builder::new()
         .name("ship-read".into())
         .spawn(move || {
+            yield_to_gateway(args.idle);
             // Loaded here, not before: a quarter second that start-up need not wait for.
             let geo = args.geoip_dir.as_ref().and_then(|dir| match Geo::load_tor(dir) {
                 Ok(g) => Some(g),
