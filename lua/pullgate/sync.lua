@@ -56,10 +56,15 @@ function _M.offer(text, source, delta)
     end
     -- The version goes last: readers rebuild when it changes (from the
     -- delta when it leads from the version they hold to this one).
-    dict:set("table", text)
-    if delta then
-        dict:set("delta", delta)
-    else
+    -- safe_set: a table that does not fit evicts nothing (the version, the
+    -- stamp); the config sizes the dict at three times the table.
+    local ok, err = dict:safe_set("table", text)
+    if not ok then
+        ngx_log(ERR, "pullgate: route table ", version, " (", #text, " bytes) from ", source,
+            " does not fit the shared dict (", err, "); workers keep the routes they have")
+        return false
+    end
+    if not (delta and dict:safe_set("delta", delta)) then
         dict:delete("delta")
     end
     dict:set("stamp", stamp)

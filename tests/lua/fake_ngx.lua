@@ -7,6 +7,15 @@ local function shared_dict()
     return {
         get = function(_, k) return data[k] end,
         set = function(_, k, v) data[k] = v; return true end,
+        -- Like the real one: a value past the dict's room (`room`, bytes) is refused.
+        safe_set = function(self, k, v)
+            if self.room and type(v) == "string" and #v > self.room then
+                data[k] = nil
+                return false, "no memory"
+            end
+            data[k] = v
+            return true
+        end,
         delete = function(_, k) data[k] = nil end,
         data = data,
     }

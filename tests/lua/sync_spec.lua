@@ -54,6 +54,16 @@ describe("route table sync", function()
         assert.are.equal("pullgate-delta 1 v3 v4 4\n", dict:get("delta"))
     end)
 
+    it("keeps the version it has when a table does not fit the shared dict, and says so", function()
+        assert.is_true(sync.offer(table_text("v1", 1, "app\tredirect\n"), "test"))
+        dict.room = 40
+        assert.is_false(sync.offer(table_text("v2", 2, string.rep("x", 100)), "redis"))
+        assert.are.equal("v1", dict:get("version"))
+        assert.are.equal(1, dict:get("stamp"))
+        assert.matches("does not fit the shared dict", ngx.logs[#ngx.logs].text)
+        assert.are.equal("error", ngx.logs[#ngx.logs].level)
+    end)
+
     it("refuses a table without a format 1 header, and says so", function()
         assert.is_false(sync.offer("app\tredirect\n", "redis"))
         assert.is_false(sync.offer("pullgate-routes 2 v9 999\n", "redis"))

@@ -56,6 +56,8 @@ struct IncludeTemplate<'a> {
     table_file: &'a str,
     /// Route name to the base64 of its upstream `USER:TOKEN`.
     upstream_credentials: Vec<(&'a str, &'a str)>,
+    /// Lua mode: the size of the shared dict the route table lives in.
+    lua_dict_mb: usize,
 }
 
 impl std::ops::Deref for IncludeTemplate<'_> {
@@ -191,6 +193,7 @@ pub fn render_with(config: &Config, options: Options) -> Result<Rendered, Render
         max_uri: MAX_URI,
         table_file: TABLE_FILE,
         upstream_credentials,
+        lua_dict_mb: lua_dict_mb(plan.table_lines.iter().map(String::len).sum()),
     }
     .render()
     .map_err(|source| RenderError::Template { file: INCLUDE_FILE, source })?;
@@ -217,6 +220,14 @@ pub fn render_with(config: &Config, options: Options) -> Result<Rendered, Render
         RouteTable { version: version_of([("", body.as_str())]), body: body.into() }
     });
     Ok(Rendered { files, private, version, table })
+}
+
+/// The shared dict's size in MiB for a table of `table_bytes`: room for the
+/// table, its delta and the slab allocator's fragments (three times the
+/// table), in powers of two from 16, so that a growing table changes the
+/// config (and reloads) only when it crosses one.
+fn lua_dict_mb(table_bytes: usize) -> usize {
+    (3 * table_bytes).div_ceil(1 << 20).next_power_of_two().max(16)
 }
 
 /// The first 16 hex digits of the SHA-256 of the rendered files, each
@@ -260,5 +271,17 @@ pub fn lua_modules(dir: &str) -> Vec<String> {
 impl MainConf<'_> {
     pub fn to_string(&self) -> Result<String, RenderError> {
         self.render().map_err(|source| RenderError::Template { file: "nginx.conf", source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_shared_dict_grows_with_the_table_in_powers_of_two() {
+        assert_eq!(super::lua_dict_mb(0), 16);
+        assert_eq!(super::lua_dict_mb(5 << 20), 16);
+        // 100,000 routes: a table of about 12 MB.
+        assert_eq!(super::lua_dict_mb(12 << 20), 64);
+        assert_eq!(super::lua_dict_mb(22 << 20), 128);
     }
 }
