@@ -6,6 +6,9 @@
 //! test, or a broken property.
 
 pub mod nginx;
+mod token;
+
+pub use token::token_scope;
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};

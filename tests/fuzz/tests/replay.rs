@@ -33,4 +33,4 @@ macro_rules! replay_tests {
     )*};
 }
 
-replay_tests!(routes, access_log, user_agent, report_filter);
+replay_tests!(routes, access_log, user_agent, report_filter, token_scope);
