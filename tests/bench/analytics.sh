@@ -24,7 +24,7 @@ for tool in goaccess python3 /usr/bin/time; do command -v $tool >/dev/null || { 
 cargo build -q --release -p pullgate
 pg="$(realpath "${CARGO_TARGET_DIR:-target}/release/pullgate")"
 work="$(mktemp -d /tmp/pg-analytics.XXXXXX)"
-trap 'ch_stop; rm -rf "$work"' EXIT
+trap 'set +e; ch_stop; rm -rf "$work"' EXIT
 
 gen() { # N FILE [DAYS]
   local s; s=$(date +%s%N)

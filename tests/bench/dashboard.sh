@@ -14,7 +14,7 @@ lines="${1:-1000000}"
 cargo build -q --release -p pullgate
 pg="$(realpath "${CARGO_TARGET_DIR:-target}/release/pullgate")"
 work="$(mktemp -d /tmp/pg-dashboard.XXXXXX)"
-trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
+trap 'set +e; kill $server 2>/dev/null; rm -rf "$work"' EXIT
 start=$(date -u -d '364 days ago' +%Y-%m-%d)
 python3 tests/synth/access_log.py --lines "$lines" --days 365 --start "$start" --seed 5 > "$work/year.log"
 "$pg" --state-dir "$work/state" analytics import "$work/year.log" > /dev/null

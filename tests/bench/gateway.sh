@@ -27,7 +27,7 @@ command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"
 pg="$(pullgate_bin)"
 work="$(mktemp -d /tmp/pg-bench.XXXXXX)"
 chmod 755 "$work"   # nginx workers (nobody, when run as root) read the route table
-trap 'for p in "$work"/*/nginx.pid; do [ -f "$p" ] && kill -QUIT "$(cat "$p")" 2>/dev/null; done; sleep 0.5; rm -rf "$work"' EXIT
+trap 'set +e; for p in "$work"/*/nginx.pid; do [ -f "$p" ] && kill -QUIT "$(cat "$p")" 2>/dev/null; done; sleep 0.5; rm -rf "$work"' EXIT
 port=18080
 
 routes() { # N: N exact routes, every 100th a glob
@@ -72,7 +72,7 @@ wrapper "$work/gw" "$work/gw/conf/pullgate.conf"
 # The same routes in Lua mode: targets from the route table (Redis running, as deployed).
 redis_port=16399
 redis-server --bind 127.0.0.1 --port $redis_port --save "" --appendonly no --daemonize yes --pidfile "$work/redis.pid" > /dev/null
-trap 'kill "$(cat "$work/redis.pid" 2>/dev/null)" 2>/dev/null; for p in "$work"/*/nginx.pid; do [ -f "$p" ] && kill -QUIT "$(cat "$p")" 2>/dev/null; done; sleep 0.5; rm -rf "$work"' EXIT
+trap 'set +e; kill "$(cat "$work/redis.pid" 2>/dev/null)" 2>/dev/null; for p in "$work"/*/nginx.pid; do [ -f "$p" ] && kill -QUIT "$(cat "$p")" 2>/dev/null; done; sleep 0.5; rm -rf "$work"' EXIT
 sed "s|^gateway: {access_log: [^,]*, |gateway: {access_log: $work/gwlua/logs/access.log, redis: {url: \"redis://127.0.0.1:$redis_port/0\"}, |" "$work/gw/routes.yaml" > "$work/gwlua/routes.yaml"
 "$pg" --state-dir "$work/state" render -c "$work/gwlua/routes.yaml" --out "$work/gwlua/conf" > /dev/null
 wrapper "$work/gwlua" "$work/gwlua/conf/pullgate.conf" lua
@@ -87,7 +87,7 @@ for v in gwship gwshipn; do
   "$pg" --state-dir "$work/ship-$v" ship --log "$work/$v/logs/access.log" --sink null --ship-priority $priority > "$work/ship-$v.log" 2>&1 &
   shippers+=($!)
 done
-trap 'kill "${shippers[@]}" 2>/dev/null || true; kill "$(cat "$work/redis.pid" 2>/dev/null)" 2>/dev/null || true; for p in "$work"/*/nginx.pid; do [ -f "$p" ] && kill -QUIT "$(cat "$p")" 2>/dev/null; done; sleep 0.5; rm -rf "$work"' EXIT
+trap 'set +e; kill "${shippers[@]}" 2>/dev/null || true; kill "$(cat "$work/redis.pid" 2>/dev/null)" 2>/dev/null || true; for p in "$work"/*/nginx.pid; do [ -f "$p" ] && kill -QUIT "$(cat "$p")" 2>/dev/null; done; sleep 0.5; rm -rf "$work"' EXIT
 # caught_up V: seconds until V's shipper has read its whole log (its checkpoint's offset).
 caught_up() {
   local s log="$work/$1/logs/access.log" cp="$work/ship-$1/ship/ship.checkpoint"

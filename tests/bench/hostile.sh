@@ -24,6 +24,7 @@ pg="$(realpath "$(pullgate_bin)")"
 work="$(mktemp -d /tmp/pg-hostile.XXXXXX)"
 pids=()
 cleanup() {
+  set +e
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   if [ -n "${KEEP:-}" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi

@@ -24,7 +24,7 @@ command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"
 pg="$(pullgate_bin)"
 work="$(mktemp -d /tmp/pg-bench-index.XXXXXX)"
 chmod 755 "$work"
-trap 'for p in "$work"/*/nginx.pid; do [ -f "$p" ] && kill -QUIT "$(cat "$p")" 2>/dev/null; done; sleep 0.5; rm -rf "$work"' EXIT
+trap 'set +e; for p in "$work"/*/nginx.pid; do [ -f "$p" ] && kill -QUIT "$(cat "$p")" 2>/dev/null; done; sleep 0.5; rm -rf "$work"' EXIT
 port=18080
 up_port=18091
 

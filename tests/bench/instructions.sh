@@ -22,7 +22,7 @@ for tool in valgrind nginx python3; do command -v $tool >/dev/null || { echo "$t
 pg="$(pullgate_bin)"
 work="$(mktemp -d /tmp/pg-ins.XXXXXX)"
 chmod 755 "$work"
-trap 'rm -rf "$work"' EXIT
+trap 'set +e; rm -rf "$work"' EXIT
 port=18082
 path=/v2/acme/app500/manifests/1.0
 

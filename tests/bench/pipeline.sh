@@ -24,6 +24,7 @@ pg="$(realpath "$(pullgate_bin)")"
 work="$(mktemp -d /tmp/pg-pipeline.XXXXXX)"
 up="" ingester="" prober=""
 cleanup() {
+  set +e
   kill $prober $ingester 2>/dev/null || true
   [ -n "$up" ] && kill "$up" 2>/dev/null && wait "$up" 2>/dev/null
   ch_stop

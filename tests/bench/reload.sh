@@ -20,7 +20,7 @@ read -r -a sizes <<< "${sizes[*]}"
 pg="$(realpath "$(pullgate_bin)")"
 work="$(mktemp -d /tmp/pg-reload.XXXXXX)"
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; kill "$(cat "$work/redis.pid" 2>/dev/null)" 2>/dev/null; sleep 1; rm -rf "$work"' EXIT
+trap 'set +e; for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; kill "$(cat "$work/redis.pid" 2>/dev/null)" 2>/dev/null; sleep 1; rm -rf "$work"' EXIT
 port=18090
 
 redis_port=16400

@@ -15,7 +15,7 @@ lines="${1:-1000000}"
 cargo build -q --release -p pullgate
 pg="${CARGO_TARGET_DIR:-target}/release/pullgate"
 work="$(mktemp -d /tmp/pg-ship-bench.XXXXXX)"
-trap 'kill "$pid" "$moto" "$writer" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'set +e; kill "$pid" "$moto" "$writer" 2>/dev/null; rm -rf "$work"' EXIT
 pid="" moto="" writer=""
 PATH="$PATH:${XDG_CACHE_HOME:-$HOME/.cache}/pullgate/moto-venv/bin"
 
