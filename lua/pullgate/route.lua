@@ -117,8 +117,22 @@ local function rest_of(route)
     return route.glob and (ngx_var.pg_rest or "") or ""
 end
 
+-- The upstream URL: base, the glob's part of the name, the tail, the query
+-- (as $is_args$args: a `?` only before a non-empty query).
 local function target(route, base)
-    return base .. rest_of(route) .. "/" .. ngx_var.pg_tail .. ngx_var.is_args .. (ngx_var.args or "")
+    local args = ngx_var.args
+    local query = (args and args ~= "") and ("?" .. args) or ""
+    return base .. rest_of(route) .. "/" .. ngx_var.pg_tail .. query
+end
+
+-- The mode a route serves this request with: `auto` by the user agent.
+local function mode_of(route)
+    local mode = route.mode
+    if mode == "auto" then
+        local ua = ngx_var.http_user_agent or ""
+        mode = (route.ua ~= "" and ngx_re_find(ua, route.ua, "ijo")) and "redirect" or "proxy"
+    end
+    return mode
 end
 
 -- Answer the request here with a JSON body.
@@ -139,17 +153,27 @@ local function route_with(field, status, body)
     answer(status, body)
 end
 
+-- set_by_lua in the registry location, before registry(): the redirect
+-- target of this request, or "" (proxied, or no such route in the table:
+-- registry() answers those). set_by_lua runs without a coroutine, and
+-- nginx itself answers the redirect: the fast path of Lua mode. (Passing
+-- nginx's values as set_by_lua arguments instead of reading ngx.var was
+-- slower: ngx.arg keeps LuaJIT from compiling the call.)
+function _M.redirect()
+    local route = routes[ngx_var.pg_route]
+    if not route or route.base == "" or mode_of(route) ~= "redirect" then
+        return ""
+    end
+    return target(route, route.base)
+end
+
 -- rewrite_by_lua in the registry location: redirect, or set the proxy target.
 function _M.registry()
     local route = route_with("base", 503, '{"errors":[{"code":"UNAVAILABLE","message":"the route table is not loaded yet"}]}')
     if not route then
         return
     end
-    local mode = route.mode
-    if mode == "auto" then
-        local ua = ngx_var.http_user_agent or ""
-        mode = (route.ua ~= "" and ngx_re_find(ua, route.ua, "ijo")) and "redirect" or "proxy"
-    end
+    local mode = mode_of(route)
     local t = target(route, route.base)
     ngx_var.pg_target = t
     ngx_var.pg_log_mode = mode

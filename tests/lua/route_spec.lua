@@ -98,6 +98,28 @@ describe("route lookups", function()
         assert.are.equal("http://up", ngx.var.pg_origin)
     end)
 
+    it("gives the redirect target to nginx (set_by_lua), and \"\" for what registry() answers", function()
+        ngx.var.pg_route, ngx.var.pg_tail, ngx.var.args = "app", "manifests/1.0", "n=1"
+        assert.are.equal("http://up/v2/acme/app/manifests/1.0?n=1", route.redirect())
+        ngx.var.args = ""
+        assert.are.equal("http://up/v2/acme/app/manifests/1.0", route.redirect(), "no `?` before an empty query")
+        ngx.var.args = nil
+        assert.are.equal("http://up/v2/acme/app/manifests/1.0", route.redirect())
+        ngx.var.pg_route, ngx.var.pg_rest, ngx.var.pg_tail = "acme", "tool", "blobs/sha256:ab"
+        ngx.var.http_user_agent = "containerd/1.7"
+        assert.are.equal("http://up/v2/acme/tool/blobs/sha256:ab", route.redirect())
+        ngx.var.http_user_agent = nil
+        assert.are.equal("", route.redirect(), "auto, no agent: proxied")
+        ngx.var.http_user_agent = "skopeo/1.13"
+        assert.are.equal("", route.redirect(), "auto, not a redirecting agent: proxied")
+        ngx.var.pg_route = "prox"
+        assert.are.equal("", route.redirect())
+        ngx.var.pg_route = "unknown"
+        assert.are.equal("", route.redirect(), "registry() answers 503")
+        assert.is_nil(ngx.redirected, "nginx answers the redirect, not Lua")
+        assert.is_nil(ngx.exited)
+    end)
+
     it("proxies a proxy route and sets its origin for Location rewriting", function()
         ngx.var.pg_route, ngx.var.pg_tail = "prox", "manifests/2"
         route.registry()
