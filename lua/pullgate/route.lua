@@ -42,44 +42,15 @@ local function route_of(line)
     end
 end
 
-local function warn_skipped(skipped)
-    if skipped > 0 then
-        ngx_log(ERR, "pullgate: skipped ", skipped, " malformed route table lines")
-    end
-end
-
--- A table's text as routes by name. Lines that are not routes (the header,
--- a malformed line) are skipped and counted: a malformed line never becomes
--- a route.
-function _M.parse(text)
-    local t, skipped = {}, 0
-    for line in text:gmatch("[^\n]+") do
-        if not line:find("^pullgate%-routes ") then
-            local name, route = route_of(line)
-            if name then
-                t[name] = route
-            else
-                skipped = skipped + 1
-            end
-        end
-    end
-    warn_skipped(skipped)
-    return t, skipped
-end
-
--- Apply a delta (`pullgate-delta 1 FROM TO STAMP`, then whole lines of
--- routes added or changed, and names alone of routes removed) to `t` in
--- place, if it leads from version `from` to version `to`. Returns whether
--- it did; a malformed line is skipped and counted, as in parse.
-function _M.apply_delta(t, delta, from, to)
-    local d_from, d_to = delta:match("^pullgate%-delta 1 (%S+) (%S+) %d+\n")
-    if d_from ~= from or d_to ~= to then
-        return false
-    end
+-- Each line of `text` but its header (`header`, a pattern) into `t`: a
+-- route line sets its route; with `removals`, a name alone removes one.
+-- Other lines are skipped, counted and warned about: a malformed line
+-- never becomes a route. Returns how many were skipped.
+local function apply_lines(t, text, header, removals)
     local skipped = 0
-    for line in delta:gmatch("[^\n]+") do
-        if not line:find("^pullgate%-delta ") then
-            if not line:find("\t", 1, true) then
+    for line in text:gmatch("[^\n]+") do
+        if not line:find(header) then
+            if removals and not line:find("\t", 1, true) then
                 t[line] = nil
             else
                 local name, route = route_of(line)
@@ -91,7 +62,29 @@ function _M.apply_delta(t, delta, from, to)
             end
         end
     end
-    warn_skipped(skipped)
+    if skipped > 0 then
+        ngx_log(ERR, "pullgate: skipped ", skipped, " malformed route table lines")
+    end
+    return skipped
+end
+
+-- A table's text as routes by name, and how many lines were skipped.
+function _M.parse(text)
+    local t = {}
+    local skipped = apply_lines(t, text, "^pullgate%-routes ", false)
+    return t, skipped
+end
+
+-- Apply a delta (`pullgate-delta 1 FROM TO STAMP`, then whole lines of
+-- routes added or changed, and names alone of routes removed) to `t` in
+-- place, if it leads from version `from` to version `to`. Returns whether
+-- it did.
+function _M.apply_delta(t, delta, from, to)
+    local d_from, d_to = delta:match("^pullgate%-delta 1 (%S+) (%S+) %d+\n")
+    if d_from ~= from or d_to ~= to then
+        return false
+    end
+    apply_lines(t, delta, "^pullgate%-delta ", true)
     return true
 end
 
