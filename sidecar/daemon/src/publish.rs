@@ -1,7 +1,8 @@
 //! Publishing the route table (Lua mode): to the file beside the include,
 //! which this node's Lua hooks read, and to Redis, which every node's hooks
-//! poll, with its delta from the table Redis held before. Redis is best effort: a publish that cannot reach it is retried,
-//! and the file keeps this node serving the table meanwhile.
+//! poll, with its delta from the table Redis held before. Redis is best
+//! effort: a publish that cannot reach it is retried, and the file keeps
+//! this node serving the table meanwhile.
 
 use std::path::PathBuf;
 use std::time::Duration;
