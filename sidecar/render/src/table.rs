@@ -45,42 +45,32 @@ impl RouteTable {
     pub fn text(&self, stamp: u64) -> String {
         format!("pullgate-routes {FORMAT} {} {stamp}\n{}", self.version, self.body)
     }
-}
 
-impl RouteTable {
     /// The delta from `old` to this table (see the module comment), stamped
     /// like the table it goes with.
     pub fn delta_from(&self, old: &RouteTable, stamp: u64) -> String {
-        let mut out = format!("pullgate-delta {FORMAT} {} {} {stamp}\n", old.version, self.version);
         fn name(line: &str) -> &str {
             line.split_once('\t').map_or(line, |(n, _)| n)
         }
+        let mut out = format!("pullgate-delta {FORMAT} {} {} {stamp}\n", old.version, self.version);
         let (mut a, mut b) = (old.body.lines().peekable(), self.body.lines().peekable());
+        // Both bodies are sorted by name: one merge finds every difference.
         loop {
-            // Both bodies are sorted by name: one merge finds every difference.
-            let order = match (a.peek(), b.peek()) {
+            let line = match (a.peek(), b.peek()) {
                 (None, None) => break,
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (Some(x), Some(y)) => name(x).cmp(name(y)),
-            };
-            match order {
-                std::cmp::Ordering::Less => {
-                    out.push_str(name(a.next().unwrap_or_default()));
-                    out.push('\n');
-                }
-                std::cmp::Ordering::Greater => {
-                    out.push_str(b.next().unwrap_or_default());
-                    out.push('\n');
-                }
-                std::cmp::Ordering::Equal => {
-                    let (x, y) = (a.next().unwrap_or_default(), b.next().unwrap_or_default());
-                    if x != y {
-                        out.push_str(y);
-                        out.push('\n');
+                (Some(x), Some(y)) if name(x) == name(y) => {
+                    let (x, y) = (a.next(), b.next());
+                    if x == y {
+                        continue;
                     }
+                    y
                 }
-            }
+                (Some(x), Some(y)) if name(x) > name(y) => b.next(),
+                (Some(_), _) => a.next().map(name), // removed: its name alone
+                (None, Some(_)) => b.next(),
+            };
+            out.push_str(line.unwrap_or_default());
+            out.push('\n');
         }
         out
     }
