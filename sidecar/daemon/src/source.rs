@@ -20,17 +20,19 @@ pub struct Source {
 impl Source {
     /// Read and validate routes.yaml as it is now.
     pub fn load(&self) -> Result<Config, ConfigError> {
-        let src = std::fs::read_to_string(&self.path).map_err(|source| ConfigError::Read { path: self.path.clone(), source })?;
-        pullgate_config::parse_with(&src, &self.path.display().to_string(), &self.defaults())
+        pullgate_config::parse_with(&self.text()?, &self.path.display().to_string(), &self.defaults())
     }
 
     /// [`Source::load`] for a daemon that reads the file at every change:
     /// only routes whose text changed since `reparser`'s last read are parsed.
     pub fn reload(&self, reparser: &mut Reparser) -> Result<Config, ConfigError> {
-        let src = std::fs::read_to_string(&self.path).map_err(|source| ConfigError::Read { path: self.path.clone(), source })?;
-        let config = pullgate_config::reparse_with(&src, &self.path.display().to_string(), &self.defaults(), reparser);
+        let config = pullgate_config::reparse_with(&self.text()?, &self.path.display().to_string(), &self.defaults(), reparser);
         tracing::debug!(routes_parsed = ?reparser.last_parsed, "routes.yaml read (None: the whole file)");
         config
+    }
+
+    fn text(&self) -> Result<String, ConfigError> {
+        std::fs::read_to_string(&self.path).map_err(|source| ConfigError::Read { path: self.path.clone(), source })
     }
 
     /// What the machine supplies; an unreadable resolv.conf supplies nothing.
