@@ -163,11 +163,7 @@ pub fn follow_in_background(from: Follow, store: &StoreArgs, state_dir: &Path, i
     std::thread::Builder::new()
         .name("analytics".into())
         .spawn(move || {
-            if idle {
-                if let Err(e) = pullgate_base::process::idle_priority() {
-                    tracing::warn!(error = %e, "the analytics ingest runs at normal priority: SCHED_IDLE refused");
-                }
-            }
+            pullgate_ship::yield_to_gateway(idle, "the analytics ingest");
             run(&mut Warn::default())
         })
         .map_err(CliError::io("the analytics thread"))?;

@@ -56,11 +56,12 @@ pub struct ShipArgs {
     pub idle: bool,
 }
 
-/// Lower the calling thread's priority when shipping runs idle.
-fn yield_to_gateway(idle: bool) {
+/// With `idle`, put the calling thread (one of `what`'s) on idle priority;
+/// where the system refuses, say so and go on at normal priority.
+pub fn yield_to_gateway(idle: bool, what: &str) {
     if idle {
         if let Err(e) = pullgate_base::process::idle_priority() {
-            tracing::warn!(error = %e, "shipping runs at normal priority: SCHED_IDLE refused");
+            tracing::warn!(error = %e, "{what} runs at normal priority: SCHED_IDLE refused");
         }
     }
 }
@@ -103,7 +104,7 @@ pub fn start(args: ShipArgs, stats: Arc<Stats>) -> Result<std::thread::JoinHandl
     let sink_thread = std::thread::Builder::new()
         .name("ship-sink".into())
         .spawn(move || {
-            yield_to_gateway(idle);
+            yield_to_gateway(idle, "shipping");
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => return drop(ready_tx.send(Err(ShipError::Thread(e.to_string())))),
@@ -125,7 +126,7 @@ pub fn start(args: ShipArgs, stats: Arc<Stats>) -> Result<std::thread::JoinHandl
     std::thread::Builder::new()
         .name("ship-read".into())
         .spawn(move || {
-            yield_to_gateway(args.idle);
+            yield_to_gateway(args.idle, "shipping");
             // Loaded here, not before: a quarter second that start-up need not wait for.
             let geo = args.geoip_dir.as_ref().and_then(|dir| match Geo::load_tor(dir) {
                 Ok(g) => Some(g),
