@@ -170,18 +170,29 @@ pub fn follow_in_background(from: Follow, store: &StoreArgs, state_dir: &Path, i
     Ok(())
 }
 
-/// A failing ingest, said at most once a minute.
+/// A failing ingest: the same error said at most once a minute, a
+/// different one at once (the first error of a start, such as a log group
+/// not created yet, must not hide the next).
 #[derive(Default)]
 struct Warn {
-    last: Option<std::time::Instant>,
+    last: Option<(std::time::Instant, String)>,
 }
 
 impl Warn {
     fn say(&mut self, e: &dyn std::fmt::Display) {
-        if self.last.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
-            tracing::warn!(error = %e, "analytics ingest failed; trying again");
-            self.last = Some(std::time::Instant::now());
+        let text = e.to_string();
+        if self.due(&text, std::time::Instant::now()) {
+            tracing::warn!(error = %text, "analytics ingest failed; trying again");
         }
+    }
+
+    /// Whether `text`, failing at `now`, is to be said; if so, it is the last said.
+    fn due(&mut self, text: &str, now: std::time::Instant) -> bool {
+        let due = self.last.as_ref().is_none_or(|(t, said)| said != text || now.duration_since(*t) > Duration::from_secs(60));
+        if due {
+            self.last = Some((now, text.to_string()));
+        }
+        due
     }
 }
 
@@ -417,5 +428,21 @@ fn render(r: &Report, format: FormatArg) -> String {
             }
             out + &tail
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Warn;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_repeated_error_is_said_once_a_minute_and_a_new_one_at_once() {
+        let (mut w, t0) = (Warn::default(), Instant::now());
+        assert!(w.due("no group", t0));
+        assert!(!w.due("no group", t0 + Duration::from_secs(30)));
+        assert!(w.due("the store refused", t0 + Duration::from_secs(31)));
+        assert!(!w.due("the store refused", t0 + Duration::from_secs(90)));
+        assert!(w.due("the store refused", t0 + Duration::from_secs(92)));
     }
 }

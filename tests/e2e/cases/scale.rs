@@ -307,9 +307,21 @@ fn three_nodes(w: &crate::world::World) -> Result<(), String> {
     let mut last = Value::Null;
     let waited = wait_until(Duration::from_secs(90), "every logged request in the shared store", || {
         last = report(&[])?["totals"].clone();
-        Ok(last["requests"].as_u64() == Some(logged as u64))
+        let done = last["requests"].as_u64() == Some(logged as u64);
+        if !done {
+            // Each report is a process and a few ClickHouse queries: leave the ingesters room.
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(done)
     })
-    .map_err(|e| format!("{e}: the store has {last}, the nodes logged {logged}"))?;
+    .map_err(|e| {
+        let stored = ch.query("SELECT count() FROM three.requests FINAL").unwrap_or_else(|e| e);
+        format!(
+            "{e}: the store's report has {last}, its requests table {} rows, the nodes logged {logged}\n{}",
+            stored.trim(),
+            what_nodes_say(&nodes)
+        )
+    })?;
     let r = report(&["--by", "client"])?;
     let pulls = |client: &str| -> u64 {
         r["rows"].as_array().into_iter().flatten().find(|row| row["client"] == client).and_then(|row| row["pulls"].as_u64()).unwrap_or(0)
@@ -363,4 +375,22 @@ fn three_nodes(w: &crate::world::World) -> Result<(), String> {
         waited
     );
     Ok(())
+}
+
+/// For a failure's message: what each node's shipper counted and what its
+/// sidecar warned of (the AWS SDK's notes on absent config files left out).
+fn what_nodes_say(nodes: &[crate::support::gateway::Gateway]) -> String {
+    let mut said = String::new();
+    for (i, n) in nodes.iter().enumerate() {
+        let metrics = curl("GET", &format!("http://{}/metrics", n.status_addr), &[]).map(|r| r.text()).unwrap_or_else(|e| e);
+        let shipped: Vec<&str> = metrics
+            .lines()
+            .filter(|l| ["shipped", "dead_lettered", "retries", "lag_bytes", "ship_up"].iter().any(|k| l.contains(k)))
+            .collect();
+        let log = std::fs::read_to_string(n.dir.join("up.log")).unwrap_or_else(|e| e.to_string());
+        let warned: Vec<&str> =
+            log.lines().filter(|l| (l.contains(" WARN ") || l.contains(" ERROR ")) && !l.contains("aws_runtime::env_config")).collect();
+        said += &format!("node {}: {}\n  {}\n", i + 1, shipped.join(", "), warned.join("\n  "));
+    }
+    said
 }
