@@ -2,6 +2,7 @@
 //! (UTC), or `now`; and dates for display. Pure: the caller passes `now`.
 
 const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
@@ -60,8 +61,11 @@ pub fn period(g: crate::query::Granularity, t_ms: i64) -> Option<String> {
 /// Times are within this many milliseconds of the epoch (the year 10000).
 const LIMIT_MS: i64 = 253_402_300_800_000;
 
-/// Milliseconds since the epoch for `s`, relative ones counted back from
-/// `now_ms`; years 0 to 9999.
+/// Milliseconds since the epoch for `s`; years 0 to 9999. A span counts
+/// back from `now_ms` to the start of the hour it reaches into, so that a
+/// range from it covers at least the span: the store counts by hour, and a
+/// range covers the hours that begin in it (at 03:02, `1h` is 02:00; not
+/// 02:02, which would leave out 02:02 to 03:00).
 pub fn parse(s: &str, now_ms: i64) -> Result<i64, String> {
     let bad = || format!("{s:?}: expected `now`, `30d`, `12h`, `90m`, a date (2026-11-01) or a UTC time (2026-11-01T12:00)");
     if s == "now" {
@@ -70,9 +74,9 @@ pub fn parse(s: &str, now_ms: i64) -> Result<i64, String> {
     // A span's arithmetic is checked: the dashboard takes these from anyone.
     let back = |n: &str, unit: i64| {
         let t = n.parse::<i64>().ok()?.checked_mul(unit).and_then(|span| now_ms.checked_sub(span))?;
-        (-LIMIT_MS..LIMIT_MS).contains(&t).then_some(t)
+        (-LIMIT_MS..LIMIT_MS).contains(&t).then_some(t - t.rem_euclid(HOUR_MS))
     };
-    for (suffix, unit) in [('d', DAY_MS), ('h', 3_600_000), ('m', 60_000)] {
+    for (suffix, unit) in [('d', DAY_MS), ('h', HOUR_MS), ('m', 60_000)] {
         if let Some(n) = s.strip_suffix(suffix).filter(|n| n.parse::<i64>().is_ok()) {
             return back(n, unit).ok_or_else(|| format!("{s:?}: further from now than the year 10000"));
         }
@@ -106,7 +110,7 @@ mod tests {
         for s in ["44444444444733h", "-9223372036854775808d", "9223372036854775807m", "3000000d", "10000-01-01", "-1-01-01"] {
             assert!(parse(s, now).is_err(), "{s}");
         }
-        assert_eq!(parse("-5h", now), Ok(now + 5 * 3_600_000));
+        assert_eq!(parse("-5h", now), Ok(now + 5 * HOUR_MS - now % HOUR_MS));
         assert_eq!(parse("9999-12-31", now), Ok(LIMIT_MS - DAY_MS));
     }
 
@@ -117,8 +121,13 @@ mod tests {
         assert_eq!(parse("2026-11-01", now), Ok(1_793_491_200_000));
         assert_eq!(parse("2026-11-01T12:30", now), Ok(1_793_491_200_000 + 45_000_000));
         assert_eq!(parse("2024-02-29T00:00:01Z", now), Ok(1_709_164_801_000));
-        assert_eq!(parse("30d", now), Ok(now - 30 * DAY_MS));
-        assert_eq!(parse("12h", now), Ok(now - 12 * 3_600_000));
+        // Spans reach back to the start of an hour: now is 2026-11-22T11:43:10.
+        assert_eq!(format(now), "2026-11-22T11:43");
+        assert_eq!(parse("30d", now), parse("2026-10-23T11:00", now));
+        assert_eq!(parse("12h", now), parse("2026-11-21T23:00", now));
+        assert_eq!(parse("1h", now), parse("2026-11-22T10:00", now));
+        assert_eq!(parse("90m", now), parse("2026-11-22T10:00", now));
+        assert_eq!(parse("0h", now), parse("2026-11-22T11:00", now));
         assert_eq!(parse("now", now), Ok(now));
         for ms in [0, 1_709_164_800_000, 1_793_491_200_000 + 45_000_000, -86_400_000] {
             assert_eq!(parse(&format(ms), now), Ok(ms), "{}", format(ms));

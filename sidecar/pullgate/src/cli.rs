@@ -330,7 +330,10 @@ impl Default for StoreArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
-    /// From this time (inclusive).
+    /// From this time (inclusive): `now`, a span back from now (`30d`,
+    /// `12h`, `90m`, taken from the start of the hour it reaches into), a
+    /// date (`2026-11-01`) or a UTC time (`2026-11-01T12:00`). The store
+    /// counts by hour: the range covers the hours that begin in it.
     #[arg(long, default_value = "30d", value_name = "TIME")]
     pub since: String,
     /// Until this time (exclusive).
