@@ -32,16 +32,10 @@ impl Enricher {
             // as they came: a path or agent that is not UTF-8 makes a line
             // that is not either. Such a line is read with those bytes as
             // U+FFFD, so that no client can keep its requests out of the
-            // counts; the JSON around them is nginx's and stays whole.
-            let repaired: String;
-            let parsed = match Record::parse(line) {
-                Err(e) if e.0.starts_with(record::NOT_UTF8) => {
-                    repaired = String::from_utf8_lossy(line).into_owned();
-                    Record::parse(repaired.as_bytes())
-                }
-                parsed => parsed,
-            };
-            match parsed {
+            // counts; the JSON around them is nginx's and stays whole. A
+            // line that is UTF-8 is borrowed as it is, not copied.
+            let text = String::from_utf8_lossy(line);
+            match Record::parse(&text) {
                 Ok(r) => {
                     // Only a proxied request's 429 is the upstream's; a redirected client meets it elsewhere.
                     if r.status == 429 && record::text(r.mode) == "proxy" {
