@@ -120,6 +120,41 @@ describe("route lookups", function()
         assert.is_nil(ngx.exited)
     end)
 
+    it("decides each agent once per user-agent list, within a bound", function()
+        local matched = 0
+        local find = ngx.re.find
+        ngx.re.find = function(...) matched = matched + 1; return find(...) end
+        package.loaded["pullgate.route"] = nil
+        route = require "pullgate.route"
+        route.refresh()
+        ngx.var.pg_route, ngx.var.pg_rest, ngx.var.pg_tail = "acme", "tool", "manifests/1"
+        for _ = 1, 3 do
+            ngx.var.http_user_agent = "containerd/1.7"
+            assert.are.equal("http://up/v2/acme/tool/manifests/1", route.redirect())
+            ngx.var.http_user_agent = "skopeo/1.13"
+            assert.are.equal("", route.redirect())
+        end
+        assert.are.equal(2, matched, "two agents, each matched once")
+        -- Another list decides the same agent again, by its own patterns.
+        dict:set("table", HEADER .. (AUTO_GLOB:gsub("%(%?:%^containerd/%)", "(?:^skopeo/)")))
+        dict:set("version", "v2")
+        route.refresh()
+        assert.are.equal("http://up/v2/acme/tool/manifests/1", route.redirect())
+        assert.are.equal(3, matched)
+        -- Long agents are matched every time; past 4096 decisions the cache starts over.
+        ngx.var.http_user_agent = "containerd/" .. string.rep("x", 600)
+        route.redirect(); route.redirect()
+        assert.are.equal(5, matched)
+        for i = 1, 4096 do
+            ngx.var.http_user_agent = "agent/" .. i
+            route.redirect()
+        end
+        matched = 0
+        ngx.var.http_user_agent = "skopeo/1.13"
+        route.redirect(); route.redirect()
+        assert.are.equal(1, matched, "forgotten when the cache started over, then kept again")
+    end)
+
     it("proxies a proxy route and sets its origin for Location rewriting", function()
         ngx.var.pg_route, ngx.var.pg_tail = "prox", "manifests/2"
         route.registry()
