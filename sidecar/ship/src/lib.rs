@@ -189,7 +189,16 @@ fn read_all(
     }
 }
 
-/// The sink stage: deliver each batch, dead-letter what is refused, then checkpoint.
+/// How often, at most, the checkpoint moves while batches keep coming.
+/// Each move is two fsyncs, and on ext4 (`data=ordered`) each also waits
+/// for the data nginx appended to the log meanwhile: saved per batch, some
+/// 70 a second under load, they cost a saturated gateway a tenth of its
+/// throughput. A crash re-ships at most this much more (ids dedupe).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// The sink stage: deliver each batch, dead-letter what is refused, then
+/// move the checkpoint past it: at most every [`CHECKPOINT_EVERY`], and at
+/// once when no batch follows within that time.
 async fn deliver_all(
     mut rx: mpsc::Receiver<Batch>,
     mut sink: Sink,
@@ -197,13 +206,35 @@ async fn deliver_all(
     checkpoint: PathBuf,
     stats: &Stats,
 ) -> std::io::Result<()> {
-    while let Some(batch) = rx.recv().await {
+    let mut unsaved: Option<tail::Position> = None;
+    let mut saved_at = std::time::Instant::now();
+    loop {
+        let next = match &unsaved {
+            None => rx.recv().await,
+            // None when the time is up: save what is acknowledged.
+            Some(_) => tokio::time::timeout(CHECKPOINT_EVERY.saturating_sub(saved_at.elapsed()), rx.recv()).await.unwrap_or(None),
+        };
+        let Some(mut batch) = next else {
+            // The flow paused, or ended: what was acknowledged is saved now.
+            if let Some(pos) = unsaved.take() {
+                tail::save_checkpoint(&checkpoint, &pos)?;
+                saved_at = std::time::Instant::now();
+            }
+            if rx.is_closed() && rx.is_empty() {
+                return Ok(());
+            }
+            continue;
+        };
         dead.add(&batch.dead)?;
         let refused = sink.deliver(&batch.events, stats).await;
         dead.add(&refused)?;
         // Acknowledged: the checkpoint may move past these lines.
-        if let Some(pos) = &batch.position {
-            tail::save_checkpoint(&checkpoint, pos)?;
+        if let Some(pos) = batch.position.take() {
+            unsaved = Some(pos);
+        }
+        if unsaved.is_some() && saved_at.elapsed() >= CHECKPOINT_EVERY {
+            tail::save_checkpoint(&checkpoint, unsaved.as_ref().expect("checked"))?;
+            (unsaved, saved_at) = (None, std::time::Instant::now());
         }
         stats.dead_unparsed.fetch_add(batch.dead.len() as u64, Relaxed);
         stats.dead_refused.fetch_add(refused.len() as u64, Relaxed);
@@ -213,7 +244,6 @@ async fn deliver_all(
             stats.newest_acked_ms.fetch_max(newest, Relaxed);
         }
     }
-    Ok(())
 }
 
 /// `pullgate ship`: ship until killed, with a summary in the log every 10 s.
