@@ -476,6 +476,11 @@ fn moto_outage(w: &World) -> Result<(), String> {
     // What the first moto has, read while the shipper is paused, then moto stops.
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+    // A PutLogEvents the shipper sent just before it stopped may still be
+    // in moto's hands (its threads answer it after this read could): let
+    // it land first, or its events, acknowledged once the shipper goes on,
+    // would be in neither moto's reading.
+    std::thread::sleep(Duration::from_millis(500));
     let before = messages(&moto.endpoint(), GROUP, "node-1")?;
     moto.stop();
     unsafe { libc::kill(pid as i32, libc::SIGCONT) };
