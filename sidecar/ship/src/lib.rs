@@ -211,37 +211,34 @@ async fn deliver_all(
     loop {
         let next = match &unsaved {
             None => rx.recv().await,
-            // None when the time is up: save what is acknowledged.
+            // None when the time is up, as when the flow ends.
             Some(_) => tokio::time::timeout(CHECKPOINT_EVERY.saturating_sub(saved_at.elapsed()), rx.recv()).await.unwrap_or(None),
         };
-        let Some(mut batch) = next else {
-            // The flow paused, or ended: what was acknowledged is saved now.
+        let paused = next.is_none();
+        if let Some(mut batch) = next {
+            dead.add(&batch.dead)?;
+            let refused = sink.deliver(&batch.events, stats).await;
+            dead.add(&refused)?;
+            // Acknowledged: the checkpoint may move past these lines.
+            if let Some(pos) = batch.position.take() {
+                unsaved = Some(pos);
+            }
+            stats.dead_unparsed.fetch_add(batch.dead.len() as u64, Relaxed);
+            stats.dead_refused.fetch_add(refused.len() as u64, Relaxed);
+            stats.shipped.fetch_add((batch.events.len() - refused.len()) as u64, Relaxed);
+            stats.bytes_acked.fetch_add(batch.bytes, Relaxed);
+            if let Some(newest) = batch.events.iter().map(|e| e.ts_ms.max(0) as u64).max() {
+                stats.newest_acked_ms.fetch_max(newest, Relaxed);
+            }
+        }
+        if paused || saved_at.elapsed() >= CHECKPOINT_EVERY {
             if let Some(pos) = unsaved.take() {
                 tail::save_checkpoint(&checkpoint, &pos)?;
                 saved_at = std::time::Instant::now();
             }
-            if rx.is_closed() && rx.is_empty() {
-                return Ok(());
-            }
-            continue;
-        };
-        dead.add(&batch.dead)?;
-        let refused = sink.deliver(&batch.events, stats).await;
-        dead.add(&refused)?;
-        // Acknowledged: the checkpoint may move past these lines.
-        if let Some(pos) = batch.position.take() {
-            unsaved = Some(pos);
         }
-        if unsaved.is_some() && saved_at.elapsed() >= CHECKPOINT_EVERY {
-            tail::save_checkpoint(&checkpoint, unsaved.as_ref().expect("checked"))?;
-            (unsaved, saved_at) = (None, std::time::Instant::now());
-        }
-        stats.dead_unparsed.fetch_add(batch.dead.len() as u64, Relaxed);
-        stats.dead_refused.fetch_add(refused.len() as u64, Relaxed);
-        stats.shipped.fetch_add((batch.events.len() - refused.len()) as u64, Relaxed);
-        stats.bytes_acked.fetch_add(batch.bytes, Relaxed);
-        if let Some(newest) = batch.events.iter().map(|e| e.ts_ms.max(0) as u64).max() {
-            stats.newest_acked_ms.fetch_max(newest, Relaxed);
+        if paused && rx.is_closed() && rx.is_empty() {
+            return Ok(());
         }
     }
 }
